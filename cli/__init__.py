@@ -1,0 +1,1 @@
+"""The modelsurgeon command line: a thin click adapter over :mod:`modelsurgeon.core`."""

@@ -1,0 +1,62 @@
+"""Exit codes, mapped from exception classes in exactly one place."""
+
+from __future__ import annotations
+
+import errno
+from enum import IntEnum
+
+from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError,
+                                      OutputExistsError, SurgeryError, UnsupportedOpError)
+
+
+class ExitCode(IntEnum):
+    """What ``modelsurgeon`` returns to the shell (documented in the README)."""
+
+    OK = 0
+    DIFFERENT = 1  #: diff: the checkpoints differ
+    USAGE = 2  #: bad options or arguments
+    NOT_FOUND = 3  #: an input file does not exist
+    BAD_CHECKPOINT = 4  #: unreadable, corrupt, hostile or unsupported file
+    MISMATCH = 5  #: a checkpoint does not fit the model
+    INVALID = 6  #: the requested change or run cannot be done as asked
+    OUTPUT_EXISTS = 7  #: the output exists and --force was not given
+    UNSUPPORTED = 8  #: an operator or feature the engine does not support
+    IO_ERROR = 9  #: the output cannot be written (permission, disk full...)
+    INTERNAL = 70  #: a bug in modelsurgeon (run again with --traceback and report it)
+    INTERRUPTED = 130  #: interrupted (Ctrl-C)
+
+
+#: Most specific first.
+_EXCEPTIONS: list[tuple[type[BaseException], ExitCode]] = [
+    (InputNotFoundError, ExitCode.NOT_FOUND),
+    (CheckpointError, ExitCode.BAD_CHECKPOINT),
+    (MismatchError, ExitCode.MISMATCH),
+    (OutputExistsError, ExitCode.OUTPUT_EXISTS),
+    (UnsupportedOpError, ExitCode.UNSUPPORTED),
+    (SurgeryError, ExitCode.INVALID),
+    (ModelSurgeonError, ExitCode.INVALID),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED),
+    (OSError, ExitCode.IO_ERROR),
+]
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    for cls, code in _EXCEPTIONS:
+        if isinstance(exc, cls):
+            return code
+    return ExitCode.INTERNAL
+
+
+def message_for(exc: BaseException) -> str:
+    """One line for the user."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, OSError) and not isinstance(exc, ModelSurgeonError):
+        reason = {errno.ENOSPC: "no space left on device", errno.EACCES: "permission denied",
+                  errno.EROFS: "read-only file system"}.get(exc.errno or 0, exc.strerror or str(exc))
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return f"{where}{reason}"
+    text = str(exc) or type(exc).__name__
+    if exit_code_for(exc) is ExitCode.INTERNAL:
+        text = f"internal error ({type(exc).__name__}: {text}); run again with --traceback and report it"
+    return " ".join(text.split())

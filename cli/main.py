@@ -1,0 +1,114 @@
+"""``modelsurgeon``: inspect, rename, re-head, convert, compare and run model checkpoints.
+
+Errors are one line on stderr (or a JSON error object on stdout under ``--json``) with an exit
+code from :class:`~modelsurgeon.cli.errors.ExitCode`; tracebacks only with ``--traceback``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from modelsurgeon.core import __version__
+
+from .errors import ExitCode, exit_code_for, message_for
+from .output import Output
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class SurgeonGroup(click.Group):
+    """Runs a command and turns every exception into one line and an exit code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        want_json = "--json" in argv
+        show_traceback = "--traceback" in argv
+        try:
+            result = super().main(args=argv, prog_name=prog_name or "modelsurgeon", standalone_mode=False, **extra)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.ClickException as exc:
+            code = ExitCode.USAGE if isinstance(exc, click.UsageError) else ExitCode.INVALID
+            if want_json:
+                _json_error(code, exc.format_message())
+            else:
+                exc.show()
+            sys.exit(int(code))
+        except click.Abort:
+            _report(ExitCode.INTERRUPTED, "interrupted", want_json)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except BaseException as exc:  # noqa: BLE001 - the one place that maps every error
+            if isinstance(exc, SystemExit):
+                raise
+            if show_traceback:
+                traceback.print_exc()
+            code = exit_code_for(exc)
+            _report(code, message_for(exc), want_json)
+            sys.exit(int(code))
+        sys.exit(int(result) if isinstance(result, int) else 0)
+
+
+def _json_error(code: ExitCode, message: str) -> None:
+    import json
+    document = {"schema_version": 1, "tool": "modelsurgeon", "version": __version__,
+                "error": {"code": int(code), "type": code.name.lower(), "message": " ".join(message.split())}}
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _report(code: ExitCode, message: str, want_json: bool) -> None:
+    if want_json:
+        _json_error(code, message)
+    else:
+        sys.stderr.write(f"Error: {message}\n")
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` and ``--quiet`` for every command; the command receives ``out: Output``."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (nothing else).")
+    @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, as_json: bool, quiet: bool, **kwargs: Any) -> Any:
+        return command(*args, out=Output(json=as_json, quiet=quiet), **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=SurgeonGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="modelsurgeon")
+@click.option("--traceback", is_flag=True, help="Show the full traceback when something fails.")
+def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
+    """Inspect, rename, re-head, convert, compare and run model checkpoints.
+
+    Reads modelsurgeon HDF5 checkpoints (structural and name-keyed), MXNet .params/.npz with
+    their -symbol.json, safetensors (also sharded), Keras HDF5 and, with PyTorch installed,
+    .pt/.pth state dicts. The format is detected from the file's bytes.
+
+    \b
+    Exit codes: 0 ok, 1 differences found (diff), 2 usage, 3 input not found,
+    4 bad checkpoint, 5 checkpoint does not fit the model, 6 request cannot be done,
+    7 output exists (use --force), 8 unsupported operator/feature, 9 cannot write output,
+    70 internal error.
+
+    \b
+    Example:
+      modelsurgeon inspect sample_models/cnn.h5 --tree
+    """
+
+
+def register() -> None:
+    from . import commands_edit, commands_read  # noqa: F401 - they add their commands to cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    register()
+    cli.main(args=argv)
+
+
+register()

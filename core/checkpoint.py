@@ -1,0 +1,394 @@
+"""Checkpoints: open any supported file, save and load structural checkpoints, export graphs.
+
+This module and :mod:`.formats` are the only places that touch files. Opening detects the
+format from the file's bytes, never its name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import architecture as arch
+from .errors import CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError, brief_list
+from .formats import h5safe
+from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+from .formats.h5 import H5Reader, write_h5
+from .parameter import UNKNOWN, Parameter
+from .symbol import Graph
+
+if TYPE_CHECKING:
+    from .block import Block, HybridBlock
+
+MAX_GRAPH_BYTES = 256 << 20
+ROLE_PREFIX = re.compile(r"^(arg|aux):")
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+def detect_format(path: str) -> str:
+    """A short format name from the file's first bytes (``'hdf5'``, ``'mxnet-params'``...)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise InputNotFoundError(path, "no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(path, "is a directory, not a checkpoint file") from None
+    except PermissionError:
+        raise CheckpointError(path, "permission denied") from None
+    if h5safe.is_hdf5(head):
+        return "hdf5"
+    from .formats import mxnet, safetensors_io
+    found = mxnet.sniff(head)
+    if found == "mxnet-params":
+        return found
+    if found == "npz":
+        from .formats import torch_io
+        return "torch" if torch_io.sniff_torch_zip(path) else "npz"
+    if safetensors_io.sniff(head, size):
+        return "safetensors"
+    if head.lstrip()[:1] == b"{" and b"weight_map" in _peek(path, 1 << 16):
+        return "safetensors-index"
+    from .formats import torch_io
+    if torch_io.is_legacy_pickle(head):
+        return "torch"
+    if size == 0:
+        raise CheckpointError(path, "file is empty")
+    raise CheckpointError(path, "not a checkpoint format modelsurgeon reads (HDF5, MXNet .params/.npz, "
+                                "safetensors, Keras HDF5, PyTorch)")
+
+
+def _peek(path: str, limit: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(limit)
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
+    """Open a checkpoint of any supported format for lazy reading.
+
+    >>> import tempfile, os
+    >>> from modelsurgeon.core import nn
+    >>> net = nn.Dense(2, in_units=3); _ = net.initialize()
+    >>> path = os.path.join(tempfile.mkdtemp(), "d.h5"); net.save_parameters(path)
+    >>> with open_checkpoint(path) as ckpt:
+    ...     ckpt.kind, [(i.key, i.shape) for i in ckpt.tensors.values()]
+    ('structural', [('weight', (2, 3)), ('bias', (2,))])
+    """
+    path = os.fspath(path)
+    kind = detect_format(path)
+    if kind == "hdf5":
+        handle = h5safe.open_h5(path)
+        from .formats import h5
+        try:
+            if h5.is_ours(handle):
+                return H5Reader(path, handle)
+            from .formats import keras
+            if keras.looks_like_keras(handle):
+                handle.close()
+                return keras.KerasH5Reader(path)
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()
+        raise CheckpointError(path, "HDF5 file is neither a modelsurgeon checkpoint nor a Keras weights file")
+    if kind == "mxnet-params":
+        from .formats import mxnet
+        return _attach_sibling_graph(mxnet.MXNetParamsReader(path))
+    if kind == "npz":
+        from .formats import mxnet
+        return _attach_sibling_graph(mxnet.MXNetNpzReader(path))
+    if kind == "safetensors":
+        from .formats import safetensors_io
+        return safetensors_io.SafetensorsReader(path)
+    if kind == "safetensors-index":
+        from .formats import safetensors_io
+        return safetensors_io.ShardedSafetensorsReader(path)
+    from .formats import torch_io
+    return torch_io.TorchReader(path)
+
+
+def sibling_graph_path(params_path: str) -> str | None:
+    """``x-symbol.json`` beside ``x-0000.params`` (or ``x.params``), if it exists."""
+    base = os.path.basename(params_path)
+    stem = re.sub(r"(-\d{4})?\.[^.]+$", "", base)
+    candidate = os.path.join(os.path.dirname(params_path), f"{stem}-symbol.json")
+    return candidate if os.path.isfile(candidate) else None
+
+
+def _attach_sibling_graph(reader: CheckpointReader) -> CheckpointReader:
+    if reader.graph is None and reader.kind == NAMED:
+        graph_path = sibling_graph_path(reader.path)
+        if graph_path is not None:
+            reader.graph = read_graph_file(graph_path).to_dict()
+            reader.metadata = {**reader.metadata, "graph_file": graph_path}
+    return reader
+
+
+def read_graph_file(path: str) -> Graph:
+    """Read and validate an MXNet ``-symbol.json`` file."""
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_GRAPH_BYTES:
+            raise CheckpointError(path, f"graph file is {size} bytes, more than {MAX_GRAPH_BYTES}")
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise InputNotFoundError(path, "no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(path, "is a directory, not a graph file") from None
+    except PermissionError:
+        raise CheckpointError(path, "permission denied") from None
+    try:
+        return Graph.from_json(text)
+    except CheckpointError:
+        raise
+    except ModelSurgeonError as exc:
+        raise CheckpointError(path, str(exc)) from None
+
+
+# -- matching -----------------------------------------------------------------------------------
+
+@dataclass
+class MatchReport:
+    """How a checkpoint's keys line up with a model's."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    dtype_mismatched: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched or self.dtype_mismatched)
+
+
+def strip_role(key: str) -> str:
+    return ROLE_PREFIX.sub("", key)
+
+
+def _fits(model_shape: tuple[int, ...] | None, file_shape: tuple[int, ...]) -> bool:
+    if model_shape is None:
+        return True
+    return len(model_shape) == len(file_shape) and all(
+        m in (UNKNOWN, f) for m, f in zip(model_shape, file_shape))
+
+
+def match(params: dict[str, Parameter], available: dict[str, tuple[tuple[int, ...], np.dtype]],
+          cast_dtype: bool = True) -> MatchReport:
+    """Compare model Parameters (by key) with file tensors (key -> (shape, dtype))."""
+    report = MatchReport()
+    keys_of: dict[int, list[str]] = {}
+    for key, param in params.items():
+        keys_of.setdefault(id(param), []).append(key)
+    for key, param in params.items():
+        if key not in available:
+            if not any(alias in available for alias in keys_of[id(param)]):
+                report.missing.append(key)
+            continue
+        shape, dtype = available[key]
+        if not _fits(param.shape, shape):
+            report.mismatched.append((key, tuple(shape), tuple(param.shape or ())))
+        elif not cast_dtype and np.dtype(dtype) != param.dtype:
+            report.dtype_mismatched.append((key, str(np.dtype(dtype)), str(param.dtype)))
+    report.unexpected = [key for key in available if key not in params]
+    for items in (report.missing, report.unexpected, report.mismatched, report.dtype_mismatched):
+        items.sort()
+    return report
+
+
+def mismatch_error(report: MatchReport, source: str, model: str, allow_missing: bool,
+                   ignore_extra: bool) -> MismatchError | None:
+    """One MismatchError describing every problem the options do not relax (None if none)."""
+    parts = []
+    if report.missing and not allow_missing:
+        parts.append(f"{len(report.missing)} missing: {brief_list(report.missing)} "
+                     "(set allow_missing=True to ignore missing parameters)")
+    if report.unexpected and not ignore_extra:
+        parts.append(f"{len(report.unexpected)} unexpected: {brief_list(report.unexpected)} "
+                     "(set ignore_extra=True to ignore extra parameters)")
+    if report.mismatched:
+        shown = [f"{k} file {f} vs model {m}" for k, f, m in report.mismatched]
+        parts.append(f"{len(report.mismatched)} shape mismatch(es): {brief_list(shown)} "
+                     "(no option relaxes this: replace the layer, e.g. with replace-head)")
+    if report.dtype_mismatched:
+        shown = [f"{k} file {f} vs model {m}" for k, f, m in report.dtype_mismatched]
+        parts.append(f"{len(report.dtype_mismatched)} dtype mismatch(es): {brief_list(shown)} "
+                     "(set cast_dtype=True to cast)")
+    if not parts:
+        return None
+    error = MismatchError(f"cannot load {source} into {model}: " + "; ".join(parts))
+    error.report = report  # type: ignore[attr-defined]
+    return error
+
+
+def _load(block: "Block", available: dict[str, tuple[tuple[int, ...], np.dtype]],
+          read: Callable[[str], np.ndarray], source: str, allow_missing: bool, ignore_extra: bool,
+          cast_dtype: bool, dtype_source: str) -> None:
+    params = block.collect_params()
+    report = match(params, available, cast_dtype)
+    error = mismatch_error(report, source, type(block).__name__, allow_missing, ignore_extra)
+    if error is not None:
+        raise error
+    done: set[int] = set()
+    for key, param in params.items():
+        if key not in available or id(param) in done:
+            continue
+        param._load_init(read(key), cast_dtype=cast_dtype, dtype_source=dtype_source)
+        done.add(id(param))
+
+
+def load_arrays(block: "Block", arrays: dict[str, Any], allow_missing: bool = False,
+                ignore_extra: bool = False, cast_dtype: bool = False, dtype_source: str = "current",
+                source: str = "param_dict") -> None:
+    """Load in-memory arrays keyed by structural name (``arg:``/``aux:`` prefixes stripped)."""
+    loaded = {strip_role(k): np.asarray(v) for k, v in arrays.items()}
+    available = {k: (v.shape, v.dtype) for k, v in loaded.items()}
+    _load(block, available, loaded.__getitem__, source, allow_missing, ignore_extra, cast_dtype, dtype_source)
+
+
+def structural_view(reader: CheckpointReader) -> dict[str, str]:
+    """structural key -> file key, from the structural names a named file records."""
+    view: dict[str, str] = {}
+    for info in reader.tensors.values():
+        for name in info.structural:
+            view.setdefault(name, info.key)
+    return view
+
+
+def load_parameters(block: "Block", filename: str, allow_missing: bool = False, ignore_extra: bool = False,
+                    cast_dtype: bool = False, dtype_source: str = "current") -> None:
+    """Load any supported checkpoint into ``block`` by structural name, reading one tensor at a time.
+
+    Name-keyed files load through the structural names they record; a SymbolBlock loads by
+    its graph's variable names.
+    """
+    from .symbol_block import SymbolBlock
+    with open_checkpoint(filename) as reader:
+        keys = {info.key: info.key for info in reader.tensors.values()}
+        if reader.kind == NAMED and not isinstance(block, SymbolBlock):
+            view = structural_view(reader)
+            if view:
+                keys = view
+        available = {k: (reader.tensors[src].shape, reader.tensors[src].dtype) for k, src in keys.items()}
+        _load(block, available, lambda k: reader.read(keys[k]), f"'{filename}'", allow_missing,
+              ignore_extra, cast_dtype, dtype_source)
+
+
+# -- saving -------------------------------------------------------------------------------------
+
+def parameter_infos(block: "Block", deduplicate: bool = False) -> tuple[list[TensorInfo], dict[str, Parameter]]:
+    """TensorInfos for a structural checkpoint of ``block``; shared Parameters become aliases."""
+    infos, params, first = [], {}, {}
+    for key, param in block.named_parameters():
+        data = param._require_data()
+        if id(param) in first:
+            if not deduplicate:
+                infos.append(TensorInfo(key, data.shape, data.dtype, alias_of=first[id(param)]))
+            continue
+        first[id(param)] = key
+        params[key] = param
+        infos.append(TensorInfo(key, data.shape, data.dtype))
+    return infos, params
+
+
+def save_parameters(block: "Block", filename: str, deduplicate: bool = False,
+                    metadata: dict[str, str] | None = None) -> None:
+    """Write a structural checkpoint (and the architecture, when every layer is registered)."""
+    infos, params = parameter_infos(block, deduplicate)
+    write_h5(filename, STRUCTURAL, infos, lambda info: params[info.key].data(),
+             architecture=arch.describe(block), metadata=metadata)
+
+
+def named_infos(block: "HybridBlock", graph: Graph, params: dict[str, Parameter]) -> list[TensorInfo]:
+    """TensorInfos keyed by unique name, with role and the structural names of each tensor."""
+    structural: dict[int, list[str]] = {}
+    for key, param in block.named_parameters():
+        structural.setdefault(id(param), []).append(key)
+    aux = set(graph.aux_variables())
+    infos = []
+    for name in graph.variables():
+        param = params.get(name)
+        if param is None:
+            continue
+        data = param._require_data()
+        infos.append(TensorInfo(name, data.shape, data.dtype, "aux" if name in aux else "arg",
+                                tuple(structural.get(id(param), ()))))
+    return infos
+
+
+def export_block(block: "HybridBlock", path: str, epoch: int = 0, format: str = "h5") -> tuple[str, str | None]:
+    """Trace ``block`` and write ``{path}-symbol.json`` plus name-keyed parameters.
+
+    ``format='h5'`` writes ``{path}-{epoch:04d}.h5`` (embedding the graph);
+    ``format='mxnet'`` writes MXNet's binary ``{path}-{epoch:04d}.params`` with ``arg:``/``aux:`` keys.
+    """
+    if format not in ("h5", "mxnet"):
+        raise ModelSurgeonError(f"export format must be 'h5' or 'mxnet', not {format!r}")
+    graph, params = block.trace()
+    infos = named_infos(block, graph, params)
+    fetch = lambda info: params[info.key].data()  # noqa: E731
+    symbol_file = f"{path}-symbol.json"
+    from .formats.atomic import atomic_output
+    with atomic_output(symbol_file) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(graph.to_json())
+    if not infos:
+        return symbol_file, None
+    if format == "mxnet":
+        from .formats import mxnet
+        params_file = f"{path}-{epoch:04d}.params"
+        mxnet.write_params(params_file, infos, fetch)
+    else:
+        params_file = f"{path}-{epoch:04d}.h5"
+        write_h5(params_file, NAMED, infos, fetch, graph=graph.to_dict(), architecture=arch.describe(block))
+    return symbol_file, params_file
+
+
+# -- models from files --------------------------------------------------------------------------
+
+def model_from_reader(reader: CheckpointReader) -> "Block":
+    """A runnable block from a checkpoint's embedded architecture or graph, weights loaded.
+
+    Raises ModelSurgeonError when the file has neither (keys-only files cannot run).
+    """
+    from .symbol_block import SymbolBlock
+    if reader.kind == STRUCTURAL and reader.architecture is not None:
+        block = arch.build(reader.architecture)
+        specs = arch.input_specs(reader.architecture)
+        if specs:
+            object.__setattr__(block, "_input_specs", [(s, np.dtype(d)) for _, s, d in specs])
+        keys = {info.key: info.key for info in reader.tensors.values()}
+    elif reader.graph is not None:
+        graph = Graph.from_json(reader.graph)
+        variables = set(graph.variables())
+        keys = {info.key: info.key for info in reader.tensors.values()}
+        inputs = [name for name in graph.variables() if name not in keys]
+        block = SymbolBlock(graph, inputs)
+        if not set(keys) <= variables:
+            extra = sorted(set(keys) - variables)
+            raise ModelSurgeonError(f"{reader.path}: tensors {brief_list(extra)} are not in the graph")
+    else:
+        raise ModelSurgeonError(f"{reader.path} has no architecture or graph, only weights; give a model "
+                                "(--model NAME) or a -symbol.json to run it")
+    available = {k: (reader.tensors[v].shape, reader.tensors[v].dtype) for k, v in keys.items()}
+    _load(block, available, lambda k: reader.read(keys[k]), f"'{reader.path}'", False, False, True, "saved")
+    return block
+
+
+def iter_arrays(reader: CheckpointReader, keys: Iterable[str] | None = None) -> Iterable[tuple[TensorInfo, np.ndarray]]:
+    """Yield (info, array) one tensor at a time."""
+    for key in keys if keys is not None else list(reader.tensors):
+        yield reader.tensors[key], reader.read(key)
+
+
+__all__ = ["MatchReport", "detect_format", "export_block", "iter_arrays", "load_arrays", "load_parameters",
+           "match", "mismatch_error", "model_from_reader", "named_infos", "open_checkpoint",
+           "parameter_infos", "read_graph_file", "save_parameters", "sibling_graph_path", "strip_role",
+           "structural_view"]

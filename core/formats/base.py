@@ -1,0 +1,94 @@
+"""The reader interface every checkpoint format implements.
+
+A reader opens a file, validates its structure and lists its tensors (key, shape, dtype and
+what the format knows about each) **without reading tensor data**; :meth:`CheckpointReader.read`
+then reads one tensor at a time. ``inspect`` and every streaming operation build on this.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+STRUCTURAL = "structural"
+NAMED = "named"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a checkpoint says about one tensor, before its data is read.
+
+    Attributes:
+        key: the tensor's key in this file's scheme (``features.0.weight``, ``param_..._weight``,
+            ``resnetv10_conv0_weight``...), with any ``arg:``/``aux:`` prefix removed.
+        shape, dtype: as stored.
+        role: ``'arg'`` or ``'aux'`` where the file tells (name-keyed files), else None.
+        structural: the structural names a name-keyed tensor came from, where recorded.
+        alias_of: for a tensor stored once under several keys, the first key that holds it.
+    """
+
+    key: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    role: str | None = None
+    structural: tuple[str, ...] = ()
+    alias_of: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+
+class CheckpointReader(ABC):
+    """An open checkpoint: metadata up front, tensor data on demand.
+
+    Subclasses set, in ``__init__``: ``path``, ``format`` (a short format name such as
+    ``'modelsurgeon-h5'``, ``'mxnet-params'``, ``'safetensors'``), ``kind`` (``'structural'`` or
+    ``'named'``), ``tensors`` (an insertion-ordered dict of :class:`TensorInfo` by key), and where
+    the file has them ``architecture`` (our architecture document), ``graph`` (MXNet graph JSON
+    as a dict) and ``metadata`` (format-specific string metadata, e.g. safetensors'
+    ``__metadata__``). Every problem found while opening is a ``CheckpointError``.
+    """
+
+    path: str
+    format: str
+    kind: str
+    tensors: dict[str, TensorInfo]
+    architecture: dict[str, Any] | None = None
+    graph: dict[str, Any] | None = None
+    metadata: dict[str, str]
+
+    @abstractmethod
+    def read(self, key: str) -> np.ndarray:
+        """The data of tensor ``key`` (a fresh array, or a read-only view of a mapped file)."""
+
+    def close(self) -> None:
+        """Release the file; the default has nothing to release."""
+
+    def __enter__(self) -> "CheckpointReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def keys(self) -> list[str]:
+        return list(self.tensors)
+
+    def total_bytes(self) -> int:
+        return sum(info.nbytes for info in self.tensors.values() if info.alias_of is None)

@@ -1,0 +1,293 @@
+"""modelsurgeon's own HDF5 checkpoint format (specified in docs/format.md).
+
+Layout::
+
+    /                       attrs: format="modelsurgeon", kind="structural"|"named",
+                                   format_version=1, creator="modelsurgeon 0.1.0"
+    /tensors/<escaped key>  one dataset per tensor, in model order; a shared tensor is stored
+                            once and hard-linked under its other keys.
+                            named files: attrs role="arg"|"aux", structural=JSON list of names
+    /meta/architecture      JSON text (optional): the layer tree, see core/architecture.py
+    /meta/graph             JSON text (optional): MXNet -symbol.json schema
+    /meta/metadata          JSON text (optional): {str: str} provenance and carried metadata
+
+Files are reproducible: no timestamps, fixed creation order, so the same model saved twice
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import CheckpointError, ModelSurgeonError
+from . import h5safe
+from .atomic import atomic_output
+from .base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+
+FORMAT_NAME = "modelsurgeon"
+FORMAT_VERSION = 1
+KINDS = (STRUCTURAL, NAMED)
+ROLES = ("arg", "aux")
+#: The dtypes a tensor may have (docs/format.md, "Dtypes").
+DTYPES = frozenset(np.dtype(t) for t in (
+    "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64", "bool"))
+
+Fetch = Callable[[TensorInfo], np.ndarray]
+Progress = Callable[[int, int], None]
+
+
+def escape_key(key: str) -> str:
+    """The dataset name of a key: ``%``, ``/`` and control characters percent-encoded, ``.`` alone as ``%2E``.
+
+    >>> escape_key("features.0.weight"), escape_key("dense/kernel:0"), escape_key(".")
+    ('features.0.weight', 'dense%2Fkernel:0', '%2E')
+    """
+    if not isinstance(key, str) or not key:
+        raise ModelSurgeonError(f"tensor keys must be non-empty strings, not {key!r}")
+    if key == ".":
+        return "%2E"
+    out = []
+    for char in key:
+        if char in "%/" or ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"%{ord(char):02X}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def unescape_key(name: str) -> str:
+    """Inverse of :func:`escape_key`."""
+    if "%" not in name:
+        return name
+    out, i = [], 0
+    while i < len(name):
+        if name[i] == "%" and _is_hex(name[i + 1:i + 3]):
+            out.append(chr(int(name[i + 1:i + 3], 16)))
+            i += 3
+        else:
+            out.append(name[i])
+            i += 1
+    return "".join(out)
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 2 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def is_ours(f: h5py.File) -> bool:
+    return f.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+
+
+def _attr_text(f: h5py.File, name: str, path: str) -> str:
+    value = f.attrs.get(name)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise CheckpointError(path, f"root attribute '{name}' is missing or not text")
+    return value
+
+
+class H5Reader(CheckpointReader):
+    """Reads our HDF5 checkpoints; validates the whole layout before listing anything."""
+
+    format = "modelsurgeon-h5"
+
+    def __init__(self, path: str, handle: h5py.File | None = None, writable: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._f = handle if handle is not None else h5safe.open_h5(self.path, "r+" if writable else "r")
+        try:
+            self._load()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _load(self) -> None:
+        f, path = self._f, self.path
+        if not is_ours(f):
+            raise CheckpointError(path, "HDF5 file is not a modelsurgeon checkpoint (no format attribute)")
+        version = f.attrs.get("format_version")
+        if not isinstance(version, (int, np.integer)):
+            raise CheckpointError(path, "root attribute 'format_version' is missing or not an integer")
+        if int(version) > FORMAT_VERSION:
+            raise CheckpointError(path, f"written in format version {int(version)} by a newer modelsurgeon; "
+                                        f"this version reads up to {FORMAT_VERSION}")
+        self.kind = _attr_text(f, "kind", path)
+        if self.kind not in KINDS:
+            raise CheckpointError(path, f"unknown checkpoint kind {self.kind!r} (expected structural or named)")
+        self.creator = f.attrs.get("creator", "")
+        file_size = os.path.getsize(path)
+        self.tensors = {}
+        self._names: dict[str, str] = {}
+        first_at: dict[Any, str] = {}
+        group = f.get("tensors")
+        if group is None:
+            raise CheckpointError(path, "no /tensors group")
+        for name, obj in h5safe.children(group, path):
+            if not isinstance(obj, h5py.Dataset):
+                raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
+            h5safe.check_dataset(obj, path, file_size)
+            key = unescape_key(name)
+            if obj.dtype not in DTYPES:
+                raise CheckpointError(path, f"tensor '{key}' has unsupported dtype {obj.dtype}")
+            address = h5py.h5o.get_info(obj.id).addr
+            role = obj.attrs.get("role")
+            role = role.decode() if isinstance(role, bytes) else role
+            if role is not None and role not in ROLES:
+                raise CheckpointError(path, f"tensor '{key}' has unknown role {role!r}")
+            self.tensors[key] = TensorInfo(key, tuple(int(d) for d in obj.shape), obj.dtype, role,
+                                           self._structural(obj, key), first_at.get(address))
+            first_at.setdefault(address, key)
+            self._names[key] = name
+        meta = f.get("meta")
+        if meta is not None and not isinstance(meta, h5py.Group):
+            raise CheckpointError(path, "/meta should be a group")
+        members = dict(h5safe.children(meta, path)) if meta is not None else {}
+        self.architecture = self._json(members, "architecture")
+        self.graph = self._json(members, "graph")
+        metadata = self._json(members, "metadata") or {}
+        if not isinstance(metadata, dict):
+            raise CheckpointError(path, "/meta/metadata must be a JSON object")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise CheckpointError(path, "/meta/metadata must map strings to strings")
+        self.metadata = metadata
+
+    def _structural(self, ds: h5py.Dataset, key: str) -> tuple[str, ...]:
+        raw = ds.attrs.get("structural")
+        if raw is None:
+            return ()
+        try:
+            names = json.loads(raw)
+        except (TypeError, ValueError):
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(self.path, f"tensor '{key}' has a malformed 'structural' attribute")
+        return tuple(names)
+
+    def _json(self, members: dict[str, Any], name: str) -> Any:
+        obj = members.get(name)
+        if obj is None:
+            return None
+        if not isinstance(obj, h5py.Dataset):
+            raise CheckpointError(self.path, f"/meta/{name} should be a dataset")
+        text = h5safe.read_text(obj, self.path)
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise CheckpointError(self.path, f"/meta/{name} is not valid JSON") from None
+
+    def read(self, key: str) -> np.ndarray:
+        if key not in self._names:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        return h5safe.read_dataset(self._f["tensors"][self._names[key]], self.path)
+
+    def dataset(self, key: str) -> h5py.Dataset:
+        return self._f["tensors"][self._names[key]]
+
+    def close(self) -> None:
+        if self._f.id.valid:
+            self._f.close()
+
+
+def _write_text(group: h5py.Group, name: str, document: Any) -> None:
+    text = json.dumps(document, sort_keys=False, separators=(",", ":"))
+    group.create_dataset(name, data=text, dtype=h5py.string_dtype("utf-8"), track_times=False)
+
+
+def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
+             architecture: dict[str, Any] | None = None, graph: dict[str, Any] | None = None,
+             metadata: dict[str, str] | None = None, progress: Progress | None = None,
+             overwrite: bool = True) -> None:
+    """Write a checkpoint atomically, fetching and writing one tensor at a time.
+
+    An info with ``alias_of`` set becomes a hard link to that earlier key (shared tensor).
+    """
+    if kind not in KINDS:
+        raise ModelSurgeonError(f"kind must be 'structural' or 'named', not {kind!r}")
+    seen: set[str] = set()
+    for info in infos:
+        escape_key(info.key)
+        if info.key in seen:
+            raise ModelSurgeonError(f"duplicate tensor key '{info.key}'")
+        if info.alias_of is not None and info.alias_of not in seen:
+            raise ModelSurgeonError(f"'{info.key}' aliases '{info.alias_of}', which is not written before it")
+        if info.dtype not in DTYPES:
+            raise ModelSurgeonError(f"tensor '{info.key}' has dtype {info.dtype}, which the format "
+                                    "does not store (see docs/format.md)")
+        seen.add(info.key)
+    total = sum(info.nbytes for info in infos if info.alias_of is None)
+    done = 0
+    from .. import __version__
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with h5py.File(tmp, "w", track_order=True, libver=("earliest", "v110")) as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["kind"] = kind
+            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["creator"] = f"modelsurgeon {__version__}"
+            group = f.create_group("tensors", track_order=True)
+            for info in infos:
+                name = escape_key(info.key)
+                if info.alias_of is not None:
+                    group[name] = group[escape_key(info.alias_of)]
+                    continue
+                array = np.ascontiguousarray(fetch(info))
+                if array.shape != info.shape or array.dtype != info.dtype:
+                    raise ModelSurgeonError(f"tensor '{info.key}' is {array.shape} {array.dtype}, "
+                                            f"expected {info.shape} {info.dtype}")
+                ds = group.create_dataset(name, data=array, track_times=False)
+                if info.role is not None:
+                    ds.attrs["role"] = info.role
+                if info.structural:
+                    ds.attrs["structural"] = json.dumps(list(info.structural))
+                done += info.nbytes
+                if progress is not None:
+                    progress(done, total)
+                del array
+            if architecture is not None or graph is not None or metadata:
+                meta = f.create_group("meta", track_order=True)
+                if architecture is not None:
+                    _write_text(meta, "architecture", architecture)
+                if graph is not None:
+                    _write_text(meta, "graph", graph)
+                if metadata:
+                    _write_text(meta, "metadata", dict(sorted(metadata.items())))
+
+
+def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[str, Any] | None = None,
+                    graph: dict[str, Any] | None = None, structural: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Rename tensors inside an existing file without rewriting their data.
+
+    Datasets move to temporary names first, so swaps and chains (a->b, b->a) work.
+    ``architecture``/``graph``, when given, replace the stored documents.
+    """
+    with H5Reader(path, writable=True) as reader:
+        f = reader._f
+        group = f["tensors"]
+        for old in mapping:
+            if old not in reader._names:
+                raise ModelSurgeonError(f"no tensor '{old}' in {path}")
+        # Every link moves out and back in its original order: renamed keys keep their place
+        # in the creation-ordered group, and swaps (a->b, b->a) cannot collide.
+        staging = {}
+        for index, key in enumerate(reader._names):
+            temp = f"%00rename{index}"
+            group.move(reader._names[key], temp)
+            staging[key] = temp
+        for key, temp in staging.items():
+            group.move(temp, escape_key(mapping.get(key, key)))
+        if structural:
+            for key, names in structural.items():
+                group[escape_key(key)].attrs["structural"] = json.dumps(list(names))
+        for name, document in (("architecture", architecture), ("graph", graph)):
+            if document is None:
+                continue
+            meta = f.require_group("meta")
+            if name in meta:
+                del meta[name]
+            _write_text(meta, name, document)

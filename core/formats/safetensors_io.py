@@ -1,0 +1,753 @@
+"""safetensors files, single and sharded: header-only reading and a streaming, atomic writer.
+
+Layout (``safetensors`` README, "Format")::
+
+    [u64 little-endian N][N bytes of UTF-8 JSON header, right-padded with spaces][tensor bytes]
+
+The header maps each tensor name to ``{"dtype", "shape", "data_offsets": [begin, end]}``
+(offsets relative to the byte buffer) and may hold ``"__metadata__": {str: str}``.
+
+Reading. :class:`SafetensorsReader` validates the header through the ``safetensors`` package
+(``safe_open``, which checks that the offsets are contiguous, the sizes agree and the file is
+exactly covered) after its own checks (regular file, header length, UTF-8, JSON, duplicate
+names), and reads nothing else until :meth:`~SafetensorsReader.read` is asked for one tensor.
+Keys are listed in file (offset) order. Every problem is one :class:`CheckpointError`.
+Tensor bytes are read with ``pread`` (the package's ``backend="pread"`` where it has one), so
+a file truncated after it was opened gives an error, not a crash of a memory-mapped read.
+
+Dtypes. ``F64 F32 F16 I64 U64 I32 U32 I16 U16 I8 U8 BOOL C64`` map to the numpy dtype of the
+same name. numpy has no bfloat16 or 8-bit floats, so ``BF16`` and the 8-bit float types
+``F8_E4M3 F8_E5M2 F8_E4M3FNUZ F8_E5M2FNUZ F8_E8M0`` are **read as float32** (an exact, lossless
+upcast: every value of those types is a float32): their :class:`TensorInfo` says
+``dtype=float32`` (what :meth:`read` returns) and ``extra["source_dtype"]`` holds the stored
+code (``"BF16"``...), so ``inspect`` can show the truth and sizes can be computed from it.
+The packed sub-byte types ``F4 F6_E2M3 F6_E3M2`` are refused when the file is opened.
+
+Writing. :func:`write_safetensors` builds the header from the infos alone, then fetches and
+writes one tensor at a time (never the whole checkpoint in memory), into a temporary file that
+is renamed over the target. Its output is byte-identical to ``safetensors.numpy.save_file``
+for the same tensors: tensors sorted by dtype (the package's dtype order, widest first) then
+name, contiguous offsets, compact JSON, ``__metadata__`` first, header padded with spaces to a
+multiple of 8. (One exception the package forces: it writes a metadata dict of several keys in
+Rust ``HashMap`` order, which changes from run to run; we write metadata keys sorted, so our
+files are reproducible. A single-key or empty metadata is byte-identical.)
+A float32 tensor whose info carries ``extra["source_dtype"]`` is written back in that dtype
+unless ``keep_source_dtype=False``: ``BF16`` by round-to-nearest-even (exact for values that
+came from a BF16 file); the 8-bit float types only when every value is exactly representable,
+otherwise the write is refused with a message saying so (nothing is written).
+
+Sharded checkpoints (Hugging Face layout): ``model.safetensors.index.json`` =
+``{"metadata": {"total_size": N, ...}, "weight_map": {tensor: shard file}}`` beside shards
+``model-00001-of-00003.safetensors``... :class:`ShardedSafetensorsReader` reads them;
+:func:`write_sharded` writes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, ModelSurgeonError
+from .atomic import atomic_output
+from .base import STRUCTURAL, CheckpointReader, TensorInfo
+
+Fetch = Callable[[TensorInfo], np.ndarray]
+Progress = Callable[[int, int], None]
+
+#: The safetensors format's limit on the header length (and ours).
+MAX_HEADER_SIZE = 100_000_000
+#: The index file of a sharded checkpoint, by Hugging Face's convention.
+INDEX_NAME = "model.safetensors.index.json"
+#: An index file larger than this is refused (a real one is a few MB).
+MAX_INDEX_SIZE = 256 << 20
+
+#: The package's dtype enum, in its order: the writer sorts tensors by this, descending.
+DTYPE_ORDER = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
+               "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32",
+               "C64", "F64", "I64", "U64")
+_RANK = {code: rank for rank, code in enumerate(DTYPE_ORDER)}
+#: Bits per element of every dtype code.
+BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
+        "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+        "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64}
+#: Codes read as the numpy dtype of the same meaning (stored little-endian).
+NUMPY_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
+                "I64": np.dtype("<i8"), "U64": np.dtype("<u8"), "I32": np.dtype("<i4"),
+                "U32": np.dtype("<u4"), "I16": np.dtype("<i2"), "U16": np.dtype("<u2"),
+                "I8": np.dtype("i1"), "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
+                "C64": np.dtype("<c8")}
+_CODE_OF = {(dt.kind, dt.itemsize): code for code, dt in NUMPY_DTYPES.items()}
+#: Codes read as float32 (exact upcast); kept in ``TensorInfo.extra["source_dtype"]``.
+UPCAST = ("BF16", "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")
+#: Codes refused outright.
+REFUSED = ("F4", "F6_E2M3", "F6_E3M2")
+_FLOAT32 = np.dtype("<f4")
+
+
+# ---------------------------------------------------------------------------------------------
+# bfloat16 and 8-bit floats <-> float32
+
+def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) to float32: exact (bf16 is float32's top half)."""
+    return (raw.astype("<u4") << 16).view(_FLOAT32)
+
+
+def f32_to_bf16(values: np.ndarray) -> np.ndarray:
+    """float32 to bfloat16 bit patterns (uint16), rounding to nearest even; NaN stays NaN."""
+    bits = np.ascontiguousarray(values, dtype=_FLOAT32).view("<u4").astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
+    nan = np.isnan(values)
+    if nan.any():
+        rounded[nan] = ((bits[nan] >> 16) | 0x40).astype("<u2")
+    return rounded
+
+
+def _f8_table(code: str) -> np.ndarray:
+    """The float32 value of each of the 256 bit patterns of an 8-bit float type."""
+    if code == "F8_E8M0":  # unsigned power of two, 0xFF is NaN
+        table = np.ldexp(np.float64(1.0), np.arange(256) - 127)
+        table[255] = np.nan
+        return table.astype(_FLOAT32)
+    exp_bits, man_bits, bias = {"F8_E4M3": (4, 3, 7), "F8_E5M2": (5, 2, 15),
+                                "F8_E4M3FNUZ": (4, 3, 8), "F8_E5M2FNUZ": (5, 2, 16)}[code]
+    out = np.empty(256, np.float64)
+    top = (1 << exp_bits) - 1
+    for byte in range(256):
+        sign = -1.0 if byte & 0x80 else 1.0
+        exponent = (byte >> man_bits) & top
+        mantissa = byte & ((1 << man_bits) - 1)
+        if exponent == 0:
+            value = math.ldexp(mantissa, 1 - bias - man_bits)
+        else:
+            value = math.ldexp((1 << man_bits) + mantissa, exponent - bias - man_bits)
+        value *= sign
+        if code == "F8_E4M3" and exponent == top and mantissa == (1 << man_bits) - 1:
+            value = math.nan  # e4m3fn: no infinities, S.1111.111 is NaN
+        elif code == "F8_E5M2" and exponent == top:
+            value = sign * math.inf if mantissa == 0 else math.nan  # IEEE-like
+        elif code.endswith("FNUZ") and byte == 0x80:
+            value = math.nan  # no negative zero: its pattern is the only NaN
+        out[byte] = value
+    return out.astype(_FLOAT32)
+
+
+_F8_TABLES: dict[str, np.ndarray] = {}
+_F8_NAN = {"F8_E4M3": 0x7F, "F8_E5M2": 0x7E, "F8_E4M3FNUZ": 0x80, "F8_E5M2FNUZ": 0x80, "F8_E8M0": 0xFF}
+
+
+def f8_table(code: str) -> np.ndarray:
+    if code not in _F8_TABLES:
+        _F8_TABLES[code] = _f8_table(code)
+    return _F8_TABLES[code]
+
+
+def f8_to_f32(raw: np.ndarray, code: str) -> np.ndarray:
+    """8-bit float bit patterns (uint8) to float32 (exact)."""
+    return f8_table(code)[raw]
+
+
+def f32_to_f8(values: np.ndarray, code: str) -> np.ndarray | None:
+    """float32 to 8-bit float bit patterns, or None when a value is not exactly representable."""
+    table = f8_table(code)
+    finite = ~np.isnan(table)
+    keys = table[finite].view("<u4")
+    codes = np.arange(256, dtype=np.uint8)[finite]
+    order = np.argsort(keys, kind="stable")
+    keys, codes = keys[order], codes[order]
+    bits = np.ascontiguousarray(values, dtype=_FLOAT32).view("<u4").copy()
+    if code in ("F8_E4M3FNUZ", "F8_E5M2FNUZ"):
+        bits[bits == 0x80000000] = 0  # -0.0 has no pattern of its own: store +0.0
+    where = np.minimum(np.searchsorted(keys, bits), len(keys) - 1)
+    found = keys[where] == bits
+    nan = np.isnan(values)
+    if not np.all(found | nan):
+        return None
+    out = codes[where]
+    out[nan] = _F8_NAN[code]
+    return out.astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+def sniff(head: bytes, file_size: int) -> bool:
+    """Whether a file that starts with ``head`` (at least 9 bytes) looks like safetensors."""
+    if len(head) < 9 or file_size < 10:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return 2 <= length <= MAX_HEADER_SIZE and 8 + length <= file_size and head[8:9] == b"{"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Duplicate(key)
+        result[key] = value
+    return result
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _regular_file(path: str) -> os.stat_result:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file") from None
+    except PermissionError:
+        raise CheckpointError(path, "permission denied") from None
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot open: {_short(exc)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(path, "not a regular file")
+    return st
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_exact(handle: Any, count: int) -> bytes:
+    """Up to ``count`` bytes: fewer only at the end of the file."""
+    chunks, got = [], 0
+    while got < count:
+        chunk = handle.read(count - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_header(path: str, handle: Any, file_size: int) -> tuple[int, dict[str, Any]]:
+    """Read and parse the header with our own checks; returns (header length N, header dict).
+
+    These checks come before the package's, so the commonest damage gets a plain message.
+    """
+    if file_size < 8:
+        raise CheckpointError(path, f"too small to be a safetensors file ({file_size} bytes)")
+    head = _read_exact(handle, 8)
+    if len(head) != 8:
+        raise CheckpointError(path, "truncated file: cannot read the header length")
+    length = int.from_bytes(head, "little")
+    if length > MAX_HEADER_SIZE:
+        raise CheckpointError(path, f"header length {length} is larger than the safetensors limit "
+                                    f"of {MAX_HEADER_SIZE} bytes (not a safetensors file?)")
+    if length < 2:
+        raise CheckpointError(path, f"header length {length} is too small (not a safetensors file?)")
+    if 8 + length > file_size:
+        raise CheckpointError(path, f"header length {length} runs past the end of the file "
+                                    f"({file_size} bytes): truncated, or not a safetensors file")
+    raw = _read_exact(handle, length)
+    if len(raw) != length:
+        raise CheckpointError(path, "truncated file: the header is incomplete")
+    if raw[:1] != b"{":
+        raise CheckpointError(path, "the header does not start with '{' (not a safetensors file?)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError(path, "the header is not UTF-8 text") from None
+    try:
+        header = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except _Duplicate as dup:
+        raise CheckpointError(path, f"the header lists {dup.key!r} twice") from None
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"the header is not valid JSON: {_short(exc)}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(path, "the header is not a JSON object")
+    meta = header.get("__metadata__")
+    if meta is not None:
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise CheckpointError(path, "__metadata__ must map strings to strings")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise CheckpointError(path, f"header entry {name!r} is not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in BITS:
+            raise CheckpointError(path, f"tensor {name!r} has unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise CheckpointError(path, f"tensor {name!r} has a malformed shape {shape!r}"[:300])
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(_is_int(o) and o >= 0 for o in offsets) or offsets[1] < offsets[0]):
+            raise CheckpointError(path, f"tensor {name!r} has malformed data_offsets {offsets!r}"[:300])
+    return length, header
+
+
+def _open_package(path: str) -> Any:
+    """``safe_open`` the file (header only), preferring pread over mmap; errors wrapped."""
+    from safetensors import safe_open  # imported here: keeps the module importable without it
+
+    try:
+        try:
+            return safe_open(path, framework="numpy", backend="pread")
+        except TypeError:  # safetensors < 0.7 has no backend argument
+            return safe_open(path, framework="numpy")
+    except Exception as exc:  # SafetensorError, OSError...: the package's own classes vary
+        raise CheckpointError(path, f"invalid safetensors file: {_short(exc)}") from None
+
+
+def _close_package(handle: Any) -> None:
+    with contextlib.suppress(Exception):
+        handle.__exit__(None, None, None)
+
+
+class SafetensorsReader(CheckpointReader):
+    """One ``.safetensors`` file: header read and validated on open, tensors read on demand.
+
+    ``tensors`` is in file (offset) order. ``metadata`` is the header's ``__metadata__`` (or
+    ``{}``). ``TensorInfo.extra`` holds ``data_offsets`` and, for upcast types,
+    ``source_dtype``.
+    """
+
+    format = "safetensors"
+    kind = STRUCTURAL
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._handle: Any = None
+        self._file: Any = None
+        st = _regular_file(self.path)
+        try:
+            self._file = open(self.path, "rb", buffering=0)  # unbuffered: reads see the file
+        except OSError as exc:
+            raise CheckpointError(self.path, f"cannot open: {_short(exc)}") from None
+        try:
+            self._load(st)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, st: os.stat_result) -> None:
+        path = self.path
+        opened = os.fstat(self._file.fileno())
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise CheckpointError(path, "the file changed while it was being opened")
+        length, header = read_header(path, self._file, opened.st_size)
+        self._data_start = 8 + length
+        self._handle = _open_package(path)
+        try:
+            metadata = self._handle.metadata()
+            shapes = {}
+            for name in header:
+                if name == "__metadata__":
+                    continue
+                sl = self._handle.get_slice(name)
+                shapes[name] = (tuple(int(d) for d in sl.get_shape()), str(sl.get_dtype()))
+        except Exception as exc:
+            raise CheckpointError(path, f"invalid safetensors file: {_short(exc)}") from None
+        after = os.stat(path)
+        if (after.st_dev, after.st_ino) != (opened.st_dev, opened.st_ino):
+            raise CheckpointError(path, "the file changed while it was being opened")
+        self.metadata = dict(metadata or {})
+        entries = [(name, entry) for name, entry in header.items() if name != "__metadata__"]
+        # File order: by offsets (stable, so empty tensors at one offset keep header order).
+        entries.sort(key=lambda item: tuple(item[1]["data_offsets"]))
+        self.tensors = {}
+        self._codes: dict[str, str] = {}
+        self._offsets: dict[str, tuple[int, int]] = {}
+        for name, entry in entries:
+            code, shape = entry["dtype"], tuple(entry["shape"])
+            if shapes.get(name) != (shape, code):
+                raise CheckpointError(path, f"tensor {name!r}: the header and the safetensors package "
+                                            "disagree about its shape or dtype")
+            begin, end = entry["data_offsets"]
+            if code in REFUSED:
+                raise CheckpointError(path, f"tensor {name!r} has dtype {code} (packed sub-byte floats), "
+                                            "which modelsurgeon cannot read")
+            extra: dict[str, Any] = {"data_offsets": (begin, end)}
+            if code in UPCAST:
+                dtype = _FLOAT32
+                extra["source_dtype"] = code
+            else:
+                dtype = NUMPY_DTYPES[code]
+            if (end - begin) * 8 != math.prod(shape) * BITS[code]:
+                raise CheckpointError(path, f"tensor {name!r}: data_offsets do not match its shape and dtype")
+            self.tensors[name] = TensorInfo(name, shape, dtype, extra=extra)
+            self._codes[name] = code
+            self._offsets[name] = (begin, end)
+
+    def read(self, key: str) -> np.ndarray:
+        if key not in self.tensors:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        if self._handle is None:
+            raise ModelSurgeonError(f"{self.path} is closed")
+        code = self._codes[key]
+        info = self.tensors[key]
+        if code not in UPCAST:
+            try:
+                array = self._handle.get_tensor(key)
+            except Exception as exc:
+                raise CheckpointError(self.path, f"cannot read tensor {key!r} (file changed or "
+                                                 f"truncated?): {_short(exc)}") from None
+            array = np.asarray(array)
+            if array.shape != info.shape:
+                array = array.reshape(info.shape)
+            return array
+        raw = self._read_raw(key, np.dtype("<u2") if BITS[code] == 16 else np.dtype("u1"))
+        values = bf16_to_f32(raw) if code == "BF16" else f8_to_f32(raw, code)
+        return values.reshape(info.shape)
+
+    def _read_raw(self, key: str, dtype: np.dtype) -> np.ndarray:
+        begin, end = self._offsets[key]
+        out = np.empty((end - begin) // dtype.itemsize, dtype)
+        view = memoryview(out).cast("B")
+        done = 0
+        try:
+            self._file.seek(self._data_start + begin)
+            while done < len(view):
+                count = self._file.readinto(view[done:])
+                if not count:
+                    break
+                done += count
+        except OSError as exc:
+            raise CheckpointError(self.path, f"cannot read tensor {key!r}: {_short(exc)}") from None
+        if done != len(view):
+            raise CheckpointError(self.path, f"cannot read tensor {key!r}: the file is truncated "
+                                             "(it changed after it was opened?)")
+        return out
+
+    def close(self) -> None:
+        if self._handle is not None:
+            _close_package(self._handle)
+            self._handle = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _safe_member(index_path: str, directory: str, name: Any) -> str:
+    """The path of shard ``name`` of an index, refusing anything that leaves ``directory``."""
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(index_path, f"weight_map has a shard name that is not a file name: {name!r}")
+    if "\x00" in name or "\\" in name:
+        raise CheckpointError(index_path, f"shard {name!r}: backslashes and NUL are refused in shard names")
+    if os.path.isabs(name) or name.startswith("/"):
+        raise CheckpointError(index_path, f"shard {name!r} is an absolute path; shards must lie "
+                                          "beside the index")
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise CheckpointError(index_path, f"shard {name!r} leaves the index's directory "
+                                          "(no '..', '.' or empty parts allowed)")
+    full = os.path.join(directory, *parts)
+    real_dir = os.path.realpath(directory)
+    real = os.path.realpath(full)
+    if os.path.commonpath([real_dir, real]) != real_dir:
+        raise CheckpointError(index_path, f"shard {name!r} is a symbolic link out of the index's directory")
+    if not os.path.exists(full):
+        raise CheckpointError(index_path, f"shard {name!r} is missing")
+    if not os.path.isfile(full):
+        raise CheckpointError(index_path, f"shard {name!r} is not a regular file")
+    return full
+
+
+def read_index(path: str) -> dict[str, Any]:
+    """Load and check the shape of a sharded checkpoint's index JSON."""
+    st = _regular_file(path)
+    if st.st_size > MAX_INDEX_SIZE:
+        raise CheckpointError(path, f"index file is larger than {MAX_INDEX_SIZE} bytes")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read: {_short(exc)}") from None
+    try:
+        index = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+    except _Duplicate as dup:
+        raise CheckpointError(path, f"the index lists {dup.key!r} twice") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(path, "the index is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"the index is not valid JSON: {_short(exc)}") from None
+    if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+        raise CheckpointError(path, "not a sharded checkpoint index: no 'weight_map' object")
+    meta = index.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise CheckpointError(path, "the index's 'metadata' is not an object")
+    return index
+
+
+def looks_like_index(path: str) -> bool:
+    """Whether ``path`` is a sharded safetensors index (JSON with a ``weight_map`` of .safetensors)."""
+    try:
+        index = read_index(os.fspath(path))
+    except CheckpointError:
+        return False
+    shards = set(index["weight_map"].values())
+    return bool(shards) and all(isinstance(s, str) and s.endswith(".safetensors") for s in shards)
+
+
+class ShardedSafetensorsReader(CheckpointReader):
+    """A sharded checkpoint read through its ``*.safetensors.index.json``.
+
+    Opening reads the index and every shard's header (validating that each listed tensor is in
+    the shard the index names); tensor data is read on demand. Shard paths must stay inside the
+    index's directory. Keys are in shard order (shards sorted by file name, i.e. by their
+    ``-0000i-of-`` number), then in file order within a shard. Tensors a shard holds but the
+    index does not list are ignored, as loaders do. ``metadata`` is the first shard's
+    ``__metadata__``; the index's own ``metadata`` object is kept in ``index_metadata``.
+    ``TensorInfo.extra["shard"]`` names each tensor's shard.
+    """
+
+    format = "safetensors-sharded"
+    kind = STRUCTURAL
+
+    def __init__(self, index_path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(index_path)
+        self._shards: dict[str, SafetensorsReader] = {}
+        index = read_index(self.path)
+        self.index_metadata: dict[str, Any] = dict(index.get("metadata") or {})
+        directory = os.path.dirname(os.path.abspath(self.path))
+        weight_map: dict[str, Any] = index["weight_map"]
+        by_shard: dict[str, list[str]] = {}
+        for key, shard in weight_map.items():
+            _safe_member(self.path, directory, shard)
+            by_shard.setdefault(shard, []).append(key)
+        try:
+            self.tensors = {}
+            self._where: dict[str, str] = {}
+            self.metadata = {}
+            for number, shard in enumerate(sorted(by_shard)):
+                reader = SafetensorsReader(_safe_member(self.path, directory, shard))
+                self._shards[shard] = reader
+                if number == 0:
+                    self.metadata = dict(reader.metadata)
+                wanted = set(by_shard[shard])
+                missing = [key for key in by_shard[shard] if key not in reader.tensors]
+                if missing:
+                    raise CheckpointError(self.path, f"the index puts {missing[0]!r} in {shard!r}, "
+                                                     f"which does not hold it ({len(missing)} missing)")
+                for key, info in reader.tensors.items():
+                    if key in wanted:
+                        self.tensors[key] = TensorInfo(key, info.shape, info.dtype,
+                                                       extra={**info.extra, "shard": shard})
+                        self._where[key] = shard
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, key: str) -> np.ndarray:
+        if key not in self._where:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        return self._shards[self._where[key]].read(key)
+
+    def close(self) -> None:
+        for reader in self._shards.values():
+            reader.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+def _target_code(info: TensorInfo, keep_source_dtype: bool) -> str:
+    dtype = np.dtype(info.dtype)
+    source = info.extra.get("source_dtype") if info.extra else None
+    if keep_source_dtype and source in UPCAST and dtype == _FLOAT32:
+        return source
+    code = _CODE_OF.get((dtype.kind, dtype.itemsize))
+    if code is None:
+        raise ModelSurgeonError(f"tensor '{info.key}' has dtype {dtype}, which safetensors cannot store")
+    return code
+
+
+def _json_string(text: str, what: str) -> str:
+    if not isinstance(text, str):
+        raise ModelSurgeonError(f"{what} must be a string, not {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelSurgeonError(f"{what} {text!r} is not valid Unicode (lone surrogate)") from None
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _plan(infos: Sequence[TensorInfo], metadata: dict[str, str] | None,
+          keep_source_dtype: bool) -> tuple[bytes, list[tuple[TensorInfo, str, int]]]:
+    """The padded header (with its length prefix) and the tensors in write order."""
+    seen: set[str] = set()
+    rows = []
+    for info in infos:
+        if info.key in seen:
+            raise ModelSurgeonError(f"duplicate tensor key '{info.key}'")
+        if info.key == "__metadata__":
+            raise ModelSurgeonError("'__metadata__' cannot be a tensor name in safetensors")
+        seen.add(info.key)
+        code = _target_code(info, keep_source_dtype)
+        size = math.prod(info.shape) * BITS[code] // 8
+        rows.append((info, code, size))
+    rows.sort(key=lambda row: (-_RANK[row[1]], row[0].key))
+    parts = []
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise ModelSurgeonError("safetensors metadata must be a dict of strings")
+        for key, value in metadata.items():
+            _json_string(key, "metadata key")
+            _json_string(value, f"metadata value of {key!r}")
+        items = ",".join(f"{_json_string(k, 'metadata key')}:{_json_string(v, f'metadata value of {k!r}')}"
+                         for k, v in sorted(metadata.items()))
+        parts.append(f'"__metadata__":{{{items}}}')
+    offset = 0
+    for info, code, size in rows:
+        shape = ",".join(str(int(d)) for d in info.shape)
+        parts.append(f'{_json_string(info.key, "tensor key")}:{{"dtype":"{code}","shape":[{shape}],'
+                     f'"data_offsets":[{offset},{offset + size}]}}')
+        offset += size
+    header = ("{" + ",".join(parts) + "}").encode("utf-8")
+    header += b" " * (-len(header) % 8)
+    if len(header) > MAX_HEADER_SIZE:
+        raise ModelSurgeonError(f"the safetensors header would be {len(header)} bytes, over the "
+                                f"format's limit of {MAX_HEADER_SIZE}")
+    return len(header).to_bytes(8, "little") + header, rows
+
+
+def _encode(info: TensorInfo, code: str, array: Any) -> np.ndarray:
+    """The array's stored bytes (as a flat uint8 array), after checking it matches ``info``."""
+    array = np.asarray(array)
+    if array.shape != tuple(info.shape):
+        raise ModelSurgeonError(f"tensor '{info.key}' is {array.shape}, expected {tuple(info.shape)}")
+    expected = np.dtype(info.dtype)
+    if (array.dtype.kind, array.dtype.itemsize) != (expected.kind, expected.itemsize):
+        raise ModelSurgeonError(f"tensor '{info.key}' is {array.dtype}, expected {expected}")
+    if code == "BF16":
+        stored = f32_to_bf16(array)
+    elif code in UPCAST:
+        stored = f32_to_f8(array, code)
+        if stored is None:
+            raise ModelSurgeonError(
+                f"tensor '{info.key}' was {code} in its source but now holds values {code} cannot "
+                "represent exactly; write it as float32 instead (keep_source_dtype=False)")
+    else:
+        stored = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[code])
+    return np.ascontiguousarray(stored).reshape(-1).view(np.uint8)
+
+
+def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: Fetch,
+                   by_key: dict[str, TensorInfo], progress: Progress | None, done: int, total: int) -> int:
+    for info, code, size in rows:
+        source = by_key.get(info.alias_of, info) if info.alias_of is not None else info
+        data = _encode(info, code, fetch(source))
+        if data.nbytes != size:  # cannot happen once shape and dtype match; kept as a guard
+            raise ModelSurgeonError(f"tensor '{info.key}' encodes to {data.nbytes} bytes, expected {size}")
+        handle.write(data.data)
+        del data
+        done += size
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo], fetch: Fetch, *,
+                      metadata: dict[str, str] | None = None, progress: Progress | None = None,
+                      overwrite: bool = True, keep_source_dtype: bool = True) -> None:
+    """Write a safetensors file atomically, fetching and writing one tensor at a time.
+
+    ``fetch(info)`` returns the tensor's array (for an info with ``alias_of``, the info of the
+    key it aliases is fetched: safetensors stores each key's own copy). The array must have the
+    info's shape and dtype. ``progress(done_bytes, total_bytes)`` is called after each tensor.
+    See the module docstring for ordering, byte identity and ``keep_source_dtype``.
+    """
+    infos = list(infos)
+    header, rows = _plan(infos, metadata, keep_source_dtype)
+    total = sum(size for _, _, size in rows)
+    by_key = {info.key: info for info in infos}
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(header)
+            _write_tensors(handle, rows, fetch, by_key, progress, 0, total)
+
+
+def _index_target(directory_or_index_path: str) -> tuple[str, str, str]:
+    """(directory, index file name, shard prefix) for :func:`write_sharded`."""
+    target = os.fspath(directory_or_index_path)
+    if target.endswith(".json"):
+        directory, name = os.path.split(os.path.abspath(target))
+    else:
+        directory, name = os.path.abspath(target), INDEX_NAME
+    suffix = ".safetensors.index.json"
+    prefix = name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else "model"
+    return directory, name, prefix
+
+
+def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterable[TensorInfo],
+                  fetch: Fetch, *, max_shard_size: int, metadata: dict[str, str] | None = None,
+                  progress: Progress | None = None, overwrite: bool = True,
+                  keep_source_dtype: bool = True) -> list[str]:
+    """Write a Hugging Face style sharded checkpoint; returns the paths written (index last).
+
+    The target is a directory (index ``model.safetensors.index.json``) or an index path
+    ``<name>.safetensors.index.json`` (shards ``<name>-0000i-of-0000N.safetensors``). Tensors are
+    packed greedily in the given order: a shard is closed when the next tensor would take its
+    data over ``max_shard_size`` bytes; a tensor larger than the limit gets a shard of its own.
+    Even a single shard is written as ``-00001-of-00001`` with an index. ``metadata`` goes into
+    every shard's ``__metadata__``; the index gets ``{"metadata": {"total_size": <tensor
+    bytes>}, "weight_map": {...}}`` as ``json.dumps(indent=2, sort_keys=True) + "\\n"``.
+    Each file is written atomically and the index last, so a failure leaves no new index (and
+    this call's finished shards are removed).
+    """
+    if not _is_int(max_shard_size) or max_shard_size <= 0:
+        raise ModelSurgeonError(f"max_shard_size must be a positive number of bytes, not {max_shard_size!r}")
+    directory, index_name, prefix = _index_target(os.fspath(directory_or_index_path))
+    infos = list(infos)
+    _plan(infos, metadata, keep_source_dtype)  # validates keys, dtypes and metadata up front
+    by_key = {info.key: info for info in infos}
+    groups: list[list[TensorInfo]] = []
+    current: list[TensorInfo] = []
+    current_size = 0
+    for info in infos:
+        size = math.prod(info.shape) * BITS[_target_code(info, keep_source_dtype)] // 8
+        if current and current_size + size > max_shard_size:
+            groups.append(current)
+            current, current_size = [], 0
+        current.append(info)
+        current_size += size
+    if current or not groups:
+        groups.append(current)
+    count = len(groups)
+    names = [f"{prefix}-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+    index_path = os.path.join(directory, index_name)
+    if not overwrite:
+        for target in [*(os.path.join(directory, n) for n in names), index_path]:
+            if os.path.exists(target):
+                from ..errors import OutputExistsError
+                raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
+    plans = [_plan(group, metadata, keep_source_dtype) for group in groups]
+    total = sum(size for _, rows in plans for _, _, size in rows)
+    weight_map: dict[str, str] = {}
+    written: list[str] = []
+    done = 0
+    try:
+        for name, (header, rows) in zip(names, plans):
+            target = os.path.join(directory, name)
+            with atomic_output(target, overwrite=overwrite) as tmp:
+                with open(tmp, "wb") as handle:
+                    handle.write(header)
+                    done = _write_tensors(handle, rows, fetch, by_key, progress, done, total)
+            written.append(target)
+            for info, _, _ in rows:
+                weight_map[info.key] = name
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        with atomic_output(index_path, overwrite=overwrite) as tmp:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        for target in written:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+        raise
+    return [*written, index_path]

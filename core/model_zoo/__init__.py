@@ -1,0 +1,5 @@
+"""Model zoo (``gluon.model_zoo``)."""
+
+from . import vision
+
+__all__ = ["vision"]

@@ -1,0 +1,22 @@
+"""One seedable random generator for initialisation, like ``mx.random.seed``.
+
+>>> seed(42); a = generator().random(); seed(42); a == generator().random()
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_generator = np.random.default_rng()
+
+
+def seed(value: int | None) -> None:
+    """Re-seed the generator used by initializers (``None`` draws fresh entropy)."""
+    global _generator
+    _generator = np.random.default_rng(value)
+
+
+def generator() -> np.random.Generator:
+    """The current generator."""
+    return _generator

@@ -1,0 +1,354 @@
+"""Graphs: tracing a forward pass, MXNet's ``-symbol.json`` schema, and numpy execution.
+
+A forward pass runs under :func:`tracing` with :class:`Symbol` values: each carries a real
+numpy value (so shapes and deferred initialisation work exactly as in an eager pass) and the
+graph node that produced it. Parameters read during the trace become variable nodes named by
+their unique name. The result is a :class:`Graph`, which reads and writes MXNet's nnvm JSON
+(``nodes``, ``arg_nodes``, ``node_row_ptr``, ``heads``, ``attrs``) and executes with the same
+operator kernels as the layers (:mod:`.ops`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .errors import ModelSurgeonError, UnsupportedOpError
+
+#: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
+MX_DTYPE_FLAGS: dict[int, np.dtype] = {
+    0: np.dtype("float32"), 1: np.dtype("float64"), 2: np.dtype("float16"), 3: np.dtype("uint8"),
+    4: np.dtype("int32"), 5: np.dtype("int8"), 6: np.dtype("int64"), 7: np.dtype("bool"),
+    8: np.dtype("int16"), 9: np.dtype("uint16"), 10: np.dtype("uint32"), 11: np.dtype("uint64"),
+}
+MX_FLAG_OF_DTYPE = {dtype: flag for flag, dtype in MX_DTYPE_FLAGS.items()}
+#: The MXNet version our graphs claim to follow (1.9.1), as MXNet encodes it.
+MXNET_VERSION = 10901
+MAX_GRAPH_NODES = 1_000_000
+
+
+@dataclass
+class Node:
+    """One graph node; ``op == 'null'`` marks a variable (an input or a Parameter)."""
+
+    op: str
+    name: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    inputs: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def is_variable(self) -> bool:
+        return self.op == "null"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op, "name": self.name}
+        if self.attrs:
+            out["attrs"] = dict(self.attrs)
+        out["inputs"] = [list(entry) for entry in self.inputs]
+        return out
+
+
+class Symbol:
+    """A traced value: the numpy array and the (node index, output index) that produced it."""
+
+    __slots__ = ("trace", "node", "index", "value")
+    __array_ufunc__ = None  # numpy functions on a Symbol fail loudly instead of leaving the graph
+
+    def __init__(self, trace: "Trace", node: int, value: np.ndarray, index: int = 0):
+        self.trace, self.node, self.index, self.value = trace, node, index, value
+
+    shape = property(lambda self: self.value.shape)
+    dtype = property(lambda self: self.value.dtype)
+    ndim = property(lambda self: self.value.ndim)
+
+    def __add__(self, other: Any) -> Any:
+        return ops.invoke("elemwise_add", [self, other])
+
+    __radd__ = __add__
+
+    def __mul__(self, other: Any) -> Any:
+        return ops.invoke("elemwise_mul", [self, other])
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"Symbol({self.trace.nodes[self.node].name}, shape={self.shape})"
+
+
+class Trace:
+    """The graph being recorded while a forward pass runs."""
+
+    def __init__(self, placeholders: bool = False) -> None:
+        #: trace Parameters that have a known shape but no data with zero-cost stand-ins
+        #: (``np.broadcast_to``), so a graph can be traced without loading any weights
+        self.placeholders = placeholders
+        self.nodes: list[Node] = []
+        self.block_names: list[str] = []
+        self.aux: set[int] = set()
+        self._variables: dict[int, Symbol] = {}
+        self._params: dict[int, Any] = {}
+        self._taken: set[str] = set()
+
+    def _unique(self, base: str) -> str:
+        name, n = base, 1
+        while name in self._taken:
+            name, n = f"{base}{n}", n + 1
+        self._taken.add(name)
+        return name
+
+    def _add(self, node: Node) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def input(self, name: str, value: np.ndarray) -> Symbol:
+        index = self._add(Node("null", self._unique(name)))
+        return Symbol(self, index, value)
+
+    def variable(self, param: Any) -> Symbol:
+        """The variable node of a Parameter (one per Parameter object, shared or not)."""
+        known = self._variables.get(id(param))
+        if known is not None:
+            return known
+        if self.placeholders and param._data is None and _known(param.shape):
+            value = np.broadcast_to(np.zeros((), param.dtype), param.shape)
+        else:
+            value = param._require_data()
+        attrs = {"__shape__": str(tuple(value.shape)),
+                 "__dtype__": str(MX_FLAG_OF_DTYPE.get(value.dtype, 0))}
+        if param.lr_mult != 1.0:
+            attrs["__lr_mult__"] = str(param.lr_mult)
+        if param.wd_mult != 1.0:
+            attrs["__wd_mult__"] = str(param.wd_mult)
+        index = self._add(Node("null", self._unique(param.name), attrs))
+        symbol = Symbol(self, index, value)
+        self._variables[id(param)] = symbol
+        self._params[index] = param
+        return symbol
+
+    def apply(self, spec: ops.OpSpec, inputs: list[Any], parsed: dict[str, Any],
+              given: dict[str, Any], hint: str | None) -> Symbol:
+        entries = []
+        for position, value in enumerate(inputs):
+            if value is None:
+                continue
+            if not isinstance(value, Symbol) or value.trace is not self:
+                raise ModelSurgeonError(
+                    f"operator {spec.name} received a plain array while tracing; values used in "
+                    "forward() must come from its input or from Parameters (use Constant for fixed arrays)")
+            version = 1 if position in spec.aux_inputs else 0
+            if version:
+                self.aux.add(value.node)
+            entries.append((value.node, value.index, version))
+        result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
+        base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
+        index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, given), entries))
+        return Symbol(self, index, result)
+
+    def graph(self, outputs: Sequence[Symbol]) -> tuple["Graph", dict[str, Any]]:
+        """The recorded graph reduced to what the outputs need, and its Parameters by var name."""
+        heads = []
+        for out in outputs:
+            if not isinstance(out, Symbol) or out.trace is not self:
+                raise ModelSurgeonError("forward() must return values computed from its input")
+            heads.append((out.node, out.index, 0))
+        keep = sorted(_reachable(self.nodes, [h[0] for h in heads]))
+        renumber = {old: new for new, old in enumerate(keep)}
+        nodes = []
+        for old in keep:
+            node = self.nodes[old]
+            nodes.append(Node(node.op, node.name, dict(node.attrs),
+                              [(renumber[i], j, v) for i, j, v in node.inputs]))
+        graph = Graph(nodes, [(renumber[i], j, v) for i, j, v in heads])
+        params = {self.nodes[i].name: p for i, p in self._params.items() if i in renumber}
+        return graph, params
+
+
+_active: ContextVar[Trace | None] = ContextVar("modelsurgeon_trace", default=None)
+
+
+def active_trace() -> Trace | None:
+    """The trace being recorded in this context, if any."""
+    return _active.get()
+
+
+def _known(shape: tuple[int, ...] | None) -> bool:
+    return shape is not None and all(dim >= 0 for dim in shape)
+
+
+@contextlib.contextmanager
+def tracing(placeholders: bool = False) -> Iterator[Trace]:
+    """Record every operator run in the ``with`` body into a new :class:`Trace`."""
+    trace = Trace(placeholders)
+    token = _active.set(trace)
+    try:
+        yield trace
+    finally:
+        _active.reset(token)
+
+
+def record(spec: ops.OpSpec, inputs: list[Any], parsed: dict[str, Any], given: dict[str, Any],
+           hint: str | None) -> Symbol:
+    symbols = [x for x in inputs if isinstance(x, Symbol)]
+    trace = active_trace()
+    if trace is None or symbols[0].trace is not trace:
+        raise ModelSurgeonError("a traced Symbol was used outside of its trace")
+    return trace.apply(spec, inputs, parsed, given, hint)
+
+
+def _reachable(nodes: Sequence[Node], roots: Sequence[int]) -> set[int]:
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        index = stack.pop()
+        if index in seen:
+            continue
+        seen.add(index)
+        stack.extend(entry[0] for entry in nodes[index].inputs)
+    return seen
+
+
+class Graph:
+    """A computation graph in MXNet's nnvm schema; nodes are in topological order."""
+
+    def __init__(self, nodes: list[Node], heads: list[tuple[int, int, int]],
+                 attrs: dict[str, Any] | None = None):
+        self.nodes = nodes
+        self.heads = heads
+        self.attrs = attrs if attrs is not None else {"mxnet_version": ["int", MXNET_VERSION]}
+
+    # -- structure ------------------------------------------------------------------------
+    def variables(self) -> list[str]:
+        return [node.name for node in self.nodes if node.is_variable]
+
+    def aux_variables(self) -> list[str]:
+        """Variables consumed as auxiliary states (BatchNorm's moving mean and variance)."""
+        aux: set[int] = set()
+        for node in self.nodes:
+            if node.is_variable:
+                continue
+            spec = ops.get(node.op, node.name)
+            for position, (source, _, _) in enumerate(node.inputs):
+                if position in spec.aux_inputs and self.nodes[source].is_variable:
+                    aux.add(source)
+        return [self.nodes[i].name for i in sorted(aux)]
+
+    def arguments(self) -> list[str]:
+        aux = set(self.aux_variables())
+        return [name for name in self.variables() if name not in aux]
+
+    def op_nodes(self) -> list[Node]:
+        return [node for node in self.nodes if not node.is_variable]
+
+    def consumers(self) -> dict[int, list[int]]:
+        users: dict[int, list[int]] = {}
+        for index, node in enumerate(self.nodes):
+            for source, _, _ in node.inputs:
+                users.setdefault(source, []).append(index)
+        return users
+
+    def rename_variables(self, mapping: dict[str, str]) -> "Graph":
+        """A copy with variable nodes renamed (names not in ``mapping`` are kept)."""
+        nodes = [Node(n.op, mapping.get(n.name, n.name) if n.is_variable else n.name, dict(n.attrs),
+                      list(n.inputs)) for n in self.nodes]
+        return Graph(nodes, list(self.heads), json.loads(json.dumps(self.attrs)))
+
+    # -- JSON -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        row_ptr = [0]
+        for _ in self.nodes:
+            row_ptr.append(row_ptr[-1] + 1)
+        return {
+            "nodes": [node.to_json() for node in self.nodes],
+            "arg_nodes": [i for i, node in enumerate(self.nodes) if node.is_variable],
+            "node_row_ptr": row_ptr,
+            "heads": [list(head) for head in self.heads],
+            "attrs": self.attrs,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, source: "str | bytes | dict[str, Any]") -> "Graph":
+        """Read and validate MXNet graph JSON (1.x and 2.x spellings); ModelSurgeonError if bad."""
+        try:
+            data = json.loads(source) if isinstance(source, (str, bytes)) else source
+        except (ValueError, RecursionError) as exc:
+            raise ModelSurgeonError(f"graph is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+            raise ModelSurgeonError("graph JSON has no 'nodes' list")
+        raw_nodes = data["nodes"]
+        if len(raw_nodes) > MAX_GRAPH_NODES:
+            raise ModelSurgeonError(f"graph has {len(raw_nodes)} nodes, more than {MAX_GRAPH_NODES}")
+        nodes = []
+        for index, raw in enumerate(raw_nodes):
+            if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) \
+                    or not isinstance(raw.get("name"), str):
+                raise ModelSurgeonError(f"graph node {index} needs string 'op' and 'name'")
+            attrs = raw.get("attrs", raw.get("attr", raw.get("param", {}))) or {}
+            if not isinstance(attrs, dict) or not all(isinstance(v, str) for v in attrs.values()):
+                raise ModelSurgeonError(f"graph node {index} ('{raw['name']}') has non-string attributes")
+            inputs = [_entry(e, index, f"input of node {index} ('{raw['name']}')")
+                      for e in _as_list(raw.get("inputs", []), index)]
+            nodes.append(Node(raw["op"], raw["name"], dict(attrs), inputs))
+        heads = [_entry(e, len(nodes), "head") for e in _as_list(data.get("heads", []), -1)]
+        if not heads:
+            raise ModelSurgeonError("graph has no heads (outputs)")
+        attrs = data.get("attrs", {})
+        return cls(nodes, heads, attrs if isinstance(attrs, dict) else {})
+
+    # -- execution ----------------------------------------------------------------------
+    def check_ops(self) -> None:
+        """Raise UnsupportedOpError naming the first operator we cannot execute."""
+        for node in self.op_nodes():
+            spec = ops.get(node.op, node.name)
+            spec.parse(node.attrs, node.name)
+            for source, out_index, _ in node.inputs:
+                if out_index != 0:
+                    raise UnsupportedOpError(f"node '{node.name}' reads output {out_index} of "
+                                             f"'{self.nodes[source].name}'; only single-output "
+                                             "operators are supported")
+
+    def execute(self, feeds: dict[str, Any]) -> list[Any]:
+        """Run the graph; ``feeds`` maps every variable name to an array (or traced Symbol)."""
+        last_use = {}
+        for index, node in enumerate(self.nodes):
+            for source, _, _ in node.inputs:
+                last_use[source] = index
+        keep = {head[0] for head in self.heads}
+        values: dict[int, Any] = {}
+        for index, node in enumerate(self.nodes):
+            if node.is_variable:
+                if node.name not in feeds:
+                    raise ModelSurgeonError(f"no value for graph variable '{node.name}'")
+                values[index] = feeds[node.name]
+            else:
+                args = [values[source] for source, _, _ in node.inputs]
+                values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
+            for source, _, _ in node.inputs:
+                if last_use.get(source) == index and source not in keep:
+                    values.pop(source, None)
+        return [values[head[0]] for head in self.heads]
+
+
+def _as_list(value: Any, index: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise ModelSurgeonError(f"graph node {index}: expected a list")
+    return value
+
+
+def _entry(entry: Any, limit: int, what: str) -> tuple[int, int, int]:
+    if not isinstance(entry, list) or not 2 <= len(entry) <= 3 \
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
+        raise ModelSurgeonError(f"graph {what}: expected [node, output, version], got {entry!r}")
+    node, out = entry[0], entry[1]
+    if not 0 <= node < limit or out < 0:
+        raise ModelSurgeonError(f"graph {what} refers to node {node}, which does not come before it")
+    return node, out, entry[2] if len(entry) == 3 else 0

@@ -1,0 +1,48 @@
+"""The package installs as modelsurgeon.core / modelsurgeon.cli, and core stays a library."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pathlib
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_pyproject_lists_every_package_folder():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = set()
+    for top in ("core", "cli"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT).parts
+            found.add(".".join(("modelsurgeon", *relative)))
+    assert found == listed
+
+
+def test_no_top_level_core_or_cli_package_is_importable():
+    import modelsurgeon.core
+    import modelsurgeon.cli  # noqa: F401
+    for name in ("core", "cli"):
+        spec = importlib.util.find_spec(name)
+        assert spec is None or "modelsurgeon" in str(spec.origin) or str(ROOT) in str(spec.origin)
+    assert pathlib.Path(modelsurgeon.core.__file__).parent.name == "core"
+
+
+def test_core_never_imports_click_or_rich_and_never_prints():
+    offenders = []
+    for path in (ROOT / "core").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offenders.append(f"{path.name}:{node.lineno} print()")
+                continue
+            else:
+                continue
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("click", "rich")]
+    assert offenders == []
