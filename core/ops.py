@@ -217,14 +217,17 @@ def convolution(data, weight, bias=None, *, kernel, num_filter, stride=(), dilat
         out = np.matmul(weight.reshape(num_group, fg, cg), cols).reshape(n, num_filter, ho, wo)
     else:
         sn, sc, sy, sx = x.strides
-        # Windows ordered (group, cg, kh, kw, n, ho, wo): one reshape makes the im2col matrix.
+        # Windows ordered (group, cg, kh, kw, n, ho, wo): one reshape makes the im2col matrix,
+        # and each group is then a single large BLAS matrix product.
         view = as_strided(x, shape=(num_group, cg, kh, kw, n, ho, wo),
                           strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw),
                           writeable=False)
-        cols = view.reshape(num_group, cg * kh * kw, n * ho * wo)
-        out = np.matmul(weight.reshape(num_group, fg, cg * kh * kw), cols)  # (g, fg, n*ho*wo)
-        out = out.reshape(num_filter, n, ho, wo).transpose(1, 0, 2, 3)
-        out = np.ascontiguousarray(out)
+        out = np.empty((num_filter, n, ho, wo), dtype=np.result_type(x, weight))
+        rows = out.reshape(num_group, fg, n * ho * wo)
+        kernels = weight.reshape(num_group, fg, cg * kh * kw)
+        for g in range(num_group):
+            np.matmul(kernels[g], view[g].reshape(cg * kh * kw, n * ho * wo), out=rows[g])
+        out = np.ascontiguousarray(out.transpose(1, 0, 2, 3))
     if not no_bias and bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out

@@ -142,7 +142,7 @@ class Parameter:
         if self._fan_source is not None and shape_is_known(self._fan_source.shape):
             fan_in = _init.fans(self._fan_source.shape)[0]
         data = initializer(self._short, self._shape, self._dtype, random.generator(), fan_in=fan_in)
-        self._data = np.ascontiguousarray(data, dtype=self._dtype)
+        self._data = np.asarray(data, dtype=self._dtype, order="C")
         self._deferred = None
 
     def _finish_deferred_init(self) -> None:

@@ -567,6 +567,9 @@ def _align(reader: CheckpointReader, model: Block, input_shape: tuple[int, ...] 
     if not isinstance(model, HybridBlock):
         raise SurgeryError("only HybridBlocks can be traced for alignment")
     shape = _input_shape(model, None, input_shape)
+    # Dimensions fixed only by the input (deferred in_units...) are wildcards when aligning:
+    # the file may come from a different input size.
+    declared = {id(p): p.shape for p in model.unique_parameters()}
     ours, params = model.trace(np.zeros(shape, np.float32), placeholders=True)
     key_of: dict[int, str] = {}
     for key, param in model.named_parameters():
@@ -589,7 +592,7 @@ def _align(reader: CheckpointReader, model: Block, input_shape: tuple[int, ...] 
     for position, ((op_a, role_a, var_a), (op_b, role_b, var_b)) in enumerate(zip(their_uses, our_uses)):
         file_shape = reader.tensors[var_a].shape
         param = params[var_b]
-        model_shape = param.shape
+        model_shape = declared[id(param)]
         if (op_a, role_a) != (op_b, role_b) or not _compatible(model_shape, file_shape):
             raise SurgeryError(
                 f"cannot align parameter #{position + 1}: the file has '{var_a}' ({op_a} {role_a}, shape "
@@ -600,12 +603,17 @@ def _align(reader: CheckpointReader, model: Block, input_shape: tuple[int, ...] 
     rank = {k: i for i, (k, _) in enumerate(model.named_parameters())}
     infos = sorted(infos, key=lambda i: rank[i.key])
     for key, param in model.collect_params().items():
+        param._shape = declared[id(param)]  # forget the shapes the placeholder input implied
         if key in source:
             param.shape = reader.tensors[source[key]].shape
     notes.append(f"aligned {len(infos)} parameters by {how}")
-    return ConvertPlan(STRUCTURAL, infos, source,
-                       arch.describe(model, [{"name": "data", "shape": list(shape), "dtype": "float32"}]),
-                       None, notes)
+    inputs = [{"name": "data", "shape": list(shape), "dtype": "float32"}]
+    try:  # record the input shape only if the file's weights accept it
+        model.trace(np.zeros(shape, np.float32), placeholders=True)
+    except ModelSurgeonError:
+        inputs = []
+        notes.append(f"the weights do not fit input {shape}; no input shape recorded (give --input-shape)")
+    return ConvertPlan(STRUCTURAL, infos, source, arch.describe(model, inputs), None, notes)
 
 
 def _compatible(model_shape: tuple[int, ...] | None, file_shape: tuple[int, ...]) -> bool:

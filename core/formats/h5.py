@@ -236,7 +236,7 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                 if info.alias_of is not None:
                     group[name] = group[escape_key(info.alias_of)]
                     continue
-                array = np.ascontiguousarray(fetch(info))
+                array = np.asarray(fetch(info), order="C")
                 if array.shape != info.shape or array.dtype != info.dtype:
                     raise ModelSurgeonError(f"tensor '{info.key}' is {array.shape} {array.dtype}, "
                                             f"expected {info.shape} {info.dtype}")
