@@ -21,7 +21,10 @@ Choices where MXNet is silent or unsafe:
 * bfloat16 (type flag 12) is refused when opening: numpy has no bfloat16 dtype, and widening to
   float32 would silently double the tensor and change its dtype on a round trip.
 * "none" arrays (no shape, no data) and sparse storage (row_sparse, csr) are refused, naming the key.
-* Everything after the names list, unused by MXNet, is refused as trailing garbage.
+* Everything after the names list (MXNet ignores it) is refused as trailing garbage; the
+  reserved word and the saving device (MXNet ignores both) are accepted whatever they hold.
+* int16/uint16/uint32/uint64 (type flags 8-11, MXNet 2 only: MXNet 1.9.1 fails with "Unknown
+  type enum 8") are read; :func:`write_params` writes them only when asked to.
 * :func:`write_params` writes V2 records (what ``mx.nd.save`` writes outside numpy-shape mode),
   byte for byte; ``np_shape=True`` writes V3 records as ``mx.nd.save`` does under
   ``mx.npx.set_np()``, the only way to store a 0-d tensor.
@@ -126,13 +129,18 @@ def _open(path: str) -> BinaryIO:
         raise CheckpointError(path, "permission denied") from None
     except OSError as exc:
         raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. an embedded NUL
+        raise CheckpointError(path, f"invalid path: {exc}") from None
 
 
-def _pread(handle: BinaryIO, n: int, offset: int) -> bytes:
-    if hasattr(os, "pread"):
-        return os.pread(handle.fileno(), n, offset)
-    handle.seek(offset)
-    return handle.read(n)
+def _pread(handle: BinaryIO, path: str, n: int, offset: int) -> bytes:
+    try:
+        if hasattr(os, "pread"):
+            return os.pread(handle.fileno(), n, offset)
+        handle.seek(offset)
+        return handle.read(n)
+    except OSError as exc:
+        raise CheckpointError(path, f"read error at byte {offset}: {exc.strerror or exc}") from None
 
 
 def _read_exact_into(handle: BinaryIO, path: str, buf: memoryview, offset: int, what: str) -> None:
@@ -140,11 +148,14 @@ def _read_exact_into(handle: BinaryIO, path: str, buf: memoryview, offset: int, 
     done, total = 0, len(buf)
     preadv = getattr(os, "preadv", None)
     while done < total:
-        if preadv is not None:
-            got = preadv(handle.fileno(), [buf[done:]], offset + done)
-        else:
-            handle.seek(offset + done)
-            got = handle.readinto(buf[done:])
+        try:
+            if preadv is not None:
+                got = preadv(handle.fileno(), [buf[done:]], offset + done)
+            else:
+                handle.seek(offset + done)
+                got = handle.readinto(buf[done:])
+        except OSError as exc:
+            raise CheckpointError(path, f"{what}: read error: {exc.strerror or exc}") from None
         if not got:
             raise CheckpointError(path, f"{what}: the file ended after {done} of {total} bytes "
                                         "(truncated since it was opened?)")
@@ -197,7 +208,7 @@ class _Cursor:
         start = self.pos - self._win_at
         if start < 0 or start + n > len(self._win):
             want = min(max(n, _CHUNK), self.size - self.pos)
-            self._win = _pread(self.handle, want, self.pos)
+            self._win = _pread(self.handle, self.path, want, self.pos)
             self._win_at = self.pos
             start = 0
             if len(self._win) < n:
@@ -214,8 +225,13 @@ class _Cursor:
         self.pos += n
 
 
+def _sparse_problem(stype_name: str) -> str:
+    return (f"uses {stype_name} storage; only dense arrays are supported "
+            "(convert it with .tostype('default') in MXNet)")
+
+
 class _Record:
-    __slots__ = ("index", "version", "shape", "flag", "offset", "problem", "sparse")
+    __slots__ = ("index", "version", "shape", "flag", "offset", "problem")
 
     def __init__(self, index: int, version: str):
         self.index, self.version = index, version
@@ -223,7 +239,6 @@ class _Record:
         self.flag = -1
         self.offset = -1
         self.problem: str | None = None  # refused, reported with the key once names are known
-        self.sparse = False
 
 
 class MXNetParamsReader(CheckpointReader):
@@ -251,7 +266,6 @@ class MXNetParamsReader(CheckpointReader):
 
     def _index(self) -> None:
         path = self.path
-        assert self._handle is not None
         size = os.fstat(self._handle.fileno()).st_size
         cur = _Cursor(self._handle, path, size)
         if size < 8:
@@ -267,17 +281,15 @@ class MXNetParamsReader(CheckpointReader):
             raise CheckpointError(path, f"header claims {count} arrays but only "
                                         f"{cur.remaining()} bytes follow")
         records: list[_Record] = []
-        sparse: _Record | None = None
+        self._sparse: tuple[int, str] | None = None  # the first sparse record, set as soon as seen
         try:
             for index in range(count):
-                rec = self._record(cur, index)
-                records.append(rec)
-                if sparse is None and rec.sparse:
-                    sparse = rec
+                records.append(self._record(cur, index))
             names = self._names(cur, count)
         except CheckpointError:
-            if sparse is not None:  # sizes after a sparse record are guesses: report the cause
-                raise CheckpointError(path, f"array #{sparse.index} {sparse.problem}") from None
+            if self._sparse is not None:  # sizes after a sparse record are guesses: report the cause
+                index, stype_name = self._sparse
+                raise CheckpointError(path, f"array #{index} {_sparse_problem(stype_name)}") from None
             raise
 
         stripped: dict[str, str] = {}
@@ -323,6 +335,8 @@ class MXNetParamsReader(CheckpointReader):
             (stype,) = cur.unpack("i", f"{where} storage type")
             if stype not in _STYPES or stype == -1:
                 raise CheckpointError(path, f"{where} (at byte {start}) has unknown storage type {stype}")
+            if stype in _NUM_AUX and self._sparse is None:
+                self._sparse = (index, _STYPES[stype])
         elif magic == V1_MAGIC:
             rec = _Record(index, "V1")
         else:
@@ -367,9 +381,7 @@ class MXNetParamsReader(CheckpointReader):
             nbytes = _check_nbytes(path, where, (values,), itemsize)
             nbytes += sum(_check_nbytes(path, where, s, n) for s, n in aux_shapes)
             cur.skip(nbytes, f"{where} sparse data")
-            rec.sparse = True
-            rec.problem = (f"uses {_STYPES[stype]} storage; only dense arrays are supported "
-                           "(convert it with .tostype('default') in MXNet)")
+            rec.problem = _sparse_problem(_STYPES[stype])
             return rec
         nbytes = _check_nbytes(path, where, rec.shape, itemsize)
         rec.offset = cur.pos
@@ -461,7 +473,6 @@ class MXNetNpzReader(CheckpointReader):
 
     def _index(self) -> None:
         path = self.path
-        assert self._handle is not None
         size = os.fstat(self._handle.fileno()).st_size
         try:
             self._zip = zipfile.ZipFile(self._handle)  # type: ignore[arg-type]
@@ -472,8 +483,9 @@ class MXNetNpzReader(CheckpointReader):
         if len(set(names)) != len(names):
             dups = sorted({n for n in names if names.count(n) > 1})
             raise CheckpointError(path, f"zip archive has duplicate members {brief_list(dups)}")
-        members = [info for info in infos if not info.is_dir()]
-        if not any(info.filename.endswith(".npy") for info in members):
+        members = [info for info in infos if not info.filename.endswith("/")]
+        if infos and not any(info.filename.endswith(".npy") for info in members):
+            # (an empty archive is an empty .npz: numpy's savez() with no arrays writes one)
             raise CheckpointError(path, "zip archive is not an MXNet/NumPy .npz parameter file")
         others = [info.filename for info in members if not info.filename.endswith(".npy")]
         if others:
@@ -503,7 +515,6 @@ class MXNetNpzReader(CheckpointReader):
     def _member(self, info: zipfile.ZipInfo, size: int) -> tuple[tuple[int, ...], np.dtype, bool, int, int]:
         path, name = self.path, info.filename
         where = f"member {name!r}"
-        assert self._zip is not None and self._handle is not None
         if info.flag_bits & 0x1:
             raise CheckpointError(path, f"{where} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -526,7 +537,8 @@ class MXNetNpzReader(CheckpointReader):
         if dtype.hasobject:
             raise CheckpointError(path, f"{where} holds Python objects (dtype {dtype}); refused")
         if dtype.kind not in "biuf" or dtype.newbyteorder("<") not in _FLAG_OF_LE:
-            raise CheckpointError(path, f"{where} has dtype {dtype.str!r}, which MXNet parameters cannot hold")
+            raise CheckpointError(path, f"{where} has dtype {dtype.str!r}, which MXNet parameters "
+                                        "cannot hold")
         shape = tuple(int(d) for d in shape)
         if len(shape) > MAX_NDIM or any(d < 0 for d in shape):
             raise CheckpointError(path, f"{where} has invalid shape {shape}")
@@ -538,7 +550,7 @@ class MXNetNpzReader(CheckpointReader):
         if info.compress_type == zipfile.ZIP_STORED:
             if info.compress_size != info.file_size:
                 raise CheckpointError(path, f"{where} is stored uncompressed but its sizes differ")
-            local = _pread(self._handle, _ZIP_HEAD.size, info.header_offset)
+            local = _pread(self._handle, path, _ZIP_HEAD.size, info.header_offset)
             if len(local) < _ZIP_HEAD.size:
                 raise CheckpointError(path, f"{where}: local header past the end of the file")
             sig, name_len, extra_len = _ZIP_HEAD.unpack(local)
@@ -565,7 +577,7 @@ class MXNetNpzReader(CheckpointReader):
         where = f"member {info.filename!r}"
         if data_at >= 0:
             _read_exact_into(self._handle, self.path, buf, data_at, f"reading {where}")
-            head = _pread(self._handle, header_len, data_at - header_len)
+            head = _pread(self._handle, self.path, header_len, data_at - header_len)
             if (zlib.crc32(buf, zlib.crc32(head)) & 0xFFFFFFFF) != info.CRC:
                 raise CheckpointError(self.path, f"{where} fails its CRC check (corrupt)")
         else:
@@ -576,7 +588,8 @@ class MXNetNpzReader(CheckpointReader):
                     while done < len(buf):
                         got = fp.readinto(buf[done:])
                         if not got:
-                            raise CheckpointError(self.path, f"{where} ended after {done} of {len(buf)} bytes")
+                            raise CheckpointError(self.path, f"{where} ended after {done} of "
+                                                             f"{len(buf)} bytes")
                         done += got
                     fp.read(1)  # reaching the end checks the CRC
             except CheckpointError:
@@ -610,7 +623,8 @@ def _short(exc: BaseException) -> str:
 def _out_name(info: TensorInfo, roles: bool) -> str:
     if roles and info.role:
         if info.role not in ("arg", "aux"):
-            raise SurgeryError(f"tensor {info.key!r} has role {info.role!r}; MXNet knows only 'arg' and 'aux'")
+            raise SurgeryError(f"tensor {info.key!r} has role {info.role!r}; MXNet knows only "
+                               "'arg' and 'aux'")
         return f"{info.role}:{info.key}"
     return info.key
 
