@@ -12,8 +12,8 @@ Reading. :class:`SafetensorsReader` validates the header through the ``safetenso
 exactly covered) after its own checks (regular file, header length, UTF-8, JSON, duplicate
 names), and reads nothing else until :meth:`~SafetensorsReader.read` is asked for one tensor.
 Keys are listed in file (offset) order. Every problem is one :class:`CheckpointError`.
-Tensor bytes are read with ``pread`` (the package's ``backend="pread"`` where it has one), so
-a file truncated after it was opened gives an error, not a crash of a memory-mapped read.
+Tensor bytes are then read by us with plain positioned reads from the file we validated (never
+through a memory map), so a file truncated after it was opened gives an error, not a crash.
 
 Dtypes. ``F64 F32 F16 I64 U64 I32 U32 I16 U16 I8 U8 BOOL C64`` map to the numpy dtype of the
 same name. numpy has no bfloat16 or 8-bit floats, so ``BF16`` and the 8-bit float types
@@ -28,9 +28,12 @@ writes one tensor at a time (never the whole checkpoint in memory), into a tempo
 is renamed over the target. Its output is byte-identical to ``safetensors.numpy.save_file``
 for the same tensors: tensors sorted by dtype (the package's dtype order, widest first) then
 name, contiguous offsets, compact JSON, ``__metadata__`` first, header padded with spaces to a
-multiple of 8. (One exception the package forces: it writes a metadata dict of several keys in
-Rust ``HashMap`` order, which changes from run to run; we write metadata keys sorted, so our
-files are reproducible. A single-key or empty metadata is byte-identical.)
+multiple of 8. Three differences, all where the package (0.8) cannot be matched or is wrong:
+it writes a metadata dict of several keys in Rust ``HashMap`` order, which changes from run to
+run (we sort the keys, so our files are reproducible; one key or ``{}`` is byte-identical); with
+no tensors and ``metadata={}`` it writes the invalid header ``{},"__metadata__":{}}``; and it
+copies a non-C-contiguous array's memory as is (a Fortran-ordered array comes out transposed),
+where we write C order.
 A float32 tensor whose info carries ``extra["source_dtype"]`` is written back in that dtype
 unless ``keep_source_dtype=False``: ``BF16`` by round-to-nearest-even (exact for values that
 came from a BF16 file); the 8-bit float types only when every value is exactly representable,
@@ -49,12 +52,13 @@ import json
 import math
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, ModelSurgeonError
+from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
 from .atomic import atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 
@@ -67,6 +71,8 @@ MAX_HEADER_SIZE = 100_000_000
 INDEX_NAME = "model.safetensors.index.json"
 #: An index file larger than this is refused (a real one is a few MB).
 MAX_INDEX_SIZE = 256 << 20
+#: Shards of a sharded checkpoint kept open at once for reading.
+MAX_OPEN_SHARDS = 8
 
 #: The package's dtype enum, in its order: the writer sorts tensors by this, descending.
 DTYPE_ORDER = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
@@ -292,7 +298,7 @@ def read_header(path: str, handle: Any, file_size: int) -> tuple[int, dict[str, 
 
 
 def _open_package(path: str) -> Any:
-    """``safe_open`` the file (header only), preferring pread over mmap; errors wrapped."""
+    """``safe_open`` the file to validate it (header only; pread rather than mmap); errors wrapped."""
     from safetensors import safe_open  # imported here: keeps the module importable without it
 
     try:
@@ -322,7 +328,6 @@ class SafetensorsReader(CheckpointReader):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._handle: Any = None
         self._file: Any = None
         st = _regular_file(self.path)
         try:
@@ -342,17 +347,19 @@ class SafetensorsReader(CheckpointReader):
             raise CheckpointError(path, "the file changed while it was being opened")
         length, header = read_header(path, self._file, opened.st_size)
         self._data_start = 8 + length
-        self._handle = _open_package(path)
+        package = _open_package(path)  # the package's own validation of the whole layout
         try:
-            metadata = self._handle.metadata()
+            metadata = package.metadata()
             shapes = {}
             for name in header:
                 if name == "__metadata__":
                     continue
-                sl = self._handle.get_slice(name)
+                sl = package.get_slice(name)
                 shapes[name] = (tuple(int(d) for d in sl.get_shape()), str(sl.get_dtype()))
         except Exception as exc:
             raise CheckpointError(path, f"invalid safetensors file: {_short(exc)}") from None
+        finally:
+            _close_package(package)
         after = os.stat(path)
         if (after.st_dev, after.st_ino) != (opened.st_dev, opened.st_ino):
             raise CheckpointError(path, "the file changed while it was being opened")
@@ -387,22 +394,18 @@ class SafetensorsReader(CheckpointReader):
     def read(self, key: str) -> np.ndarray:
         if key not in self.tensors:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        if self._handle is None:
+        if self._file is None:
             raise ModelSurgeonError(f"{self.path} is closed")
         code = self._codes[key]
         info = self.tensors[key]
-        if code not in UPCAST:
-            try:
-                array = self._handle.get_tensor(key)
-            except Exception as exc:
-                raise CheckpointError(self.path, f"cannot read tensor {key!r} (file changed or "
-                                                 f"truncated?): {_short(exc)}") from None
-            array = np.asarray(array)
-            if array.shape != info.shape:
-                array = array.reshape(info.shape)
-            return array
-        raw = self._read_raw(key, np.dtype("<u2") if BITS[code] == 16 else np.dtype("u1"))
-        values = bf16_to_f32(raw) if code == "BF16" else f8_to_f32(raw, code)
+        if code == "BF16":
+            values = bf16_to_f32(self._read_raw(key, np.dtype("<u2")))
+        elif code in UPCAST:
+            values = f8_to_f32(self._read_raw(key, np.dtype("u1")), code)
+        elif code == "BOOL":
+            values = self._read_raw(key, np.dtype("u1")) != 0  # any non-zero byte is True
+        else:
+            values = self._read_raw(key, NUMPY_DTYPES[code])
         return values.reshape(info.shape)
 
     def _read_raw(self, key: str, dtype: np.dtype) -> np.ndarray:
@@ -425,9 +428,6 @@ class SafetensorsReader(CheckpointReader):
         return out
 
     def close(self) -> None:
-        if self._handle is not None:
-            _close_package(self._handle)
-            self._handle = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -498,8 +498,9 @@ class ShardedSafetensorsReader(CheckpointReader):
     """A sharded checkpoint read through its ``*.safetensors.index.json``.
 
     Opening reads the index and every shard's header (validating that each listed tensor is in
-    the shard the index names); tensor data is read on demand. Shard paths must stay inside the
-    index's directory. Keys are in shard order (shards sorted by file name, i.e. by their
+    the shard the index names); tensor data is read on demand, shards being reopened as needed
+    (at most :data:`MAX_OPEN_SHARDS` stay open). Shard paths must stay inside the index's
+    directory. Keys are in shard order (shards sorted by file name, i.e. by their
     ``-0000i-of-`` number), then in file order within a shard. Tensors a shard holds but the
     index does not list are ignored, as loaders do. ``metadata`` is the first shard's
     ``__metadata__``; the index's own ``metadata`` object is kept in ``index_metadata``.
@@ -511,22 +512,23 @@ class ShardedSafetensorsReader(CheckpointReader):
 
     def __init__(self, index_path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(index_path)
-        self._shards: dict[str, SafetensorsReader] = {}
+        self._open: OrderedDict[str, SafetensorsReader] = OrderedDict()
+        self._closed = False
         index = read_index(self.path)
         self.index_metadata: dict[str, Any] = dict(index.get("metadata") or {})
         directory = os.path.dirname(os.path.abspath(self.path))
         weight_map: dict[str, Any] = index["weight_map"]
-        by_shard: dict[str, list[str]] = {}
+        by_shard: dict[Any, list[str]] = {}
         for key, shard in weight_map.items():
-            _safe_member(self.path, directory, shard)
+            if not isinstance(shard, str):
+                raise CheckpointError(self.path, f"weight_map has a shard name that is not a file name: {shard!r}")
             by_shard.setdefault(shard, []).append(key)
-        try:
-            self.tensors = {}
-            self._where: dict[str, str] = {}
-            self.metadata = {}
-            for number, shard in enumerate(sorted(by_shard)):
-                reader = SafetensorsReader(_safe_member(self.path, directory, shard))
-                self._shards[shard] = reader
+        self._paths = {shard: _safe_member(self.path, directory, shard) for shard in sorted(by_shard)}
+        self.tensors = {}
+        self._where: dict[str, str] = {}
+        self.metadata = {}
+        for number, (shard, shard_path) in enumerate(self._paths.items()):
+            with SafetensorsReader(shard_path) as reader:
                 if number == 0:
                     self.metadata = dict(reader.metadata)
                 wanted = set(by_shard[shard])
@@ -539,18 +541,34 @@ class ShardedSafetensorsReader(CheckpointReader):
                         self.tensors[key] = TensorInfo(key, info.shape, info.dtype,
                                                        extra={**info.extra, "shard": shard})
                         self._where[key] = shard
-        except BaseException:
-            self.close()
-            raise
+
+    def _shard(self, shard: str) -> SafetensorsReader:
+        reader = self._open.get(shard)
+        if reader is not None:
+            self._open.move_to_end(shard)
+            return reader
+        reader = SafetensorsReader(self._paths[shard])
+        self._open[shard] = reader
+        if len(self._open) > MAX_OPEN_SHARDS:
+            self._open.popitem(last=False)[1].close()
+        return reader
 
     def read(self, key: str) -> np.ndarray:
+        if self._closed:
+            raise ModelSurgeonError(f"{self.path} is closed")
         if key not in self._where:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        return self._shards[self._where[key]].read(key)
+        reader = self._shard(self._where[key])
+        info, now = self.tensors[key], reader.tensors.get(key)
+        if now is None or (now.shape, now.dtype, now.extra.get("data_offsets")) != \
+                (info.shape, info.dtype, info.extra.get("data_offsets")):
+            raise CheckpointError(self.path, f"shard {self._where[key]!r} changed after the checkpoint was opened")
+        return reader.read(key)
 
     def close(self) -> None:
-        for reader in self._shards.values():
-            reader.close()
+        self._closed = True
+        while self._open:
+            self._open.popitem()[1].close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,36 +634,43 @@ def _plan(infos: Sequence[TensorInfo], metadata: dict[str, str] | None,
     return len(header).to_bytes(8, "little") + header, rows
 
 
-def _encode(info: TensorInfo, code: str, array: Any) -> np.ndarray:
-    """The array's stored bytes (as a flat uint8 array), after checking it matches ``info``."""
+#: Elements converted at a time when writing BF16/F8 (bounds the temporary memory).
+CONVERT_CHUNK = 1 << 22
+
+
+def _encode(info: TensorInfo, code: str, array: Any) -> Iterator[memoryview]:
+    """The array's stored bytes, in pieces, after checking that it matches ``info``."""
     array = np.asarray(array)
     if array.shape != tuple(info.shape):
         raise ModelSurgeonError(f"tensor '{info.key}' is {array.shape}, expected {tuple(info.shape)}")
     expected = np.dtype(info.dtype)
     if (array.dtype.kind, array.dtype.itemsize) != (expected.kind, expected.itemsize):
         raise ModelSurgeonError(f"tensor '{info.key}' is {array.dtype}, expected {expected}")
-    if code == "BF16":
-        stored = f32_to_bf16(array)
-    elif code in UPCAST:
-        stored = f32_to_f8(array, code)
+    if code not in UPCAST:
+        yield np.ascontiguousarray(array, dtype=NUMPY_DTYPES[code]).reshape(-1).view(np.uint8).data
+        return
+    flat = np.ascontiguousarray(array).reshape(-1)
+    for start in range(0, flat.size, CONVERT_CHUNK):
+        piece = flat[start:start + CONVERT_CHUNK]
+        stored = f32_to_bf16(piece) if code == "BF16" else f32_to_f8(piece, code)
         if stored is None:
             raise ModelSurgeonError(
                 f"tensor '{info.key}' was {code} in its source but now holds values {code} cannot "
                 "represent exactly; write it as float32 instead (keep_source_dtype=False)")
-    else:
-        stored = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[code])
-    return np.ascontiguousarray(stored).reshape(-1).view(np.uint8)
+        yield stored.view(np.uint8).data
 
 
 def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: Fetch,
                    by_key: dict[str, TensorInfo], progress: Progress | None, done: int, total: int) -> int:
     for info, code, size in rows:
         source = by_key.get(info.alias_of, info) if info.alias_of is not None else info
-        data = _encode(info, code, fetch(source))
-        if data.nbytes != size:  # cannot happen once shape and dtype match; kept as a guard
-            raise ModelSurgeonError(f"tensor '{info.key}' encodes to {data.nbytes} bytes, expected {size}")
-        handle.write(data.data)
-        del data
+        written = 0
+        for piece in _encode(info, code, fetch(source)):
+            handle.write(piece)
+            written += piece.nbytes
+            del piece
+        if written != size:  # cannot happen once shape and dtype match; kept as a guard
+            raise ModelSurgeonError(f"tensor '{info.key}' encoded to {written} bytes, expected {size}")
         done += size
         if progress is not None:
             progress(done, total)
@@ -724,7 +749,6 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
     if not overwrite:
         for target in [*(os.path.join(directory, n) for n in names), index_path]:
             if os.path.exists(target):
-                from ..errors import OutputExistsError
                 raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
     plans = [_plan(group, metadata, keep_source_dtype) for group in groups]
     total = sum(size for _, rows in plans for _, _, size in rows)
@@ -732,7 +756,7 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
     written: list[str] = []
     done = 0
     try:
-        for name, (header, rows) in zip(names, plans):
+        for name, (header, rows) in zip(names, plans, strict=True):
             target = os.path.join(directory, name)
             with atomic_output(target, overwrite=overwrite) as tmp:
                 with open(tmp, "wb") as handle:
