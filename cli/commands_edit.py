@@ -123,6 +123,8 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
     if not in_place:
         _check_output(output, [file], dry_run, force)
     with checkpoint.open_checkpoint(file) as reader:
+        if in_place and reader.format != "modelsurgeon-h5":
+            raise SurgeryError(f"--in-place works on modelsurgeon HDF5 files; {file} is {reader.format}: use -o")
         plan = surgery.plan_rename(reader, rules, strict=strict, drop_architecture=drop_architecture)
         changes = plan.changes
         notes = list(plan.notes)
@@ -139,10 +141,7 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
                              architecture=plan.architecture, graph=plan.graph,
                              metadata=_carried_metadata(reader), force=force)
             notes += more
-        in_place_ok = reader.format == "modelsurgeon-h5"
     if in_place and not dry_run:
-        if not in_place_ok:
-            raise SurgeryError(f"--in-place works on modelsurgeon HDF5 files; {file} is {reader.format}: use -o")
         from modelsurgeon.core.formats.h5 import rename_in_place
         rename_in_place(file, plan.mapping, architecture=plan.architecture, graph=plan.graph)
     target = file if in_place else output
@@ -269,11 +268,10 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: str 
 
 def _zoo_model(name: str, reader: CheckpointReader) -> Any:
     from modelsurgeon.core.model_zoo import vision
-    classes = 1000
-    try:
-        classes = surgery.find_head(reader).weight and reader.tensors[surgery.find_head(reader).weight].shape[0]
+    try:  # the zoo model gets as many classes as the file's head has
+        classes = reader.tensors[surgery.find_head(reader).weight].shape[0]
     except ModelSurgeonError:
-        pass
+        classes = 1000
     return vision.get_model(name, classes=classes)
 
 

@@ -6,7 +6,7 @@ import errno
 from enum import IntEnum
 
 from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError,
-                                      OutputExistsError, SurgeryError, UnsupportedOpError)
+                                      OutputExistsError, SurgeryError, UnsupportedOpError, WriteError)
 
 
 class ExitCode(IntEnum):
@@ -32,6 +32,7 @@ _EXCEPTIONS: list[tuple[type[BaseException], ExitCode]] = [
     (CheckpointError, ExitCode.BAD_CHECKPOINT),
     (MismatchError, ExitCode.MISMATCH),
     (OutputExistsError, ExitCode.OUTPUT_EXISTS),
+    (WriteError, ExitCode.IO_ERROR),
     (UnsupportedOpError, ExitCode.UNSUPPORTED),
     (SurgeryError, ExitCode.INVALID),
     (ModelSurgeonError, ExitCode.INVALID),

@@ -73,8 +73,9 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (nothing else).")
     @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
+    @click.option("--traceback", "_traceback", is_flag=True, hidden=True)  # read by SurgeonGroup.main
     @functools.wraps(command)
-    def wrapper(*args: Any, as_json: bool, quiet: bool, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, as_json: bool, quiet: bool, _traceback: bool, **kwargs: Any) -> Any:
         return command(*args, out=Output(json=as_json, quiet=quiet), **kwargs)
 
     return wrapper
@@ -103,7 +104,7 @@ def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
 
 
 def register() -> None:
-    from . import commands_edit, commands_read  # noqa: F401 - they add their commands to cli
+    from . import commands_edit, commands_graph, commands_read  # noqa: F401 - they add their commands to cli
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,7 +50,8 @@ class Output:
         """Print the command's JSON document on stdout (only in --json mode)."""
         payload = {"schema_version": SCHEMA_VERSION, "tool": "modelsurgeon", "version": __version__,
                    "command": command, **document}
-        sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        sys.stdout.write(json.dumps(_finite(payload), indent=2, sort_keys=True, default=_jsonable,
+                                    allow_nan=False) + "\n")
 
     def line(self, text: str = "") -> None:
         """A line of human output on stdout."""
@@ -91,6 +92,17 @@ class Output:
                       console=self.console(stderr=True), transient=True) as bar:
             task = bar.add_task(description, total=total_bytes)
             yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity (jq refuses them): non-finite numbers become null."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

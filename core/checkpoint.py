@@ -6,6 +6,7 @@ format from the file's bytes, never its name.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -106,10 +107,10 @@ def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
         return _attach_sibling_graph(mxnet.MXNetNpzReader(path))
     if kind == "safetensors":
         from .formats import safetensors_io
-        return safetensors_io.SafetensorsReader(path)
+        return _restore_documents(safetensors_io.SafetensorsReader(path))
     if kind == "safetensors-index":
         from .formats import safetensors_io
-        return safetensors_io.ShardedSafetensorsReader(path)
+        return _restore_documents(safetensors_io.ShardedSafetensorsReader(path))
     from .formats import torch_io
     return torch_io.TorchReader(path)
 
@@ -129,6 +130,42 @@ def _attach_sibling_graph(reader: CheckpointReader) -> CheckpointReader:
             reader.graph = read_graph_file(graph_path).to_dict()
             reader.metadata = {**reader.metadata, "graph_file": graph_path}
     return reader
+
+
+def _restore_documents(reader: CheckpointReader) -> CheckpointReader:
+    """Our architecture, graph and key scheme, carried in safetensors ``__metadata__``."""
+    from .rewrite import ST_ARCHITECTURE, ST_GRAPH, ST_KIND
+    metadata = dict(reader.metadata)
+    kind = metadata.pop(ST_KIND, None)
+    if kind in (STRUCTURAL, NAMED):
+        reader.kind = kind
+    for key, attribute in ((ST_ARCHITECTURE, "architecture"), (ST_GRAPH, "graph")):
+        if key in metadata:
+            try:
+                setattr(reader, attribute, json.loads(metadata.pop(key)))
+            except (ValueError, RecursionError):
+                raise CheckpointError(reader.path, f"metadata {key} is not valid JSON") from None
+    reader.metadata = metadata
+    _reorder_by_model(reader)
+    return reader
+
+
+def _reorder_by_model(reader: CheckpointReader) -> None:
+    """List tensors in model order (formats like safetensors store them sorted by dtype and name)."""
+    order: list[str] = []
+    if reader.kind == STRUCTURAL and reader.architecture is not None:
+        try:
+            order = [key for key, _ in arch.build(reader.architecture).named_parameters()]
+        except ModelSurgeonError:
+            return
+    elif reader.graph is not None:
+        try:
+            order = Graph.from_json(reader.graph).variables()
+        except ModelSurgeonError:
+            return
+    rank = {key: i for i, key in enumerate(order)}
+    if rank and set(reader.tensors) <= set(rank):
+        reader.tensors = dict(sorted(reader.tensors.items(), key=lambda item: rank[item[0]]))
 
 
 def read_graph_file(path: str) -> Graph:
@@ -361,6 +398,11 @@ def model_from_reader(reader: CheckpointReader) -> "Block":
     from .symbol_block import SymbolBlock
     if reader.kind == STRUCTURAL and reader.architecture is not None:
         block = arch.build(reader.architecture)
+        params = block.collect_params()
+        shared = {info.key: params[info.alias_of] for info in reader.tensors.values()
+                  if info.alias_of is not None and info.alias_of in params}
+        if shared:  # keys stored as one tensor are one Parameter again
+            block.share_parameters(shared)
         specs = arch.input_specs(reader.architecture)
         if specs:
             object.__setattr__(block, "_input_specs", [(s, np.dtype(d)) for _, s, d in specs])
@@ -371,12 +413,15 @@ def model_from_reader(reader: CheckpointReader) -> "Block":
         keys = {info.key: info.key for info in reader.tensors.values()}
         inputs = [name for name in graph.variables() if name not in keys]
         block = SymbolBlock(graph, inputs)
+        specs = arch.input_specs(reader.architecture) if reader.architecture is not None else []
+        if len(specs) == len(inputs) and specs:
+            object.__setattr__(block, "_input_specs", [(s, np.dtype(d)) for _, s, d in specs])
         if not set(keys) <= variables:
             extra = sorted(set(keys) - variables)
             raise ModelSurgeonError(f"{reader.path}: tensors {brief_list(extra)} are not in the graph")
     else:
-        raise ModelSurgeonError(f"{reader.path} has no architecture or graph, only weights; give a model "
-                                "(--model NAME) or a -symbol.json to run it")
+        raise ModelSurgeonError(f"{reader.path} holds only weights, no architecture or graph to run; for "
+                                "an MXNet file give its -symbol.json (run --symbol FILE)")
     available = {k: (reader.tensors[v].shape, reader.tensors[v].dtype) for k, v in keys.items()}
     _load(block, available, lambda k: reader.read(keys[k]), f"'{reader.path}'", False, False, True, "saved")
     return block

@@ -51,6 +51,10 @@ class SurgeryError(ModelSurgeonError):
     """A surgery request cannot be carried out as asked (nothing was written)."""
 
 
+class WriteError(ModelSurgeonError):
+    """The output cannot be written (missing directory, permission, full disk)."""
+
+
 class OutputExistsError(ModelSurgeonError):
     """The output path exists and overwriting was not allowed."""
 

@@ -33,7 +33,7 @@ class KeyNode:
 
     def signature(self) -> tuple[Any, ...]:
         if self.info is not None:
-            return ("leaf", self.name, self.info.shape, str(self.info.dtype))
+            return ("leaf", self.name, self.info.shape, str(self.info.dtype), self.info.alias_of is not None)
         return (self.name if not self.name.isdigit() else "#", tuple(c.signature() for c in self.children))
 
     def to_dict(self) -> dict[str, Any]:

@@ -83,6 +83,10 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
         return notes
     if fmt in ("mxnet", "npz"):
         from .formats import mxnet
+        symbol_file = symbol_path_for(path) if graph is not None else None
+        if symbol_file is not None and not overwrite and os.path.exists(symbol_file):
+            from .errors import OutputExistsError
+            raise OutputExistsError(f"{symbol_file} already exists (use --force to overwrite it)")
         writer = mxnet.write_params if fmt == "mxnet" else mxnet.write_npz
         writer(path, flat, fetch, roles=kind == NAMED, progress=progress)
         if architecture is not None:
@@ -91,7 +95,6 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
             notes.append(f"metadata not carried over ({', '.join(sorted(metadata))}): MXNet parameter files have no place for it")
         if graph is not None:
             from .formats.atomic import atomic_output
-            symbol_file = symbol_path_for(path)
             with atomic_output(symbol_file) as tmp:
                 with open(tmp, "w", encoding="utf-8") as handle:
                     handle.write(json.dumps(graph, indent=2) + "\n")

@@ -122,6 +122,11 @@ def plan_rename(reader: CheckpointReader, rules: list[Rule], strict: bool = Fals
     collisions = [f"{' + '.join(olds)} -> {new}" for new, olds in sources.items() if len(olds) > 1]
     if collisions:
         problems.append(f"{len(collisions)} collision(s), several keys would become one: {brief_list(collisions)}")
+    if reader.graph is not None and reader.kind == NAMED:
+        others = set(Graph.from_json(reader.graph).variables()) - set(reader.tensors)
+        taken = [f"{old} -> {new}" for old, new in mapping.items() if new in others]
+        if taken:
+            problems.append(f"{len(taken)} key(s) would take the name of a graph input: {brief_list(taken)}")
     unused = [rules[i].text for i in range(len(rules)) if not hits[i]]
     if strict and unused:
         problems.append(f"{len(unused)} rule(s) matched no key (--strict): {brief_list(unused)}")
@@ -321,12 +326,13 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
     if reader.graph is not None:
         graph = Graph.from_json(reader.graph)
         for node in reversed(graph.op_nodes()):
-            if node.op == "FullyConnected" and len(node.inputs) >= 2:
+            if node.op in ("FullyConnected", "Convolution") and len(node.inputs) >= 2:
                 names = [graph.nodes[i].name for i, _, _ in node.inputs]
                 if names[1] in reader.tensors:
                     bias = names[2] if len(names) > 2 and names[2] in reader.tensors else None
+                    kind = "dense" if node.op == "FullyConnected" else "convolution"
                     return _head_from_keys(reader, names[1], bias, node.name,
-                                           f"the last dense layer in graph order (node '{node.name}')")
+                                           f"the last {kind} layer in graph order (node '{node.name}')")
     for key in reversed(list(reader.tensors)):
         info = reader.tensors[key]
         if key.endswith("weight") and len(info.shape) == 2:
@@ -344,6 +350,7 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     if init not in HEAD_INITS:
         raise SurgeryError(f"unknown --init {init!r}; choose from {', '.join(HEAD_INITS)}")
     chosen = find_head(reader, head)
+    _check_replaceable(reader, chosen)
     weight_info = reader.tensors[chosen.weight]
     old_classes = weight_info.shape[0]
     kept = list(keep_classes or [])
@@ -381,6 +388,33 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     if graph is not None:
         graph = _resize_in_graph(graph, chosen, classes, {k: v.shape for k, v in tensors.items()})
     return HeadPlan(chosen, old_classes, classes, tensors, architecture, graph, kept, init)
+
+
+def _check_replaceable(reader: CheckpointReader, head: Head) -> None:
+    """A head must be the model's last layer with weights, and its tensors its own."""
+    own = {head.weight, head.bias} - {None}
+    shared = [f"{i.key} = {i.alias_of}" for i in reader.tensors.values()
+              if (i.key in own and i.alias_of is not None) or (i.alias_of in own and i.key not in own)]
+    if shared:
+        raise SurgeryError(f"the head '{head.path}' has parameters shared with other layers ({brief_list(shared)}); "
+                           "replacing it would change them too")
+    later: list[str] = []
+    if reader.kind == STRUCTURAL and reader.architecture is not None:
+        block = arch.build(reader.architecture)
+        layers = [path for path, b in block.named_blocks() if b._reg_params]
+        if head.path in layers:
+            later = layers[layers.index(head.path) + 1:]
+    elif reader.graph is not None:
+        graph = Graph.from_json(reader.graph)
+        users = [node for node in graph.op_nodes()
+                 if any(graph.nodes[i].is_variable and graph.nodes[i].name in reader.tensors for i, _, _ in node.inputs)]
+        index = next((n for n, node in enumerate(users)
+                      if any(graph.nodes[i].name == head.weight for i, _, _ in node.inputs)), None)
+        if index is not None:
+            later = [node.name for node in users[index + 1:]]
+    if later:
+        raise SurgeryError(f"'{head.path}' is not the model's last layer with weights (after it: {brief_list(later)}); "
+                           "changing its outputs would break the layers after it")
 
 
 def _resize_in_architecture(document: dict[str, Any], head: Head, classes: int) -> dict[str, Any] | None:
@@ -475,6 +509,10 @@ def plan_to_named(reader: CheckpointReader, model: Block | None = None,
         model = arch.build(document)
     if not isinstance(model, HybridBlock):
         raise SurgeryError("only HybridBlocks can be traced into a graph")
+    params = model.collect_params()
+    shared = {i.key: params[i.alias_of] for i in reader.tensors.values() if i.alias_of in params}
+    if shared:  # tensors stored once are one Parameter, and so one graph variable
+        model.share_parameters(shared)
     keys = {k: k for k in reader.tensors}
     _shape_model(model, reader, keys)
     shape = _input_shape(model, document, input_shape)

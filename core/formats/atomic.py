@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-from ..errors import ModelSurgeonError, OutputExistsError
+from ..errors import OutputExistsError, WriteError
 
 TEMP_PREFIX = ".modelsurgeon-tmp-"
 
@@ -30,13 +30,13 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(directory):
-        raise ModelSurgeonError(f"{target}: the directory {directory} does not exist")
+        raise WriteError(f"{target}: the directory {directory} does not exist")
     if not overwrite and os.path.exists(target):
         raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
     try:
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=directory)
     except PermissionError:
-        raise ModelSurgeonError(f"{target}: permission denied to write in {directory}") from None
+        raise WriteError(f"{target}: permission denied to write in {directory}") from None
     os.close(fd)
     try:
         yield tmp
