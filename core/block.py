@@ -247,6 +247,8 @@ class HybridBlock(Block):
                 raise ModelSurgeonError("Please first run forward with this block at least once "
                                         "before calling export.")
             inputs = tuple(np.zeros(shape, dtype) for shape, dtype in self._input_specs)
+        else:
+            object.__setattr__(self, "_input_specs", [(np.shape(x), np.asarray(x).dtype) for x in inputs])
         names = ["data"] if len(inputs) == 1 else [f"data{i}" for i in range(len(inputs))]
         with symbol.tracing(placeholders) as tracer:
             out = self(*(tracer.input(n, np.asarray(x)) for n, x in zip(names, inputs)))

@@ -31,6 +31,24 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
+def _uniform(rng: np.random.Generator, low: float, high: float, shape, dtype) -> np.ndarray:
+    """U(low, high), drawn directly in float32 when that is the target (twice as fast)."""
+    if np.dtype(dtype) == np.float32:
+        out = rng.random(shape, dtype=np.float32)
+        out *= np.float32(high - low)
+        out += np.float32(low)
+        return out
+    return rng.uniform(low, high, shape).astype(dtype)
+
+
+def _normal(rng: np.random.Generator, sigma: float, shape, dtype) -> np.ndarray:
+    if np.dtype(dtype) == np.float32:
+        out = rng.standard_normal(shape, dtype=np.float32)
+        out *= np.float32(sigma)
+        return out
+    return rng.normal(0.0, sigma, shape).astype(dtype)
+
+
 class Initializer:
     """Base class: ``init(name, shape, dtype, rng, fan_in=None) -> ndarray``."""
 
@@ -61,7 +79,7 @@ class Uniform(Initializer):
         self.scale = scale
 
     def weight(self, shape, dtype, rng):
-        return rng.uniform(-self.scale, self.scale, shape).astype(dtype)
+        return _uniform(rng, -self.scale, self.scale, shape, dtype)
 
     def __repr__(self) -> str:
         return f"Uniform(scale={self.scale})"
@@ -76,7 +94,7 @@ class Normal(Initializer):
         self.sigma = sigma
 
     def weight(self, shape, dtype, rng):
-        return rng.normal(0.0, self.sigma, shape).astype(dtype)
+        return _normal(rng, self.sigma, shape, dtype)
 
     def __repr__(self) -> str:
         return f"Normal(sigma={self.sigma})"
@@ -99,8 +117,8 @@ class Xavier(Initializer):
         factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}[self.factor_type]
         scale = math.sqrt(self.magnitude / factor)
         if self.rnd_type == "uniform":
-            return rng.uniform(-scale, scale, shape).astype(dtype)
-        return rng.normal(0.0, scale, shape).astype(dtype)
+            return _uniform(rng, -scale, scale, shape, dtype)
+        return _normal(rng, scale, shape, dtype)
 
     def __repr__(self) -> str:
         return f"Xavier(rnd_type={self.rnd_type!r}, factor_type={self.factor_type!r}, magnitude={self.magnitude:g})"

@@ -151,7 +151,13 @@ def invoke(name: str, inputs: Sequence[Any], attrs: dict[str, Any] | None = None
     parsed = spec.parse(given)
     if any(isinstance(x, symbol.Symbol) for x in inputs):
         return symbol.record(spec, list(inputs), parsed, given, hint)
-    return spec.kernel(*inputs, **parsed)
+    try:
+        return spec.kernel(*inputs, **parsed)
+    except ModelSurgeonError:
+        raise
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ShapeError(f"operator {spec.name} cannot run on inputs of shapes "
+                         f"{[getattr(x, 'shape', None) for x in inputs]}: {exc}") from None
 
 
 # -- kernels --------------------------------------------------------------------------------
@@ -181,6 +187,13 @@ def fully_connected(data, weight, bias=None, *, num_hidden, no_bias=False, flatt
     out = x @ weight.T
     if not no_bias and bias is not None:
         out += bias
+    return _like_input(out, data)
+
+
+def _like_input(out: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Floating inputs keep their dtype (float16 data with float32 weights gives float16)."""
+    if data.dtype.kind == "f" and out.dtype != data.dtype:
+        return out.astype(data.dtype)
     return out
 
 
@@ -230,7 +243,7 @@ def convolution(data, weight, bias=None, *, kernel, num_filter, stride=(), dilat
         out = np.ascontiguousarray(out.transpose(1, 0, 2, 3))
     if not no_bias and bias is not None:
         out += bias.reshape(1, -1, 1, 1)
-    return out
+    return _like_input(out, data)
 
 
 def _depthwise(x, weight, ho, wo, stride, dilate):
@@ -272,7 +285,8 @@ def pooling(data, *, kernel=(), pool_type="max", global_pool=False, stride=(), p
     extra_h = max(0, (ho - 1) * sh + kh - (h + 2 * ph))
     extra_w = max(0, (wo - 1) * sw + kw - (w + 2 * pw))
     pads = [(ph, ph + extra_h), (pw, pw + extra_w)]
-    fill = -np.inf if pool_type == "max" else 0.0
+    fill = (np.finfo(data.dtype).min if data.dtype.kind == "f" else np.iinfo(data.dtype).min) \
+        if pool_type == "max" else 0.0
     x = _pad_spatial(data, pads, fill)
     if pool_type == "max":
         out = _tap_reduce(x, (kh, kw), (sh, sw), ho, wo, np.maximum)
@@ -311,11 +325,14 @@ def batch_norm(data, gamma, beta, moving_mean, moving_var, *, eps=1e-3, momentum
     axis = axis % data.ndim
     shape = [1] * data.ndim
     shape[axis] = data.shape[axis]
-    scale = 1.0 / np.sqrt(moving_var.astype(np.float32) + np.float32(eps))
+    compute = np.promote_types(data.dtype, np.float32)
+    scale = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
     if not fix_gamma:
-        scale = scale * gamma
-    shift = beta - moving_mean * scale
-    return data * scale.astype(data.dtype).reshape(shape) + shift.astype(data.dtype).reshape(shape)
+        scale = scale * gamma.astype(compute)
+    shift = beta.astype(compute) - moving_mean.astype(compute) * scale
+    out = data * scale.astype(data.dtype).reshape(shape)
+    out += shift.astype(data.dtype).reshape(shape)
+    return out
 
 
 def _sigmoid(x):

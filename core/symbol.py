@@ -309,7 +309,15 @@ class Graph:
         """Raise UnsupportedOpError naming the first operator we cannot execute."""
         for node in self.op_nodes():
             spec = ops.get(node.op, node.name)
-            spec.parse(node.attrs, node.name)
+            parsed = spec.parse(node.attrs, node.name)
+            expected = len(spec.inputs(parsed))
+            if spec.variadic:
+                if parsed.get("num_args") not in (None, len(node.inputs)) or not node.inputs:
+                    raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs but "
+                                            f"num_args={parsed.get('num_args')}")
+            elif len(node.inputs) != expected:
+                raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs; it takes "
+                                        f"{expected} ({', '.join(spec.inputs(parsed))})")
             for source, out_index, _ in node.inputs:
                 if out_index != 0:
                     raise UnsupportedOpError(f"node '{node.name}' reads output {out_index} of "

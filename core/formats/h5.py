@@ -82,7 +82,10 @@ def _is_hex(text: str) -> bool:
 
 
 def is_ours(f: h5py.File) -> bool:
-    return f.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+    try:
+        return f.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f.filename, f"cannot read the root attributes (corrupt?): {exc}") from None
 
 
 def _attr_text(f: h5py.File, name: str, path: str) -> str:
@@ -104,6 +107,12 @@ class H5Reader(CheckpointReader):
         self._f = handle if handle is not None else h5safe.open_h5(self.path, "r+" if writable else "r")
         try:
             self._load()
+        except CheckpointError:
+            self._f.close()
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+            self._f.close()  # h5py reports damaged metadata with assorted exception types
+            raise CheckpointError(self.path, f"corrupt HDF5 metadata: {' '.join(str(exc).split())[:200]}") from None
         except BaseException:
             self._f.close()
             raise
@@ -134,6 +143,8 @@ class H5Reader(CheckpointReader):
                 raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
             h5safe.check_dataset(obj, path, file_size)
             key = unescape_key(name)
+            if key in self._names:
+                raise CheckpointError(path, f"key {key!r} is stored twice (datasets {self._names[key]!r} and {name!r})")
             if obj.dtype not in DTYPES:
                 raise CheckpointError(path, f"tensor '{key}' has unsupported dtype {obj.dtype}")
             address = h5py.h5o.get_info(obj.id).addr

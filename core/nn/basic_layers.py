@@ -107,11 +107,14 @@ class Activation(HybridBlock):
     _arch_leaf = True
 
     def __init__(self, activation: str) -> None:
-        super().__init__()
         if activation not in nd.ACTIVATIONS:
             raise ModelSurgeonError(f"unknown activation {activation!r}; choose from "
                                     f"{', '.join(nd.ACTIVATIONS)}")
-        self._act_type = activation
+        object.__setattr__(self, "_act_type", activation)
+        super().__init__()
+
+    def _alias(self) -> str:  # type: ignore[override]
+        return self._act_type  # Activation('relu') is named relu0, as in MXNet
 
     def forward(self, x: Any) -> Any:
         return nd.Activation(x, act_type=self._act_type)
