@@ -13,6 +13,7 @@ from modelsurgeon.core import checkpoint
 from modelsurgeon.core.errors import ModelSurgeonError, SurgeryError
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.keytree import KeyNode, key_tree
+from modelsurgeon.core.visual.stats import histogram, sparkline
 
 from .errors import ExitCode
 from .main import cli, output_options
@@ -91,7 +92,8 @@ def tensor_record(info: TensorInfo) -> dict[str, Any]:
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--tree", is_flag=True, help="Group keys by path, with per-subtree counts; fold repeated numbered blocks.")
 @click.option("--filter", "pattern", metavar="REGEX", help="Only keys matching REGEX (searched anywhere in the key).")
-@click.option("--stats", is_flag=True, help="Add min/max/mean/std and NaN/Inf counts (reads every tensor, one at a time).")
+@click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "
+              "values (reads every tensor, one at a time).")
 @output_options
 def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output) -> None:
     """Show what a checkpoint holds: every tensor's key, shape, dtype and size.
@@ -114,7 +116,9 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
         records = [tensor_record(i) for i in infos]
         if stats:
             for record, info in zip(records, infos):
-                record["stats"] = tensor_stats(reader.read(info.key))
+                array = reader.read(info.key)
+                record["stats"] = tensor_stats(array)
+                record["histogram"] = histogram(array)
         unique = [i for i in infos if i.alias_of is None]
         summary = {"tensors": len(infos), "parameters": sum(i.size for i in unique),
                    "bytes": sum(i.nbytes for i in unique), "shared": len(infos) - len(unique)}
@@ -141,8 +145,9 @@ def _print_inspect(out: Output, doc: dict[str, Any], root: KeyNode | None, named
         _print_tree(out, root, header)
     else:
         columns = ["key"] + (["structural"] if named else []) + ["shape", "dtype", "size", "bytes"]
+        spark = stats and out.stdout_is_terminal
         if stats:
-            columns += ["min", "max", "mean", "std", "nan", "inf"]
+            columns += ["min", "max", "mean", "std", "nan", "inf"] + (["histogram"] if spark else [])
         rows = []
         for record in doc["tensors"]:
             row = [record["key"] + (f" -> {record['alias_of']}" if "alias_of" in record else "")]
@@ -152,12 +157,12 @@ def _print_inspect(out: Output, doc: dict[str, Any], root: KeyNode | None, named
             if stats:
                 s = record["stats"]
                 row += ["-" if s[k] is None else f"{s[k]:.4g}" for k in ("min", "max", "mean", "std")]
-                row += [s["nan"], s["inf"]]
+                row += [s["nan"], s["inf"]] + ([sparkline(record["histogram"])] if spark else [])
             rows.append(row)
         if out.stdout_is_terminal:
             out.console().print(header)
         out.table(columns, rows, justify=["left"] * (2 if named else 1) + ["left", "left", "right", "right"]
-                  + ["right"] * (6 if stats else 0))
+                  + ["right"] * (6 if stats else 0) + (["left"] if spark else []))
     if out.stdout_is_terminal:
         if doc["architecture"]:
             a = doc["architecture"]
@@ -202,26 +207,45 @@ def _print_tree(out: Output, root: KeyNode, header: str) -> None:
 @click.argument("a", type=click.Path(dir_okay=True))
 @click.argument("b", type=click.Path(dir_okay=True))
 @click.option("--values", is_flag=True, help="Also compare values: the largest absolute difference per tensor.")
+@click.option("--html", "report", type=click.Path(dir_okay=False), metavar="REPORT.html",
+              help="Also write a visual report: B's model with added, removed, renamed, reshaped and "
+                   "value-changed tensors coloured (implies --values).")
+@click.option("--force", is_flag=True, help="Overwrite the --html report if it exists.")
 @output_options
-def diff(a: str, b: str, values: bool, out: Output) -> int:
+def diff(a: str, b: str, values: bool, report: str | None, force: bool, out: Output) -> int:
     """Compare two checkpoints: keys only in A or B, shape/dtype changes, and (--values) values.
 
     Works across the two key schemes when a name-keyed file records structural names.
     Exits 0 when the checkpoints are the same, 1 when they differ (like diff(1)).
 
     \b
-    Example:
+    Examples:
       modelsurgeon diff sample_models/cnn.h5 cnn10.h5 --values
+      modelsurgeon diff sample_models/cnn.h5 cnn10.h5 --html report.html
     """
     from modelsurgeon.core.surgery import diff as compare
+    if report is not None:
+        import os
+        from modelsurgeon.core.errors import OutputExistsError
+        if os.path.exists(report) and not force:
+            raise OutputExistsError(f"{report} already exists (use --force to overwrite it)")
+        values = True
     with checkpoint.open_checkpoint(a) as ra, checkpoint.open_checkpoint(b) as rb:
         total = ra.total_bytes() if values else 0
         with out.progress("comparing", total) as progress:
             result = compare(ra, rb, values=values, progress=progress)
+        if report is not None:
+            from modelsurgeon.core.formats.atomic import atomic_output
+            from modelsurgeon.core.visual import render_diff_html
+            page = render_diff_html(ra, rb, result)
+            with atomic_output(report, overwrite=force) as tmp:
+                with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+                    handle.write(page)
     if out.json:
         out.emit("diff", {"a": a, "b": b, "equal": result.equal, "compared_by": result.scheme,
                           "only_in_a": result.only_a, "only_in_b": result.only_b, "changed": result.changed,
-                          "values": result.values if values else None})
+                          "values": result.values if values else None,
+                          **({"report": report} if report is not None else {})})
     else:
         for key in result.only_a:
             out.line(f"- {key}")
@@ -237,6 +261,8 @@ def diff(a: str, b: str, values: bool, out: Output) -> int:
         out.note(f"compared by {result.scheme}: {len(result.only_a)} only in A, {len(result.only_b)} only in B, "
                  f"{len(result.changed)} changed" + (f", {same} of {len(result.values)} equal in value" if values else ""))
         out.note("same" if result.equal else "different")
+        if report is not None:
+            out.note(f"wrote {report}")
     return int(ExitCode.OK if result.equal else ExitCode.DIFFERENT)
 
 
