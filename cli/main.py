@@ -14,16 +14,29 @@ from typing import Any
 
 import click
 
-from modelsurgeon.core import __version__
-
-from .errors import ExitCode, exit_code_for, message_for
-from .output import Output
+from .output import VERSION, Output
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+#: command name -> the module (in this package) that defines it; imported only when needed,
+#: so `modelsurgeon --version` starts without numpy or h5py.
+COMMANDS = {"inspect": "commands_read", "diff": "commands_read", "run": "commands_read",
+            "rename": "commands_edit", "replace-head": "commands_edit", "convert": "commands_edit",
+            "zoo": "commands_edit", "graph": "commands_graph"}
+
+
 class SurgeonGroup(click.Group):
-    """Runs a command and turns every exception into one line and an exit code."""
+    """Loads commands lazily; runs one and turns every exception into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            import importlib
+            importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+        return super().get_command(ctx, name)
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
@@ -34,6 +47,7 @@ class SurgeonGroup(click.Group):
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
         except click.ClickException as exc:
+            from .errors import ExitCode
             code = ExitCode.USAGE if isinstance(exc, click.UsageError) else ExitCode.INVALID
             if want_json:
                 _json_error(code, exc.format_message())
@@ -41,11 +55,13 @@ class SurgeonGroup(click.Group):
                 exc.show()
             sys.exit(int(code))
         except click.Abort:
+            from .errors import ExitCode
             _report(ExitCode.INTERRUPTED, "interrupted", want_json)
-            sys.exit(int(ExitCode.INTERRUPTED))
+            sys.exit(130)
         except BaseException as exc:  # noqa: BLE001 - the one place that maps every error
             if isinstance(exc, SystemExit):
                 raise
+            from .errors import exit_code_for, message_for
             if show_traceback:
                 traceback.print_exc()
             code = exit_code_for(exc)
@@ -54,14 +70,14 @@ class SurgeonGroup(click.Group):
         sys.exit(int(result) if isinstance(result, int) else 0)
 
 
-def _json_error(code: ExitCode, message: str) -> None:
+def _json_error(code: Any, message: str) -> None:
     import json
-    document = {"schema_version": 1, "tool": "modelsurgeon", "version": __version__,
+    document = {"schema_version": 1, "tool": "modelsurgeon", "version": VERSION,
                 "error": {"code": int(code), "type": code.name.lower(), "message": " ".join(message.split())}}
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
-def _report(code: ExitCode, message: str, want_json: bool) -> None:
+def _report(code: Any, message: str, want_json: bool) -> None:
     if want_json:
         _json_error(code, message)
     else:
@@ -82,7 +98,7 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(cls=SurgeonGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "-V", "--version", prog_name="modelsurgeon")
+@click.version_option(VERSION, "-V", "--version", prog_name="modelsurgeon")
 @click.option("--traceback", is_flag=True, help="Show the full traceback when something fails.")
 def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
     """Inspect, rename, re-head, convert, compare and run model checkpoints.
@@ -103,13 +119,5 @@ def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
     """
 
 
-def register() -> None:
-    from . import commands_edit, commands_graph, commands_read  # noqa: F401 - they add their commands to cli
-
-
 def main(argv: list[str] | None = None) -> None:
-    register()
     cli.main(args=argv)
-
-
-register()

@@ -9,9 +9,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelsurgeon.core import __version__
+from importlib import metadata
 
 SCHEMA_VERSION = 1
+VERSION = metadata.version("modelsurgeon")
 #: Operations over more bytes than this show a progress bar (at a terminal only).
 PROGRESS_THRESHOLD = 64 << 20
 
@@ -48,7 +49,7 @@ class Output:
 
     def emit(self, command: str, document: dict[str, Any]) -> None:
         """Print the command's JSON document on stdout (only in --json mode)."""
-        payload = {"schema_version": SCHEMA_VERSION, "tool": "modelsurgeon", "version": __version__,
+        payload = {"schema_version": SCHEMA_VERSION, "tool": "modelsurgeon", "version": VERSION,
                    "command": command, **document}
         sys.stdout.write(json.dumps(_finite(payload), indent=2, sort_keys=True, default=_jsonable,
                                     allow_nan=False) + "\n")

@@ -343,7 +343,7 @@ def squeezenet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def option_names(command: str) -> set[str]:
     """Every long option the CLI command accepts (to check messages only suggest real options)."""
-    cmd = cli.commands[command]
+    cmd = cli.get_command(None, command)
     names: set[str] = set()
     for param in cmd.params:
         names.update(o for o in getattr(param, "opts", []) if o.startswith("--"))

@@ -46,3 +46,27 @@ def test_core_never_imports_click_or_rich_and_never_prints():
                 continue
             offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("click", "rich")]
     assert offenders == []
+
+
+def test_one_version_everywhere():
+    from importlib import metadata
+
+    from modelsurgeon.cli.output import VERSION
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["project"]["version"] == modelsurgeon_core_version() == VERSION == metadata.version("modelsurgeon")
+
+
+def modelsurgeon_core_version() -> str:
+    import modelsurgeon.core
+    return modelsurgeon.core.__version__
+
+
+def test_version_starts_without_numpy_or_h5py():
+    """`modelsurgeon --version` must stay fast: the command modules (numpy, h5py) load lazily."""
+    import subprocess
+    import sys
+    code = ("import sys; from modelsurgeon.cli.main import cli\n"
+            "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numpy', 'h5py', 'rich') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
