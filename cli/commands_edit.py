@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
@@ -13,52 +14,86 @@ import numpy as np
 from modelsurgeon.core import checkpoint, surgery
 from modelsurgeon.core.errors import ModelSurgeonError, SurgeryError
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from modelsurgeon.core.rewrite import OUTPUT_FORMATS, format_for_path, write_checkpoint
+from modelsurgeon.core.errors import OutputExistsError
+from modelsurgeon.core.rewrite import (OUTPUT_FORMATS, format_for_path, parse_size, write_checkpoint,
+                                       write_sharded_checkpoint)
 
 from .commands_read import parse_shape
 from .main import cli, output_options
 from .output import Output, shape_text
 
 
-def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """-o/--output, --force, --dry-run and --format, shared by every command that writes."""
+@dataclass
+class Target:
+    """Where and how a command writes: -o/--output, --force, --dry-run, --format, --max-shard-size."""
 
-    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the result.")
+    output: str | None
+    force: bool
+    dry_run: bool
+    fmt: str | None
+    max_shard_size: int | None
+
+    @property
+    def format(self) -> str:
+        return format_for_path(self.output or "", self.fmt)
+
+    def check(self, inputs: list[str]) -> None:
+        """Refuse, before any work, an output that is missing, is an input, or exists without --force."""
+        if self.dry_run:
+            return
+        if self.output is None:
+            raise click.UsageError("give -o/--output (or --dry-run to only see the plan)")
+        target = os.path.abspath(self.output)
+        for path in inputs:
+            if os.path.abspath(path) == target or (os.path.exists(self.output) and os.path.exists(path)
+                                                   and os.path.samefile(path, self.output)):
+                raise SurgeryError(f"the output {self.output} is the input; write elsewhere "
+                                   "(rename also has --in-place)")
+        if self.max_shard_size is None and os.path.exists(self.output) and not self.force:
+            raise OutputExistsError(f"{self.output} already exists (use --force to overwrite it)")
+
+    def write(self, out: Output, kind: str, infos: list[TensorInfo], fetch: Callable[[TensorInfo], np.ndarray], *,
+              architecture: Any, graph: Any, metadata: dict[str, str]) -> list[str]:
+        """Write (streaming, atomically; sharded with --max-shard-size); returns notes."""
+        assert self.output is not None  # check() ran first
+        total = sum(i.nbytes for i in infos if i.alias_of is None)
+        with out.progress(f"writing {os.path.basename(self.output)}", total) as progress:
+            if self.max_shard_size is not None:
+                index, notes = write_sharded_checkpoint(self.output, self.format, kind, infos, fetch,
+                                                        max_shard_size=self.max_shard_size,
+                                                        architecture=architecture, graph=graph, metadata=metadata,
+                                                        progress=progress, overwrite=self.force)
+                self.output = index  # what the command reports having written
+                return notes
+            return write_checkpoint(self.output, self.format, kind, infos, fetch, architecture=architecture,
+                                    graph=graph, metadata=metadata, progress=progress, overwrite=self.force)
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ModelSurgeonError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The output options every writing command shares; the command receives ``target: Target``."""
+
+    @click.option("-o", "--output", type=click.Path(), help="Where to write the result.")
     @click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
     @click.option("--dry-run", is_flag=True, help="Show the planned changes; write nothing.")
     @click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS),
                   help="Output format (default: from the output's extension: .safetensors, .params, .npz; else h5).")
+    @click.option("--max-shard-size", callback=_size, metavar="SIZE",
+                  help="Split the output into shards of at most SIZE (e.g. 2GB) plus an index file.")
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return command(*args, **kwargs)
+    def wrapper(*args: Any, output: str | None, force: bool, dry_run: bool, fmt: str | None,
+                max_shard_size: int | None, **kwargs: Any) -> Any:
+        return command(*args, target=Target(output, force, dry_run, fmt, max_shard_size), **kwargs)
 
     return wrapper
-
-
-def _check_output(output: str | None, inputs: list[str], dry_run: bool, force: bool) -> None:
-    if dry_run:
-        return
-    if output is None:
-        raise click.UsageError("give -o/--output (or --dry-run to only see the plan)")
-    target = os.path.abspath(output)
-    for path in inputs:
-        if os.path.abspath(path) == target or (os.path.exists(output) and os.path.exists(path)
-                                               and os.path.samefile(path, output)):
-            raise SurgeryError(f"the output {output} is the input; write elsewhere (rename also has --in-place)")
-    if os.path.exists(output) and not force:
-        from modelsurgeon.core.errors import OutputExistsError
-        raise OutputExistsError(f"{output} already exists (use --force to overwrite it)")
-
-
-def _write(out: Output, reader: CheckpointReader, output: str, fmt: str | None, kind: str,
-           infos: list[TensorInfo], fetch: Callable[[TensorInfo], np.ndarray], *,
-           architecture: Any, graph: Any, metadata: dict[str, str], force: bool) -> tuple[str, list[str]]:
-    chosen = format_for_path(output, fmt)
-    total = sum(i.nbytes for i in infos if i.alias_of is None)
-    with out.progress(f"writing {os.path.basename(output)}", total) as progress:
-        notes = write_checkpoint(output, chosen, kind, infos, fetch, architecture=architecture, graph=graph,
-                                 metadata=metadata, progress=progress, overwrite=force)
-    return chosen, notes
 
 
 def _carried_metadata(reader: CheckpointReader) -> dict[str, str]:
@@ -94,8 +129,8 @@ def _finish(out: Output, command: str, document: dict[str, Any], notes: list[str
 @write_options
 @output_options
 def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix: tuple[str, ...],
-           add_prefix: tuple[str, ...], strict: bool, in_place: bool, drop_architecture: bool, output: str | None,
-           force: bool, dry_run: bool, fmt: str | None, out: Output) -> None:
+           add_prefix: tuple[str, ...], strict: bool, in_place: bool, drop_architecture: bool, target: Target,
+           out: Output) -> None:
     """Rename keys with regex rules and prefixes; show old -> new.
 
     Two keys becoming one, an empty path segment, or (with --strict) a rule that
@@ -118,10 +153,10 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
             from modelsurgeon.core.errors import InputNotFoundError
             raise InputNotFoundError(map_file, "no such file") from None
     rules += surgery.prefix_rules(strip_prefix, add_prefix)
-    if in_place and output is not None:
+    if in_place and target.output is not None:
         raise click.UsageError("--in-place and -o/--output exclude each other")
     if not in_place:
-        _check_output(output, [file], dry_run, force)
+        target.check([file])
     with checkpoint.open_checkpoint(file) as reader:
         if in_place and reader.format != "modelsurgeon-h5":
             raise SurgeryError(f"--in-place works on modelsurgeon HDF5 files; {file} is {reader.format}: use -o")
@@ -132,23 +167,21 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
             notes.append(f"{len(plan.unused_rules)} rule(s) matched nothing: {', '.join(plan.unused_rules)}")
         if not out.json:
             out.table(["old", "new"], changes)
-        if not dry_run and not in_place:
+        if not target.dry_run and not in_place:
             mapping = plan.mapping
             infos = [TensorInfo(mapping[i.key], i.shape, i.dtype, i.role, i.structural,
                                 mapping[i.alias_of] if i.alias_of else None) for i in reader.tensors.values()]
             source = {mapping[k]: k for k in reader.tensors}
-            _, more = _write(out, reader, output, fmt, reader.kind, infos, lambda i: reader.read(source[i.key]),
-                             architecture=plan.architecture, graph=plan.graph,
-                             metadata=_carried_metadata(reader), force=force)
-            notes += more
-    if in_place and not dry_run:
+            notes += target.write(out, reader.kind, infos, lambda i: reader.read(source[i.key]),
+                                  architecture=plan.architecture, graph=plan.graph,
+                                  metadata=_carried_metadata(reader))
+    if in_place and not target.dry_run:
         from modelsurgeon.core.formats.h5 import rename_in_place
         rename_in_place(file, plan.mapping, architecture=plan.architecture, graph=plan.graph)
-    target = file if in_place else output
     _finish(out, "rename", {"input": file, "kind": reader.kind, "in_place": in_place,
                             "changes": [{"old": o, "new": n} for o, n in changes],
                             "architecture_kept": plan.architecture is not None if reader.architecture else None},
-            notes, target, dry_run)
+            notes, file if in_place else target.output, target.dry_run)
 
 
 # -- replace-head -------------------------------------------------------------------------------
@@ -173,8 +206,7 @@ def _parse_classes(text: str | None) -> list[int] | None:
 @write_options
 @output_options
 def replace_head(file: str, classes: int | None, head: str | None, init: str, seed: int | None,
-                 keep_classes: str | None, output: str | None, force: bool, dry_run: bool, fmt: str | None,
-                 out: Output) -> None:
+                 keep_classes: str | None, target: Target, out: Output) -> None:
     """Replace the classification head with one of --classes outputs.
 
     Finds the head (--head; else the zoo's 'output'; else the last dense layer) and
@@ -187,7 +219,7 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
       modelsurgeon replace-head sample_models/cnn.h5 -o cnn10.h5 --classes 10 --seed 0
       modelsurgeon replace-head alexnet.h5 -o a3.h5 --keep-classes 3,7,9 --init torch
     """
-    _check_output(output, [file], dry_run, force)
+    target.check([file])
     with checkpoint.open_checkpoint(file) as reader:
         plan = surgery.plan_replace_head(reader, classes, head=head, init=init, seed=seed,
                                          keep_classes=_parse_classes(keep_classes))
@@ -197,20 +229,20 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
             for key, array in plan.tensors.items():
                 out.line(f"  {key}: {shape_text(reader.tensors[key].shape)} -> {shape_text(array.shape)} ({init})")
         notes: list[str] = []
-        if not dry_run:
+        if not target.dry_run:
             infos = [TensorInfo(i.key, plan.tensors[i.key].shape, i.dtype, i.role, i.structural, i.alias_of)
                      if i.key in plan.tensors else i for i in reader.tensors.values()]
             fetch = lambda i: plan.tensors[i.key] if i.key in plan.tensors else reader.read(i.key)  # noqa: E731
             metadata = {**_carried_metadata(reader), "modelsurgeon.head": h.path,
                         "modelsurgeon.head_init": init if seed is None else f"{init} seed={seed}"}
-            _, notes = _write(out, reader, output, fmt, reader.kind, infos, fetch, architecture=plan.architecture,
-                              graph=plan.graph, metadata=metadata, force=force)
+            notes = target.write(out, reader.kind, infos, fetch, architecture=plan.architecture,
+                                 graph=plan.graph, metadata=metadata)
         if reader.architecture is not None and plan.architecture is None:
             notes.append("the architecture could not follow the new head and was left out")
     _finish(out, "replace-head", {"input": file, "head": {"path": h.path, "kind": h.kind, "weight": h.weight,
                                                           "bias": h.bias, "reason": h.reason},
                                   "old_classes": plan.old_classes, "classes": plan.classes, "init": init,
-                                  "seed": seed, "kept_classes": plan.kept}, notes, output, dry_run)
+                                  "seed": seed, "kept_classes": plan.kept}, notes, target.output, target.dry_run)
 
 
 # -- convert ------------------------------------------------------------------------------------
@@ -224,8 +256,8 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
 @click.option("--input-shape", metavar="SHAPE", help="Input shape for tracing, e.g. 1,3,224,224.")
 @write_options
 @output_options
-def convert(file: str, to: str | None, model_name: str | None, input_shape: str | None, output: str | None,
-            force: bool, dry_run: bool, fmt: str | None, out: Output) -> None:
+def convert(file: str, to: str | None, model_name: str | None, input_shape: str | None, target: Target,
+            out: Output) -> None:
     """Convert between key schemes (structural <-> named) and file formats.
 
     Structural -> named traces the model (embedded architecture, or --model) and keys
@@ -239,31 +271,29 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: str 
       modelsurgeon convert resnet18_v1-0000.params -o r18.h5 --to structural --model resnet18_v1
       modelsurgeon convert sample_models/cnn.h5 -o cnn.safetensors
     """
-    _check_output(output, [file], dry_run, force)
+    target.check([file])
     with checkpoint.open_checkpoint(file) as reader:
-        target = to or reader.kind
+        kind = to or reader.kind
         model = _zoo_model(model_name, reader) if model_name else None
         shape = parse_shape(input_shape) if input_shape else None
-        if target == reader.kind and model is None:
+        if kind == reader.kind and model is None:
             plan = surgery.ConvertPlan(reader.kind, list(reader.tensors.values()), {k: k for k in reader.tensors},
                                        reader.architecture, reader.graph)
-        elif target == NAMED:
+        elif kind == NAMED:
             plan = surgery.plan_to_named(reader, model, shape)
         else:
             plan = surgery.plan_to_structural(reader, model, shape)
         notes = list(plan.notes)
         if not out.json and plan.kind != reader.kind:
             out.table(["from", "to"], [(plan.source[i.key], i.key) for i in plan.infos])
-        chosen = format_for_path(output or "", fmt)
-        if not dry_run:
-            chosen, more = _write(out, reader, output, fmt, plan.kind, plan.infos,
-                                  lambda i: reader.read(plan.source[i.key]), architecture=plan.architecture,
-                                  graph=plan.graph, metadata=_carried_metadata(reader), force=force)
-            notes += more
+        if not target.dry_run:
+            notes += target.write(out, plan.kind, plan.infos, lambda i: reader.read(plan.source[i.key]),
+                                  architecture=plan.architecture, graph=plan.graph,
+                                  metadata=_carried_metadata(reader))
     _finish(out, "convert", {"input": file, "from": {"format": reader.format, "kind": reader.kind},
-                             "to": {"format": chosen, "kind": plan.kind}, "tensors": len(plan.infos),
+                             "to": {"format": target.format, "kind": plan.kind}, "tensors": len(plan.infos),
                              "mapping": [{"from": plan.source[i.key], "to": i.key} for i in plan.infos]},
-            notes, output, dry_run)
+            notes, target.output, target.dry_run)
 
 
 def _zoo_model(name: str, reader: CheckpointReader) -> Any:
@@ -284,8 +314,7 @@ def _zoo_model(name: str, reader: CheckpointReader) -> Any:
 @click.option("--list", "list_models", is_flag=True, help="List the model names.")
 @write_options
 @output_options
-def zoo(name: str | None, classes: int, seed: int, list_models: bool, output: str | None, force: bool,
-        dry_run: bool, fmt: str | None, out: Output) -> None:
+def zoo(name: str | None, classes: int, seed: int, list_models: bool, target: Target, out: Output) -> None:
     """Write a randomly initialised model-zoo checkpoint (with its architecture).
 
     \b
@@ -304,7 +333,7 @@ def zoo(name: str | None, classes: int, seed: int, list_models: bool, output: st
             for model_name in vision.model_names():
                 out.line(model_name)
         return
-    _check_output(output, [], dry_run, force)
+    target.check([])
     net = vision.get_model(name, classes=classes)
     random.seed(seed)
     net.initialize(initializer.Xavier())
@@ -312,11 +341,10 @@ def zoo(name: str | None, classes: int, seed: int, list_models: bool, output: st
     infos, params = checkpoint.parameter_infos(net)
     from modelsurgeon.core import architecture
     notes: list[str] = []
-    if not dry_run:
-        chosen = format_for_path(output, fmt)
-        notes = write_checkpoint(output, chosen, STRUCTURAL, infos, lambda i: params[i.key].data(),
-                                 architecture=architecture.describe(net),
-                                 metadata={"modelsurgeon.zoo": f"{name} classes={classes} seed={seed}"},
-                                 overwrite=force)
+    if not target.dry_run:
+        notes = target.write(out, STRUCTURAL, infos, lambda i: params[i.key].data(),
+                             architecture=architecture.describe(net), graph=None,
+                             metadata={"modelsurgeon.zoo": f"{name} classes={classes} seed={seed}"})
     _finish(out, "zoo", {"model": name, "classes": classes, "seed": seed, "tensors": len(infos),
-                         "parameters": sum(i.size for i in infos if i.alias_of is None)}, notes, output, dry_run)
+                         "parameters": sum(i.size for i in infos if i.alias_of is None)}, notes, target.output,
+            target.dry_run)

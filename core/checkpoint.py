@@ -56,7 +56,7 @@ def detect_format(path: str) -> str:
     if safetensors_io.sniff(head, size):
         return "safetensors"
     if head.lstrip()[:1] == b"{" and b"weight_map" in _peek(path, 1 << 16):
-        return "safetensors-index"
+        return "sharded-index"
     from .formats import torch_io
     if torch_io.is_legacy_pickle(head):
         return "torch"
@@ -108,11 +108,19 @@ def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
     if kind == "safetensors":
         from .formats import safetensors_io
         return _restore_documents(safetensors_io.SafetensorsReader(path))
-    if kind == "safetensors-index":
-        from .formats import safetensors_io
-        return _restore_documents(safetensors_io.ShardedSafetensorsReader(path))
+    if kind == "sharded-index":
+        from .formats.sharded import ShardedReader
+        reader = ShardedReader(path, _open_shard)
+        _reorder_by_model(reader)
+        return reader
     from .formats import torch_io
     return torch_io.TorchReader(path)
+
+
+def _open_shard(path: str) -> CheckpointReader:
+    if detect_format(path) == "sharded-index":
+        raise CheckpointError(path, "a shard cannot itself be a sharded index")
+    return open_checkpoint(path)
 
 
 def sibling_graph_path(params_path: str) -> str | None:

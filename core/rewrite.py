@@ -103,6 +103,119 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
     raise ModelSurgeonError(f"unknown output format {fmt!r}; choose from {', '.join(OUTPUT_FORMATS)}")
 
 
+EXTENSIONS = {"h5": "h5", "safetensors": "safetensors", "mxnet": "params", "npz": "npz"}
+
+
+def parse_size(text: str) -> int:
+    """``'2GB'``, ``'500MB'``, ``'1GiB'``, ``'4096'`` -> bytes (GB = 10**9, GiB = 2**30)."""
+    import re
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*", text or "")
+    if match is None:
+        raise ModelSurgeonError(f"cannot read size {text!r}; write it like 2GB, 500MB or 1GiB")
+    number, unit, binary = match.groups()
+    power = " KMGT".index(unit.upper() or " ")
+    size = int(float(number) * (1024 if binary else 1000) ** power)
+    if size <= 0:
+        raise ModelSurgeonError(f"size {text!r} must be positive")
+    return size
+
+
+def shard_layout(path: str, fmt: str) -> tuple[str, str, str]:
+    """(directory, shard name prefix, index path) for a sharded output at ``path``.
+
+    ``path`` is a directory (``out/``: ``model-00001-of-0000N.h5`` and ``model.h5.index.json``),
+    an index file (``x.h5.index.json``) or a plain file name (``x.h5``: ``x-00001-of-...``).
+    """
+    ext = EXTENSIONS[fmt]
+    if path.endswith(os.sep) or os.path.isdir(path):
+        directory, prefix = path, "model"
+    else:
+        directory, name = os.path.split(path)
+        prefix = name
+        for suffix in (".index.json", f".{ext}", ".json"):
+            if prefix.endswith(suffix):
+                prefix = prefix[: -len(suffix)]
+        prefix = prefix or "model"
+    directory = directory or "."
+    return directory, prefix, os.path.join(directory, f"{prefix}.{ext}.index.json")
+
+
+def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
+                             max_shard_size: int, architecture: dict[str, Any] | None = None,
+                             graph: dict[str, Any] | None = None, metadata: dict[str, str] | None = None,
+                             progress: Callable[[int, int], None] | None = None,
+                             overwrite: bool = True) -> tuple[str, list[str]]:
+    """Write shards of at most ``max_shard_size`` tensor bytes plus an index; returns (index, notes).
+
+    Tensors are packed greedily in order (a larger tensor gets a shard of its own). Every shard
+    carries the documents, so each one is a complete checkpoint of its part; the index is
+    written last, so an interrupted run leaves no index.
+    """
+    directory, prefix, index_path = shard_layout(path, fmt)
+    os.makedirs(directory, exist_ok=True)
+    if fmt == "safetensors":
+        from .formats import safetensors_io
+        notes: list[str] = []
+        flat = _expand_aliases(infos, notes)
+        meta = dict(metadata or {})
+        meta[ST_KIND] = kind
+        if architecture is not None:
+            meta[ST_ARCHITECTURE] = json.dumps(architecture, separators=(",", ":"))
+        if graph is not None:
+            meta[ST_GRAPH] = json.dumps(graph, separators=(",", ":"))
+        written = safetensors_io.write_sharded(index_path, flat, fetch, max_shard_size=max_shard_size,
+                                               metadata=meta, progress=progress, overwrite=overwrite)
+        return written[-1], notes + [f"{len(written) - 1} shard(s) and index {written[-1]}"]
+    groups: list[list[TensorInfo]] = [[]]
+    size = 0
+    for info in infos:
+        if groups[-1] and size + info.nbytes > max_shard_size and info.alias_of is None:
+            groups.append([])
+            size = 0
+        groups[-1].append(info)
+        size += 0 if info.alias_of else info.nbytes
+    count = len(groups)
+    names = [f"{prefix}-{i + 1:05d}-of-{count:05d}.{EXTENSIONS[fmt]}" for i in range(count)]
+    if not overwrite:
+        from .errors import OutputExistsError
+        for target in [*(os.path.join(directory, n) for n in names), index_path]:
+            if os.path.exists(target):
+                raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
+    total = sum(i.nbytes for i in infos if i.alias_of is None)
+    offset = 0
+    weight_map: dict[str, str] = {}
+    notes = []
+    written: list[str] = []
+    try:
+        for name, group in zip(names, groups):
+            keys = {i.key for i in group}
+            # a link can only point inside its own shard; across shards the tensor is copied
+            local = [i if i.alias_of is None or i.alias_of in keys else
+                     TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) for i in group]
+            part = (lambda done, _t, base=offset: progress(base + done, total)) if progress else None
+            target = os.path.join(directory, name)
+            shard_notes = write_checkpoint(target, fmt, kind, local, fetch, architecture=architecture,
+                                           graph=graph if fmt == "h5" else None, metadata=metadata,
+                                           progress=part, overwrite=overwrite)
+            written.append(target)
+            notes += [n for n in shard_notes if n not in notes]
+            offset += sum(i.nbytes for i in local if i.alias_of is None)
+            weight_map.update({i.key: name for i in group})
+        from .formats.atomic import atomic_output
+        index = {"metadata": {"total_size": total, "format": fmt, "kind": kind}, "weight_map": weight_map}
+        with atomic_output(index_path, overwrite=overwrite) as tmp:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        for target in written:
+            if os.path.exists(target):
+                os.unlink(target)
+        raise
+    if graph is not None and fmt != "h5":
+        notes.append("the graph is not carried into non-HDF5 shards")
+    return index_path, notes + [f"{count} shard(s) and index {index_path}"]
+
+
 def _expand_aliases(infos: Sequence[TensorInfo], notes: list[str]) -> list[TensorInfo]:
     """Formats without links store shared tensors once per key."""
     flat = [TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) if i.alias_of else i for i in infos]
