@@ -260,6 +260,12 @@ class Head:
     weight: str  # key in the file
     bias: str | None
     reason: str
+    #: the axis that counts classes: 0 for (out, in, ...) weights, -1 for Keras (..., in, out) kernels
+    out_axis: int = 0
+
+
+#: weight names a head may have, and where each keeps its output axis
+WEIGHT_NAMES = {"weight": 0, "kernel": -1}
 
 
 @dataclass
@@ -282,10 +288,11 @@ def _structural_keys(reader: CheckpointReader) -> dict[str, str]:
 
 
 def _head_at(reader: CheckpointReader, keys: dict[str, str], path: str, reason: str) -> Head:
-    if f"{path}.weight" in keys:
-        weight = f"{path}.weight"
+    direct = [f"{path}.{name}" for name in WEIGHT_NAMES if f"{path}.{name}" in keys]
+    if direct:
+        weight = direct[0]
     else:
-        weights = [k for k in keys if k.startswith(path + ".") and k.endswith(".weight")]
+        weights = [k for k in keys if k.startswith(path + ".") and k.rpartition(".")[2] in WEIGHT_NAMES]
         if len(weights) != 1:
             if not weights:
                 tops = sorted({k.split(".")[0] for k in keys})
@@ -293,7 +300,7 @@ def _head_at(reader: CheckpointReader, keys: dict[str, str], path: str, reason: 
             raise SurgeryError(f"'{path}' holds several layers with weights ({brief_list(weights)}); "
                                "name one with --head")
         weight = weights[0]
-    layer = weight[: -len(".weight")]
+    layer = weight.rpartition(".")[0]
     return _head_from_keys(reader, keys[weight], keys.get(f"{layer}.bias"), layer, reason)
 
 
@@ -305,9 +312,10 @@ def _head_from_keys(reader: CheckpointReader, weight: str, bias: str | None, pat
         kind = "conv"
     else:
         raise SurgeryError(f"'{path}' has a weight of shape {shape}; a head must be dense (2-D) or a convolution (4-D)")
-    if bias is not None and reader.tensors[bias].shape != (shape[0],):
+    out_axis = WEIGHT_NAMES.get(weight.rpartition(".")[2].rpartition("_")[2], 0)
+    if bias is not None and reader.tensors[bias].shape != (shape[out_axis],):
         bias = None
-    return Head(path, kind, weight, bias, reason)
+    return Head(path, kind, weight, bias, reason, out_axis)
 
 
 def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
@@ -335,11 +343,13 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
                                            f"the last {kind} layer in graph order (node '{node.name}')")
     for key in reversed(list(reader.tensors)):
         info = reader.tensors[key]
-        if key.endswith("weight") and len(info.shape) == 2:
-            bias = key[: -len("weight")] + "bias"
-            if bias in reader.tensors and reader.tensors[bias].shape == (info.shape[0],):
-                return _head_from_keys(reader, key, bias, key[: -len("weight")].rstrip("._") or key,
-                                       "the last 2-D weight with a matching bias (no architecture or graph)")
+        for name, axis in WEIGHT_NAMES.items():
+            if key.endswith(name) and len(info.shape) == 2:
+                stem = key[: -len(name)]
+                bias = stem + "bias"
+                if bias in reader.tensors and reader.tensors[bias].shape == (info.shape[axis],):
+                    return _head_from_keys(reader, key, bias, stem.rstrip("._") or key,
+                                           "the last 2-D weight with a matching bias (no architecture or graph)")
     raise SurgeryError("cannot find a head: no 'output' block, no dense layer; name one with --head PATH")
 
 
@@ -352,7 +362,8 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     chosen = find_head(reader, head)
     _check_replaceable(reader, chosen)
     weight_info = reader.tensors[chosen.weight]
-    old_classes = weight_info.shape[0]
+    axis = chosen.out_axis % len(weight_info.shape)
+    old_classes = weight_info.shape[axis]
     kept = list(keep_classes or [])
     if classes is None:
         if not kept:
@@ -371,14 +382,16 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     initializer = {"xavier": init_mod.Xavier(), "uniform": init_mod.Uniform(), "normal": init_mod.Normal(),
                    "zeros": init_mod.Zero(), "torch": init_mod.TorchDefault(),
                    "keras": init_mod.KerasDefault()}[init]
-    shape = (classes, *weight_info.shape[1:])
-    tensors = {chosen.weight: initializer("weight", shape, weight_info.dtype, rng)}
+    shape = tuple(classes if i == axis else d for i, d in enumerate(weight_info.shape))
+    # initializers expect (out, in, ...): draw in that layout, then move the axis back
+    drawn = initializer("weight", (classes, *np.delete(weight_info.shape, axis)), weight_info.dtype, rng)
+    tensors = {chosen.weight: np.ascontiguousarray(np.moveaxis(drawn, 0, axis))}
     if chosen.bias is not None:
         bias_dtype = reader.tensors[chosen.bias].dtype
-        tensors[chosen.bias] = initializer("bias", (classes,), bias_dtype, rng, fan_in=init_mod.fans(shape)[0])
+        tensors[chosen.bias] = initializer("bias", (classes,), bias_dtype, rng, fan_in=init_mod.fans(drawn.shape)[0])
     if kept:
-        old_weight = reader.read(chosen.weight)
-        tensors[chosen.weight][: len(kept)] = old_weight[kept]
+        old_weight = np.moveaxis(reader.read(chosen.weight), axis, 0)
+        np.moveaxis(tensors[chosen.weight], axis, 0)[: len(kept)] = old_weight[kept]
         if chosen.bias is not None:
             tensors[chosen.bias][: len(kept)] = reader.read(chosen.bias)[kept]
     architecture = reader.architecture
