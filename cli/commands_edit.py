@@ -165,7 +165,7 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
         notes = list(plan.notes)
         if plan.unused_rules:
             notes.append(f"{len(plan.unused_rules)} rule(s) matched nothing: {', '.join(plan.unused_rules)}")
-        if not out.json:
+        if out.reports:
             out.table(["old", "new"], changes)
         if not target.dry_run and not in_place:
             mapping = plan.mapping
@@ -224,7 +224,7 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
         plan = surgery.plan_replace_head(reader, classes, head=head, init=init, seed=seed,
                                          keep_classes=_parse_classes(keep_classes))
         h = plan.head
-        if not out.json:
+        if out.reports:
             out.line(f"head: {h.path} ({h.kind}), {plan.old_classes} -> {plan.classes} classes; chosen as {h.reason}")
             for key, array in plan.tensors.items():
                 out.line(f"  {key}: {shape_text(reader.tensors[key].shape)} -> {shape_text(array.shape)} ({init})")
@@ -284,7 +284,7 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: str 
         else:
             plan = surgery.plan_to_structural(reader, model, shape)
         notes = list(plan.notes)
-        if not out.json and plan.kind != reader.kind:
+        if out.reports and plan.kind != reader.kind:
             out.table(["from", "to"], [(plan.source[i.key], i.key) for i in plan.infos])
         if not target.dry_run:
             notes += target.write(out, plan.kind, plan.infos, lambda i: reader.read(plan.source[i.key]),

@@ -91,7 +91,8 @@ def tensor_record(info: TensorInfo) -> dict[str, Any]:
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--tree", is_flag=True, help="Group keys by path, with per-subtree counts; fold repeated numbered blocks.")
-@click.option("--filter", "pattern", metavar="REGEX", help="Only keys matching REGEX (searched anywhere in the key).")
+@click.option("--filter", "pattern", metavar="REGEX",
+              help="Only tensors whose key (or recorded structural name) matches REGEX, searched anywhere.")
 @click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "
               "values (reads every tensor, one at a time).")
 @output_options
@@ -112,7 +113,8 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
     except re.error as exc:
         raise SurgeryError(f"bad --filter regex {pattern!r}: {exc}") from None
     with checkpoint.open_checkpoint(file) as reader:
-        infos = [i for i in reader.tensors.values() if regex is None or regex.search(i.key)]
+        infos = [i for i in reader.tensors.values()
+                 if regex is None or any(regex.search(name) for name in (i.key, *i.structural))]
         records = [tensor_record(i) for i in infos]
         if stats:
             for record, info in zip(records, infos):

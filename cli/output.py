@@ -39,6 +39,11 @@ class Output:
     _notes: list[str] = field(default_factory=list)
 
     @property
+    def reports(self) -> bool:
+        """Whether a writing command prints its change report (not with --json or --quiet)."""
+        return not (self.json or self.quiet)
+
+    @property
     def stdout_is_terminal(self) -> bool:
         return sys.stdout.isatty()
 

@@ -88,10 +88,11 @@ def test_human_output_in_a_pipe_is_plain_text(ws):
             assert box not in result.stdout, f"no rich box drawing in a pipe: {args}"
 
 
-def test_quiet_drops_notes_but_not_data(ws):
+def test_quiet_drops_notes_and_change_reports_but_not_data(ws):
     out = ws.out("r.h5")
     result = ws.invoke("rename", ws["cnn.h5"], "-o", out, "--map", r"^output\.=head.", "-q")
-    assert result.stderr == ""
+    assert result.stderr == "" and result.stdout == ""  # a writing command's report is not its data
+    result = ws.invoke("rename", ws["cnn.h5"], "-o", ws.out("r2.h5"), "--map", r"^output\.=head.")
     assert table(result)[1] == [["output.weight", "head.weight"], ["output.bias", "head.bias"]]
     result = ws.invoke("diff", ws["cnn.h5"], ws["mlp.h5"], "--quiet", code=1)
     assert result.stderr == "" and result.stdout
