@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import architecture as arch
-from .errors import CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError, brief_list
+from .errors import CheckpointError, MismatchError, ModelSurgeonError, brief_list
 from .formats import h5safe
-from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
 from .formats.h5 import H5Reader, write_h5
 from .parameter import UNKNOWN, Parameter
 from .symbol import Graph
@@ -34,16 +34,10 @@ ROLE_PREFIX = re.compile(r"^(arg|aux):")
 
 def detect_format(path: str) -> str:
     """A short format name from the file's first bytes (``'hdf5'``, ``'mxnet-params'``...)."""
-    try:
+    with input_errors(path):
         with open(path, "rb") as handle:
             head = handle.read(64)
         size = os.path.getsize(path)
-    except FileNotFoundError:
-        raise InputNotFoundError(path, "no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(path, "is a directory, not a checkpoint file") from None
-    except PermissionError:
-        raise CheckpointError(path, "permission denied") from None
     if h5safe.is_hdf5(head):
         return "hdf5"
     from .formats import mxnet, safetensors_io
@@ -178,18 +172,12 @@ def _reorder_by_model(reader: CheckpointReader) -> None:
 
 def read_graph_file(path: str) -> Graph:
     """Read and validate an MXNet ``-symbol.json`` file."""
-    try:
+    with input_errors(path, "graph file"):
         size = os.path.getsize(path)
         if size > MAX_GRAPH_BYTES:
             raise CheckpointError(path, f"graph file is {size} bytes, more than {MAX_GRAPH_BYTES}")
         with open(path, "rb") as handle:
             text = handle.read()
-    except FileNotFoundError:
-        raise InputNotFoundError(path, "no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(path, "is a directory, not a graph file") from None
-    except PermissionError:
-        raise CheckpointError(path, "permission denied") from None
     try:
         return Graph.from_json(text)
     except CheckpointError:

@@ -379,12 +379,11 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     if len(set(kept)) != len(kept):
         raise SurgeryError("--keep-classes lists a class twice")
     rng = np.random.default_rng(seed)
-    initializer = {"xavier": init_mod.Xavier(), "uniform": init_mod.Uniform(), "normal": init_mod.Normal(),
-                   "zeros": init_mod.Zero(), "torch": init_mod.TorchDefault(),
-                   "keras": init_mod.KerasDefault()}[init]
-    shape = tuple(classes if i == axis else d for i, d in enumerate(weight_info.shape))
+    initializer = init_mod.create(init)
+    assert initializer is not None  # every HEAD_INITS name is an initializer alias
+    rest = tuple(int(d) for i, d in enumerate(weight_info.shape) if i != axis)
     # initializers expect (out, in, ...): draw in that layout, then move the axis back
-    drawn = initializer("weight", (classes, *np.delete(weight_info.shape, axis)), weight_info.dtype, rng)
+    drawn = initializer("weight", (classes, *rest), weight_info.dtype, rng)
     tensors = {chosen.weight: np.ascontiguousarray(np.moveaxis(drawn, 0, axis))}
     if chosen.bias is not None:
         bias_dtype = reader.tensors[chosen.bias].dtype

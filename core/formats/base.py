@@ -7,12 +7,16 @@ then reads one tensor at a time. ``inspect`` and every streaming operation build
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..errors import CheckpointError, InputNotFoundError
 
 STRUCTURAL = "structural"
 NAMED = "named"
@@ -92,3 +96,20 @@ class CheckpointReader(ABC):
 
     def total_bytes(self) -> int:
         return sum(info.nbytes for info in self.tensors.values() if info.alias_of is None)
+
+
+@contextlib.contextmanager
+def input_errors(path: str, what: str = "checkpoint file") -> Iterator[None]:
+    """Turn the operating system's reasons for not reading ``path`` into one CheckpointError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputNotFoundError(path, "no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(path, f"is a directory, not a {what}") from None
+    except PermissionError:
+        raise CheckpointError(path, "permission denied") from None
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. an embedded NUL
+        raise CheckpointError(path, f"invalid path: {exc}") from None

@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import CheckpointError, SurgeryError, brief_list
 from ..symbol import MX_DTYPE_FLAGS
 from .atomic import atomic_output
-from .base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+from .base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
 
 __all__ = [
     "MXNetNpzReader",
@@ -119,18 +119,8 @@ def _kind(names: Sequence[str]) -> str:
 
 
 def _open(path: str) -> BinaryIO:
-    try:
+    with input_errors(path, "parameter file"):
         return open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the reader
-    except FileNotFoundError:
-        raise CheckpointError(path, "no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(path, "is a directory, not a parameter file") from None
-    except PermissionError:
-        raise CheckpointError(path, "permission denied") from None
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
-    except ValueError as exc:  # e.g. an embedded NUL
-        raise CheckpointError(path, f"invalid path: {exc}") from None
 
 
 def _pread(handle: BinaryIO, path: str, n: int, offset: int) -> bytes:

@@ -144,13 +144,7 @@ class Dense(HybridBlock):
         self._units, self._flatten, self._use_bias = int(units), flatten, use_bias
         self.weight = Parameter("weight", shape=(self._units, in_units or UNKNOWN), dtype=dtype,
                                 init=weight_initializer, allow_deferred_init=True)
-        if use_bias:
-            self.bias = Parameter("bias", shape=(self._units,), dtype=dtype, init=bias_initializer,
-                                  allow_deferred_init=True)
-            self.bias._fan_source = self.weight
-        else:
-            self.bias = None
-        self.act = Activation(activation) if activation is not None else None
+        add_bias_and_activation(self, self._units, dtype, use_bias, bias_initializer, activation)
 
     @classmethod
     def _alias(cls) -> str:
@@ -182,6 +176,18 @@ class Dense(HybridBlock):
     def __repr__(self) -> str:
         act = repr(self.act) if self.act is not None else "linear"
         return f"Dense({self.in_units} -> {self._units}, {act})"
+
+
+def add_bias_and_activation(layer: HybridBlock, outputs: int, dtype: Any, use_bias: bool, bias_initializer: Any,
+                            activation: str | None) -> None:
+    """The ``bias`` (sized by the weight's fan-in for PyTorch-style inits) and ``act`` of a layer."""
+    if use_bias:
+        layer.bias = Parameter("bias", shape=(outputs,), dtype=dtype, init=bias_initializer,
+                               allow_deferred_init=True)
+        layer.bias._fan_source = layer.weight
+    else:
+        layer.bias = None
+    layer.act = Activation(activation) if activation is not None else None
 
 
 class Dropout(HybridBlock):

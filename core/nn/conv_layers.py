@@ -8,7 +8,7 @@ from .. import nd
 from ..block import HybridBlock
 from ..errors import ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
-from .basic_layers import Activation
+from .basic_layers import add_bias_and_activation
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
@@ -49,13 +49,7 @@ class Conv2D(HybridBlock):
         per_group = in_channels // self._groups if in_channels else UNKNOWN
         self.weight = Parameter("weight", shape=(self._channels, per_group, *self._kernel),
                                 init=weight_initializer, allow_deferred_init=True)
-        if use_bias:
-            self.bias = Parameter("bias", shape=(self._channels,), init=bias_initializer,
-                                  allow_deferred_init=True)
-            self.bias._fan_source = self.weight
-        else:
-            self.bias = None
-        self.act = Activation(activation) if activation is not None else None
+        add_bias_and_activation(self, self._channels, "float32", use_bias, bias_initializer, activation)
 
     @classmethod
     def _alias(cls) -> str:
