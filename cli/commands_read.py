@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from typing import Any
@@ -128,13 +129,20 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
                                     "summary": summary, "tensors": records,
                                     "architecture": describe_architecture(reader), "graph": describe_graph(reader),
                                     "metadata": {k: v for k, v in reader.metadata.items() if len(v) < 4096}}
-        root = key_tree(infos) if tree else None
+        root = key_tree(_tree_view(infos)) if tree else None
         if tree:
             document["tree"] = [child.to_dict() for child in root.children]  # type: ignore[union-attr]
         if out.json:
             out.emit("inspect", document)
             return
         _print_inspect(out, document, root, reader.kind == "named", stats)
+
+
+def _tree_view(infos: list[TensorInfo]) -> list[TensorInfo]:
+    """Name-keyed files that record structural names are drawn as the model's tree."""
+    if infos and all(i.structural for i in infos):
+        return [dataclasses.replace(i, key=i.structural[0]) for i in infos]
+    return infos
 
 
 def _print_inspect(out: Output, doc: dict[str, Any], root: KeyNode | None, named: bool, stats: bool) -> None:
