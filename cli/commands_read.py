@@ -18,7 +18,7 @@ from modelsurgeon.core.visual.stats import histogram, sparkline
 
 from .errors import ExitCode
 from .main import cli, output_options
-from .output import Output, human_bytes, shape_text
+from .output import Output, human_bytes, printable, shape_text
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -170,7 +170,7 @@ def _print_inspect(out: Output, doc: dict[str, Any], root: KeyNode | None, named
                 row += [s["nan"], s["inf"]] + ([sparkline(record["histogram"])] if spark else [])
             rows.append(row)
         if out.stdout_is_terminal:
-            out.console().print(header)
+            out.console().print(printable(header), markup=False)
         out.table(columns, rows, justify=["left"] * (2 if named else 1) + ["left", "left", "right", "right"]
                   + ["right"] * (6 if stats else 0) + (["left"] if spark else []))
     if out.stdout_is_terminal:
@@ -192,12 +192,13 @@ def _print_tree(out: Output, root: KeyNode, header: str) -> None:
         return f"{name}  ({node.tensors} tensors, {node.params:,} params)"
 
     if out.stdout_is_terminal:
+        from rich.text import Text
         from rich.tree import Tree
-        tree = Tree(header)
+        tree = Tree(Text(printable(header)))
 
         def add(branch: Any, node: KeyNode) -> None:
             for child in node.children:
-                add(branch.add(label(child)), child)
+                add(branch.add(Text(printable(label(child)))), child)
 
         add(tree, root)
         out.console().print(tree)

@@ -81,7 +81,8 @@ def _report(code: Any, message: str, want_json: bool) -> None:
     if want_json:
         _json_error(code, message)
     else:
-        sys.stderr.write(f"Error: {message}\n")
+        from .output import printable
+        sys.stderr.write(f"Error: {printable(message)}\n")
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

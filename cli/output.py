@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,14 @@ SCHEMA_VERSION = 1
 VERSION = metadata.version("modelsurgeon")
 #: Operations over more bytes than this show a progress bar (at a terminal only).
 PROGRESS_THRESHOLD = 64 << 20
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Control characters from file contents shown escaped (``\\x1b``), never sent raw to a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def human_bytes(n: int) -> str:
@@ -62,12 +71,12 @@ class Output:
     def line(self, text: str = "") -> None:
         """A line of human output on stdout."""
         if not self.json:
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(printable(text) + "\n")
 
     def note(self, text: str) -> None:
         """A message for the person at the terminal: stderr, never mixed into data."""
         if not self.quiet:
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(printable(text) + "\n")
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
               justify: Sequence[str] | None = None) -> None:
@@ -77,14 +86,15 @@ class Output:
         if not self.stdout_is_terminal:
             sys.stdout.write("\t".join(columns) + "\n")
             for row in rows:
-                sys.stdout.write("\t".join(str(c) for c in row) + "\n")
+                sys.stdout.write("\t".join(printable(str(c)) for c in row) + "\n")
             return
         from rich.table import Table
+        from rich.text import Text
         table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
         for i, column in enumerate(columns):
             table.add_column(column, justify=(justify[i] if justify else "left"), overflow="fold")  # type: ignore[arg-type]
         for row in rows:
-            table.add_row(*(str(c) for c in row))
+            table.add_row(*(Text(printable(str(c))) for c in row))  # Text: keys are never rich markup
         self.console().print(table)
 
     @contextlib.contextmanager
