@@ -177,7 +177,10 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
                                   metadata=_carried_metadata(reader))
     if in_place and not target.dry_run:
         from modelsurgeon.core.formats.h5 import rename_in_place
-        rename_in_place(file, plan.mapping, architecture=plan.architecture, graph=plan.graph)
+        how = rename_in_place(file, plan.mapping, architecture=plan.architecture, graph=plan.graph)
+        if how == "in place":
+            notes.append("renamed inside the file (this file system cannot clone files, so the rename was not "
+                         "atomic; -o writes atomically)")
     _finish(out, "rename", {"input": file, "kind": reader.kind, "in_place": in_place,
                             "changes": [{"old": o, "new": n} for o, n in changes],
                             "architecture_kept": plan.architecture is not None if reader.architecture else None},

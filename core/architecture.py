@@ -104,7 +104,7 @@ def _build(node: Any, path: str, depth: int) -> Block:
         raise ModelSurgeonError(f"architecture node {where} has a malformed config")
     try:
         block = cls(**config)
-    except (TypeError, ValueError, ModelSurgeonError) as exc:
+    except (TypeError, ValueError, ArithmeticError, KeyError, IndexError, ModelSurgeonError) as exc:
         raise ModelSurgeonError(f"cannot build {node['type']} at {where} from {config}: {exc}") from None
     if block._arch_leaf:
         return block

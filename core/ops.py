@@ -33,13 +33,13 @@ def _parse_tuple(value: Any) -> tuple[int, ...]:
             return ()
         try:
             value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as exc:
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
             raise ModelSurgeonError(f"cannot read {value!r} as a tuple of integers") from exc
     if isinstance(value, (int, np.integer)):
         return (int(value),)
     try:
         return tuple(int(v) for v in value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ModelSurgeonError(f"cannot read {value!r} as a tuple of integers") from exc
 
 
@@ -103,8 +103,8 @@ class OpSpec:
             kind = self.attrs[key][0]
             try:
                 parsed[key] = _PARSERS[kind](value)
-            except (TypeError, ValueError) as exc:
-                raise ModelSurgeonError(f"operator {self.name}: bad value {value!r} for {key}") from exc
+            except (TypeError, ValueError, OverflowError, ModelSurgeonError) as exc:
+                raise ModelSurgeonError(f"operator {self.name}: bad value {value!r} for {key} ({exc})") from None
         for key, (kind, default) in self.attrs.items():
             if key not in parsed:
                 if default is _REQUIRED:

@@ -38,6 +38,17 @@ def _normalize_shape(shape: Any) -> tuple[int, ...] | None:
     return tuple(int(dim) for dim in shape)
 
 
+def _numeric_dtype(dtype: Any, name: str) -> np.dtype:
+    """A plain numeric dtype (no strings, objects or sub-arrays)."""
+    try:
+        result = np.dtype(dtype)
+    except Exception:  # noqa: BLE001 - numpy raises TypeError, ValueError, even SyntaxError on odd strings
+        result = None
+    if result is None or result.kind not in "fiub" or result.shape != ():
+        raise ModelSurgeonError(f"Parameter '{name}' needs a numeric dtype, not {dtype!r}")
+    return result
+
+
 class Parameter:
     """A weight array of a Block.
 
@@ -59,7 +70,7 @@ class Parameter:
         self._short = name
         self._name = naming.unique_param_name(name)
         self._shape = _normalize_shape(shape)
-        self._dtype = np.dtype(dtype)
+        self._dtype = _numeric_dtype(dtype, name)
         self.init = _init.create(init)
         self.allow_deferred_init = allow_deferred_init
         self.differentiable = differentiable

@@ -25,8 +25,9 @@ def _variable_parameter(name: str, attrs: dict[str, str], aux: bool) -> Paramete
         try:
             dims = ast.literal_eval(attrs["__shape__"])
             shape = tuple(int(d) if int(d) > 0 else UNKNOWN for d in dims)
-        except (ValueError, SyntaxError, TypeError):
-            shape = None
+        except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError):
+            raise ModelSurgeonError(f"graph variable '{name}' has a malformed __shape__ "
+                                    f"{attrs['__shape__'][:80]!r}") from None
     dtype = np.float32
     if attrs.get("__dtype__", "").lstrip("-").isdigit():
         dtype = MX_DTYPE_FLAGS.get(int(attrs["__dtype__"]), np.dtype(np.float32))

@@ -187,7 +187,8 @@ def test_exit_code_io_error_disk_full(ws, monkeypatch):
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
-    monkeypatch.setattr(atomic.os, "replace", full)
+    monkeypatch.setattr(atomic.os, "replace", full)  # publishing with --force
+    monkeypatch.setattr(atomic.os, "link", full)  # publishing a new file without --force
     result = ws.invoke("convert", ws["cnn.h5"], "-o", ws.out("c.h5"), code=ExitCode.IO_ERROR)
     assert "no space left on device" in error_line(result)
     assert ws.output_files() == [], "the temporary file is cleaned up"

@@ -1,5 +1,11 @@
 """Outputs appear whole or not at all: write a temporary file beside the target, then rename.
 
+A process killed while writing (SIGKILL, power loss) leaves at most a temporary file
+``.modelsurgeon-tmp-<pid>@<host>-<random>.part`` beside the target, never a partial target.
+Temporary names carry the writer's process id and a tag of its host, so the next write into the
+same directory removes the temporaries of writers that are gone (:func:`clean_stale_temps`),
+and never those of a writer still running, here or on another machine sharing the directory.
+
 >>> import os, tempfile
 >>> target = os.path.join(tempfile.mkdtemp(), "out.bin")
 >>> with atomic_output(target) as tmp:
@@ -11,13 +17,28 @@ b'data'
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 
 from ..errors import OutputExistsError, WriteError
 
 TEMP_PREFIX = ".modelsurgeon-tmp-"
+_OURS = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)@([0-9a-f]{8})-")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def temp_prefix() -> str:
+    """This process's temporary-file prefix: ``.modelsurgeon-tmp-<pid>@<host tag>-``."""
+    return f"{TEMP_PREFIX}{os.getpid()}@{_host_tag()}-"
 
 
 @contextlib.contextmanager
@@ -33,23 +54,70 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
         raise WriteError(f"{target}: the directory {directory} does not exist")
     if not overwrite and os.path.exists(target):
         raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
+    with contextlib.suppress(OSError):
+        clean_stale_temps(directory)  # a killed earlier run's leftovers; frees their space first
     try:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=".part", dir=directory)
     except PermissionError:
         raise WriteError(f"{target}: permission denied to write in {directory}") from None
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRORS:
+            raise WriteError(f"{target}: cannot write in {directory}: {_WRITE_ERRORS[exc.errno]}") from None
+        raise
     os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(target))
-        if not overwrite and os.path.exists(target):
-            raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
-        os.replace(tmp, target)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _publish_new(tmp, target)
+        _sync_directory(directory)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS:
+            # the disk filled up (or went read-only) mid-write: say which output, and that it is absent
+            raise WriteError(f"{target}: {_WRITE_ERRORS[exc.errno]} while writing; nothing was written") from None
         raise
+
+
+#: Errors that mean "the output cannot be written here", reported as a WriteError naming the output.
+_WRITE_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "file too large for the file system", errno.EROFS: "read-only file system"}
+
+
+def _publish_new(tmp: str, target: str) -> None:
+    """Move ``tmp`` to ``target`` only if ``target`` does not exist, atomically where links work.
+
+    A hard link fails with EEXIST when another writer got there first (two commands writing the
+    same output without --force: one wins, the other is told the output exists).
+    """
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputExistsError(f"{target} already exists (use --force to overwrite it)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
+                             errno.ENOSYS):
+            raise
+        if os.path.exists(target):  # no hard links here (FAT, some network file systems)
+            raise OutputExistsError(f"{target} already exists (use --force to overwrite it)") from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename durable (a power cut after this keeps the new file); best effort."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _mode_for(target: str) -> int:
@@ -63,15 +131,41 @@ def _mode_for(target: str) -> int:
 
 
 def clean_stale_temps(directory: str, older_than: float = 3600.0) -> int:
-    """Remove our temporary files left in ``directory`` by a killed run; returns how many."""
-    import time
+    """Remove temporary files left in ``directory`` by killed runs; returns how many.
 
+    A temporary of this host whose writer process no longer exists is removed at once; any other
+    ``.modelsurgeon-tmp-*`` file (another host's, or named before process ids were recorded)
+    only when it has not been modified for ``older_than`` seconds. A live writer's file is never
+    touched.
+    """
     removed = 0
     now = time.time()
-    with contextlib.suppress(FileNotFoundError):
+    host = _host_tag()
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(directory):
-            if entry.name.startswith(TEMP_PREFIX) and now - entry.stat().st_mtime > older_than:
-                with contextlib.suppress(FileNotFoundError):
+            if not entry.name.startswith(TEMP_PREFIX):
+                continue
+            match = _OURS.match(entry.name)
+            try:
+                if match and match.group(2) == host:
+                    stale = not _alive(int(match.group(1)))
+                else:
+                    stale = now - entry.stat(follow_symlinks=False).st_mtime > older_than
+                if stale and entry.is_file(follow_symlinks=False):
                     os.unlink(entry.path)
                     removed += 1
+            except (FileNotFoundError, ValueError):
+                continue
     return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or an absurd number): leave its file alone
+    return True

@@ -20,6 +20,10 @@ from ..errors import CheckpointError, InputNotFoundError
 
 STRUCTURAL = "structural"
 NAMED = "named"
+#: The most tensors a reader lists. Listing costs about a kilobyte of memory per tensor, so a
+#: file claiming tens of millions (legal in MXNet's and zip's containers) is refused up front
+#: instead of exhausting memory; real checkpoints hold thousands.
+MAX_TENSORS = 2_000_000
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import CheckpointError, ModelSurgeonError
 from . import h5safe
 from .atomic import atomic_output
-from .base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 
 FORMAT_NAME = "modelsurgeon"
 FORMAT_VERSION = 1
@@ -83,13 +83,13 @@ def _is_hex(text: str) -> bool:
 
 def is_ours(f: h5py.File) -> bool:
     try:
-        return f.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+        return h5safe.attribute(f, "format", f.filename) in (FORMAT_NAME, FORMAT_NAME.encode())
     except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f.filename, f"cannot read the root attributes (corrupt?): {exc}") from None
 
 
 def _attr_text(f: h5py.File, name: str, path: str) -> str:
-    value = f.attrs.get(name)
+    value = h5safe.attribute(f, name, path)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
@@ -121,7 +121,7 @@ class H5Reader(CheckpointReader):
         f, path = self._f, self.path
         if not is_ours(f):
             raise CheckpointError(path, "HDF5 file is not a modelsurgeon checkpoint (no format attribute)")
-        version = f.attrs.get("format_version")
+        version = h5safe.attribute(f, "format_version", path)
         if not isinstance(version, (int, np.integer)):
             raise CheckpointError(path, "root attribute 'format_version' is missing or not an integer")
         if int(version) > FORMAT_VERSION:
@@ -130,7 +130,7 @@ class H5Reader(CheckpointReader):
         self.kind = _attr_text(f, "kind", path)
         if self.kind not in KINDS:
             raise CheckpointError(path, f"unknown checkpoint kind {self.kind!r} (expected structural or named)")
-        self.creator = f.attrs.get("creator", "")
+        self.creator = h5safe.attribute(f, "creator", path, "")
         file_size = os.path.getsize(path)
         self.tensors = {}
         self._names: dict[str, str] = {}
@@ -138,6 +138,9 @@ class H5Reader(CheckpointReader):
         group = f.get("tensors")
         if group is None:
             raise CheckpointError(path, "no /tensors group")
+        if isinstance(group, h5py.Group) and len(group) > MAX_TENSORS:
+            raise CheckpointError(path, f"/tensors holds {len(group)} members, more than the {MAX_TENSORS} "
+                                        "modelsurgeon reads: refused")
         for name, obj in h5safe.children(group, path):
             if not isinstance(obj, h5py.Dataset):
                 raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
@@ -148,7 +151,7 @@ class H5Reader(CheckpointReader):
             if obj.dtype not in DTYPES:
                 raise CheckpointError(path, f"tensor '{key}' has unsupported dtype {obj.dtype}")
             address = h5py.h5o.get_info(obj.id).addr
-            role = obj.attrs.get("role")
+            role = h5safe.attribute(obj, "role", path)
             role = role.decode() if isinstance(role, bytes) else role
             if role is not None and role not in ROLES:
                 raise CheckpointError(path, f"tensor '{key}' has unknown role {role!r}")
@@ -170,7 +173,7 @@ class H5Reader(CheckpointReader):
         self.metadata = metadata
 
     def _structural(self, ds: h5py.Dataset, key: str) -> tuple[str, ...]:
-        raw = ds.attrs.get("structural")
+        raw = h5safe.attribute(ds, "structural", self.path)
         if raw is None:
             return ()
         try:
@@ -190,8 +193,10 @@ class H5Reader(CheckpointReader):
         text = h5safe.read_text(obj, self.path)
         try:
             return json.loads(text)
-        except (ValueError, RecursionError):
+        except ValueError:
             raise CheckpointError(self.path, f"/meta/{name} is not valid JSON") from None
+        except RecursionError:
+            raise CheckpointError(self.path, f"/meta/{name} is nested too deeply to read") from None
 
     def read(self, key: str) -> np.ndarray:
         if key not in self._names:
@@ -268,16 +273,56 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                     _write_text(meta, "graph", graph)
                 if metadata:
                     _write_text(meta, "metadata", dict(sorted(metadata.items())))
+    h5safe.trust(path)  # our own output: reading it back needs no validation in a child
 
 
 def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[str, Any] | None = None,
-                    graph: dict[str, Any] | None = None, structural: dict[str, tuple[str, ...]] | None = None) -> None:
-    """Rename tensors inside an existing file without rewriting their data.
+                    graph: dict[str, Any] | None = None, structural: dict[str, tuple[str, ...]] | None = None) -> str:
+    """Rename tensors of an existing file without rewriting their data; returns how it was done.
 
     Datasets move to temporary names first, so swaps and chains (a->b, b->a) work.
     ``architecture``/``graph``, when given, replace the stored documents.
+
+    Where the file system can clone a file (reflinks: btrfs, xfs...), the renames happen in a
+    clone that then atomically replaces the file (``'clone'``): killed at any moment, ``path``
+    is the old file or the renamed one, and no data is copied. Elsewhere (ext4...) the links
+    move inside the file itself (``'in place'``): still no data rewritten, but HDF5 has no
+    journal, so a process killed in the middle can leave the file damaged. ``rename -o``
+    is the crash-safe choice there (docs/reliability.md).
     """
-    with H5Reader(path, writable=True) as reader:
+    target = os.path.realpath(path)  # act on the file a symbolic link points to, not the link
+    try:
+        with atomic_output(target) as clone:
+            if not _reflink(target, clone):
+                raise _NoClone  # leaves the target untouched and removes the temporary
+            _rename_inside(clone, path, mapping, architecture, graph, structural)
+        how = "clone"
+    except _NoClone:
+        _rename_inside(target, path, mapping, architecture, graph, structural)
+        how = "in place"
+    h5safe.trust(target)
+    return how
+
+
+class _NoClone(Exception):
+    """The file system cannot clone files."""
+
+
+def _reflink(source: str, destination: str) -> bool:
+    """Clone ``source`` into ``destination`` sharing its blocks (FICLONE); False where unsupported."""
+    try:
+        import fcntl
+        ficlone = 0x40049409
+        with open(source, "rb") as src, open(destination, "wb") as dst:
+            fcntl.ioctl(dst.fileno(), ficlone, src.fileno())
+        return True
+    except (OSError, ImportError):
+        return False
+
+
+def _rename_inside(copy: str, path: str, mapping: dict[str, str], architecture: dict[str, Any] | None,
+                   graph: dict[str, Any] | None, structural: dict[str, tuple[str, ...]] | None) -> None:
+    with H5Reader(copy, writable=True) as reader:
         f = reader._f
         group = f["tensors"]
         for old in mapping:

@@ -2,14 +2,30 @@
 
 Checkpoints arrive from strangers. A file is refused, with one :class:`CheckpointError`, when
 it is not HDF5, is truncated or corrupt, links out of itself (soft or external links), holds
-external or virtual datasets, or declares a dataset far larger than the file could hold
-(a "shape bomb").
+external or virtual datasets, declares a dataset far larger than the file could hold
+(a "shape bomb") or an attribute larger than :data:`ATTR_LIMIT`, or names an object with
+control characters.
+
+The HDF5 C library trusts the bytes it parses: some corrupt files make it crash (a segfault
+kills the whole process, no Python ``try`` can stop it) or loop forever. So :func:`open_h5`
+first reads the file's metadata in a forked child process (:func:`validate_in_child`): the
+child opens the file and touches everything a reader touches on open (every link, object,
+attribute and dataset property, and a little of each dataset's data). If the child dies by a
+signal, or makes no progress for :data:`VALIDATE_IDLE_TIMEOUT` seconds, the file is refused;
+only then does the calling process open it. Forking after h5py is imported costs a few
+milliseconds; the child's walk costs what the reader's own walk costs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import math
 import os
+import select
+import signal
 from collections.abc import Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -20,6 +36,23 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: A dataset may declare this many bytes more than it stores (compression) before it is a bomb.
 BOMB_RATIO = 1000
 BOMB_FLOOR = 64 << 20
+#: The largest attribute a reader reads (Keras splits its name lists into 64 KiB chunks).
+ATTR_LIMIT = 16 << 20
+#: Validate files in a forked child before opening them (POSIX only; tests may switch it off).
+VALIDATE = hasattr(os, "fork")
+#: Seconds the validating child may go without progress before the file is refused as a hang.
+VALIDATE_IDLE_TIMEOUT = 20.0
+#: Memory the validating child may allocate beyond what the parent had when it forked.
+VALIDATE_MEMORY = 2 << 30
+#: Bytes of chunked or filtered dataset data the child reads in full (their chunk index and
+#: decompression are where corrupt data crashes the library; contiguous data is a plain read).
+VALIDATE_DATA_BUDGET = 64 << 20
+_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+_validated: dict[tuple[Any, ...], None] = {}
+_CACHE_SIZE = 64
+#: The child's last byte on the pipe: it walked the file (Python errors included), or ran out of
+#: memory. No verdict before the end of the pipe means it died by a signal.
+_DONE, _NO_MEMORY = b"!", b"M"
 
 
 def is_hdf5(head: bytes) -> bool:
@@ -27,7 +60,13 @@ def is_hdf5(head: bytes) -> bool:
 
 
 def open_h5(path: str, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file, turning every h5py/OS failure into a CheckpointError."""
+    """Open an HDF5 file, turning every h5py/OS failure into a CheckpointError.
+
+    The file is first validated in a child process (:func:`validate_in_child`), so a corrupt
+    file that crashes or hangs the HDF5 library is refused instead of killing this process.
+    """
+    if VALIDATE:
+        validate_in_child(path)
     try:
         return h5py.File(path, mode)
     except FileNotFoundError:
@@ -36,6 +75,244 @@ def open_h5(path: str, mode: str = "r") -> h5py.File:
         raise CheckpointError(path, "permission denied") from None
     except OSError as exc:
         raise CheckpointError(path, f"not a readable HDF5 file (truncated or corrupt?): {_short(exc)}") from None
+
+
+# -- validation in a child process ----------------------------------------------------------------
+
+def _identity(path: str) -> tuple[Any, ...] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def validate_in_child(path: str) -> None:
+    """Walk the file's metadata in a forked child; CheckpointError if the child crashes or hangs.
+
+    Python-level errors in the child are ignored: the reader meets them again when it opens the
+    file, and reports them in its own words. A file already validated (same inode, size and
+    times) is not walked again.
+    """
+    identity = _identity(path)
+    if identity is None:
+        return  # missing or unreadable: h5py.File reports it
+    if identity in _validated:
+        return
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return  # cannot fork (process limit): open without the safety net rather than fail
+    if pid == 0:  # the child: never returns
+        verdict = _DONE
+        try:
+            os.close(read_fd)
+            verdict = _child_main(path, write_fd)
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(write_fd, verdict)
+            os._exit(0)
+    os.close(write_fd)
+    last, status = b"", None
+    try:
+        poller = select.poll()  # not select(): it fails for descriptors past 1024
+        poller.register(read_fd, select.POLLIN | select.POLLHUP)
+        while True:
+            if not poller.poll(VALIDATE_IDLE_TIMEOUT * 1000):
+                raise CheckpointError(path, f"the HDF5 library made no progress reading this file's metadata "
+                                            f"for {VALIDATE_IDLE_TIMEOUT:g} s (a corrupt file can make it loop "
+                                            "forever): refused as corrupt")
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break  # end of file: the child has exited
+            last = chunk[-1:]
+        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: the kernel reaped it already
+            _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        os.close(read_fd)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+    if last == _NO_MEMORY:
+        raise CheckpointError(path, f"reading this file's metadata needs more than {VALIDATE_MEMORY >> 20} MiB "
+                                    "of memory: refused as corrupt or hostile")
+    if last != _DONE:  # the child ended without its verdict: killed by a signal
+        name = "killed"
+        if status is not None and os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            if number == signal.SIGALRM:
+                raise CheckpointError(path, "the HDF5 library made no progress reading this file's metadata "
+                                            "(a corrupt file can make it loop forever): refused as corrupt")
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = f"signal {number}"
+        raise CheckpointError(path, f"the HDF5 library crashed ({name}) reading this file: it is corrupt")
+    if len(_validated) >= _CACHE_SIZE:
+        _validated.clear()
+    _validated[identity] = None
+
+
+def trust(path: str) -> None:
+    """Record that ``path``, as it is now, was written by this process: opening it needs no child walk."""
+    identity = _identity(path)
+    if identity is not None:
+        if len(_validated) >= _CACHE_SIZE:
+            _validated.clear()
+        _validated[identity] = None
+
+
+def _child_main(path: str, progress_fd: int) -> bytes:
+    """The child's whole life: quiet, bounded, then walk the file."""
+    parent = os.getppid()
+    with contextlib.suppress(Exception):
+        import faulthandler
+        faulthandler.disable()  # a crash here is expected and reported by the parent
+    with contextlib.suppress(Exception):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+    with contextlib.suppress(Exception):
+        _limit_memory()
+    idle = max(int(math.ceil(VALIDATE_IDLE_TIMEOUT)) * 2, 2)
+    count = 0
+
+    def tick() -> None:
+        # progress for the parent's watchdog; our own alarm ends us if we hang and the parent is gone
+        nonlocal count
+        count += 1
+        if count % 32:
+            return
+        if os.getppid() != parent:
+            os._exit(0)
+        signal.alarm(idle)
+        try:
+            os.write(progress_fd, b".")
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.EBADF):
+                os._exit(0)
+
+    signal.alarm(idle)
+    try:
+        _walk_everything(path, tick)
+    except MemoryError:
+        return _NO_MEMORY
+    except BaseException:  # noqa: BLE001 - Python-level errors are the reader's to report
+        return _DONE
+    return _DONE
+
+
+def _limit_memory() -> None:
+    import resource
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[0])
+    current = pages * os.sysconf("SC_PAGE_SIZE")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = current + VALIDATE_MEMORY
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft == resource.RLIM_INFINITY or wanted < soft:
+        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+
+
+def _walk_everything(path: str, tick: Any) -> None:
+    """Touch every piece of metadata a reader may touch; follow hard links only, each object once.
+
+    Written against h5py's low-level API: it costs a fraction of the high-level walk (which
+    matters for files of many thousands of datasets), and touches no tensor data except where
+    reading it means parsing more metadata (chunk indexes, filters, variable-length strings).
+    """
+    budget = [VALIDATE_DATA_BUDGET]
+    with h5py.File(path, "r") as f:
+        root = h5py.h5o.open(f.id, b"/")
+        _touch_attributes(root, h5py.h5o.get_info(root).num_attrs, tick)
+        seen: set[Any] = set()
+        stack = [root]
+        while stack:
+            group = stack.pop()
+            try:
+                names = list(group)
+            except Exception:  # noqa: BLE001
+                continue
+            for name in names:
+                tick()
+                try:
+                    if group.links.get_info(name).type != h5py.h5l.TYPE_HARD:
+                        continue  # soft and external links are never followed (readers refuse them)
+                    obj = h5py.h5o.open(group, name)
+                    info = h5py.h5o.get_info(obj)
+                except Exception:  # noqa: BLE001
+                    continue
+                if info.addr in seen:
+                    continue
+                seen.add(info.addr)
+                _touch_attributes(obj, info.num_attrs, tick)
+                if isinstance(obj, h5py.h5g.GroupID):
+                    stack.append(obj)
+                elif isinstance(obj, h5py.h5d.DatasetID):
+                    with contextlib.suppress(Exception):
+                        _touch_dataset(obj, budget)
+
+
+def _touch_attributes(obj: Any, count: int, tick: Any) -> None:
+    if not count:
+        return
+    try:
+        wrapper = h5py.Group(obj) if isinstance(obj, h5py.h5g.GroupID) else h5py.Dataset(obj)
+        names = list(wrapper.attrs)
+    except Exception:  # noqa: BLE001
+        return
+    for name in names:
+        tick()
+        with contextlib.suppress(Exception):
+            attribute(wrapper, name, "")
+
+
+def _touch_dataset(dataset: Any, budget: list[int]) -> None:
+    shape, dtype = dataset.shape, dataset.dtype
+    plist = dataset.get_create_plist()
+    layout = plist.get_layout()
+    if layout == h5py.h5d.VIRTUAL or plist.get_external_count():
+        return  # never read: that would open other files (readers refuse these)
+    plist.get_nfilters()
+    if dataset.get_storage_size() == 0:
+        return
+    nbytes = math.prod(shape or ()) * dtype.itemsize
+    if layout == h5py.h5d.CHUNKED and nbytes <= budget[0]:
+        budget[0] -= nbytes
+        h5py.Dataset(dataset)[()]  # the chunk index and the filter pipeline
+    elif dtype.kind == "O" and shape == ():
+        h5py.Dataset(dataset)[()]  # a variable-length string: the global heap (our /meta documents)
+    # contiguous and compact data are plain reads at offsets the library checks against the file
+
+
+def attribute(obj: Any, name: str, path: str, default: Any = None) -> Any:
+    """The value of attribute ``name`` of ``obj`` (``default`` if absent), bounded by :data:`ATTR_LIMIT`."""
+    where = getattr(obj, "name", None) or "/"
+    try:
+        if name not in obj.attrs:
+            return default
+        aid = h5py.h5a.open(obj.id, name.encode("utf-8"))
+        shape = aid.shape or ()
+        itemsize = aid.dtype.itemsize
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError) as exc:
+        raise CheckpointError(path, f"cannot read attribute {name!r} of {where} (corrupt?): {_short(exc)}") from None
+    declared = math.prod(shape) * max(itemsize, 1)
+    if declared > ATTR_LIMIT:
+        raise CheckpointError(path, f"attribute {name!r} of {where} declares {declared} bytes "
+                                    f"(more than {ATTR_LIMIT}): refused")
+    try:
+        return obj.attrs[name]
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(path, f"cannot read attribute {name!r} of {where} (corrupt?): {_short(exc)}") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -50,6 +327,9 @@ def children(group: h5py.Group, path: str) -> Iterator[tuple[str, h5py.Group | h
     except (OSError, RuntimeError, KeyError) as exc:
         raise CheckpointError(path, f"cannot list {group.name} (corrupt?): {_short(exc)}") from None
     for name in names:
+        if not _plain_name(name):
+            raise CheckpointError(path, f"{group.name}/{name!r} has control characters or invalid UTF-8 in its "
+                                        "name; refused")
         try:
             link = group.get(name, getlink=True)
         except (OSError, RuntimeError, KeyError) as exc:
@@ -65,6 +345,18 @@ def children(group: h5py.Group, path: str) -> Iterator[tuple[str, h5py.Group | h
         except (OSError, RuntimeError, KeyError) as exc:
             raise CheckpointError(path, f"cannot open {group.name}/{name!r} (corrupt?): {_short(exc)}") from None
         yield name, obj
+
+
+def _plain_name(name: str | bytes) -> bool:
+    if not isinstance(name, str):  # h5py hands over names that are not UTF-8 as bytes
+        return False
+    if any(char in _CONTROL for char in name):
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # h5py hands undecodable bytes over as surrogates
+        return False
+    return True
 
 
 def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> None:

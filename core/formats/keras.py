@@ -59,7 +59,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
-from .h5safe import check_dataset, children, open_h5, read_dataset
+from .h5safe import attribute, check_dataset, children, open_h5, read_dataset
 from .safetensors_io import bf16_to_f32, f8_to_f32
 
 #: Attribute arrays larger than this are split by Keras into ``name0``, ``name1``...
@@ -113,13 +113,13 @@ def _string_list_attr(obj: h5py.Group, name: str, path: str) -> list[str] | None
     try:
         attrs = obj.attrs
         if name in attrs:
-            chunks = [attrs[name]]
+            chunks = [attribute(obj, name, path)]
         elif f"{name}0" in attrs:
             chunks = []
             while f"{name}{len(chunks)}" in attrs:
                 if len(chunks) >= MAX_ATTR_CHUNKS:
                     raise CheckpointError(path, f"{obj.name} attribute {name!r} has too many chunks")
-                chunks.append(attrs[f"{name}{len(chunks)}"])
+                chunks.append(attribute(obj, f"{name}{len(chunks)}", path))
         else:
             return None
     except CheckpointError:
@@ -206,7 +206,7 @@ def _source_code(ds: h5py.Dataset, path: str, label: str) -> tuple[np.dtype, str
     """(dtype read() returns, source dtype code or None) for a weight dataset."""
     dtype = ds.dtype
     if dtype.kind == "V" and dtype.fields is None and dtype.subdtype is None:
-        declared = _text(ds.attrs.get("dtype"))
+        declared = _text(attribute(ds, "dtype", path))
         code = _OPAQUE.get((dtype.itemsize, declared))
         if code is None:
             raise CheckpointError(path, f"weight {label} has an opaque {dtype.itemsize}-byte dtype "
@@ -276,12 +276,12 @@ class KerasH5Reader(CheckpointReader):
 
     def _meta_attrs(self, obj: h5py.Group, names: tuple[str, ...]) -> None:
         for name in names:
-            value = _text(obj.attrs.get(name))
+            value = _text(attribute(obj, name, self.path))
             if value is not None:
                 self.metadata.setdefault(name, value)
 
     def _json_attr(self, f: h5py.File, name: str) -> None:
-        text = _text(f.attrs.get(name))
+        text = _text(attribute(f, name, self.path))
         if text is None:
             return
         try:
@@ -306,9 +306,11 @@ class KerasH5Reader(CheckpointReader):
         group = tree.objects[base]
         layer_names = _string_list_attr(group, "layer_names", path) or []
         prefix = base.rstrip("/")
-        if len(set(layer_names)) != len(layer_names):
-            duplicate = next(n for n in layer_names if layer_names.count(n) > 1)
-            raise CheckpointError(path, f"layer_names lists {duplicate!r} twice")
+        seen: set[str] = set()
+        for name in layer_names:  # one pass: list.count per name was quadratic
+            if name in seen:
+                raise CheckpointError(path, f"layer_names lists {name!r} twice")
+            seen.add(name)
         layers = list(layer_names)
         if "top_level_model_weights" in tree.members[base] and "top_level_model_weights" not in layers:
             layers.append("top_level_model_weights")
@@ -362,7 +364,7 @@ class KerasH5Reader(CheckpointReader):
                     continue
                 extra: dict[str, Any] = {}
                 parent = tree.objects[where]
-                layer_name = _text(parent.attrs.get("name")) if where.endswith("/vars") else None
+                layer_name = _text(attribute(parent, "name", self.path)) if where.endswith("/vars") else None
                 if layer_name is not None:
                     extra["layer_name"] = layer_name
                 self._add(full.strip("/").replace("/", "."), obj, extra)
@@ -372,7 +374,7 @@ class KerasH5Reader(CheckpointReader):
             self.metadata["optimizer_tensors"] = str(optimizer)
         root_vars = tree.group("/vars")
         if root_vars is not None:
-            name = _text(root_vars.attrs.get("name"))
+            name = _text(attribute(root_vars, "name", self.path))
             if name is not None:
                 self.metadata["model_name"] = name
 

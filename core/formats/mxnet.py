@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import CheckpointError, SurgeryError, brief_list
 from ..symbol import MX_DTYPE_FLAGS
 from .atomic import atomic_output
-from .base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
+from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
 
 __all__ = [
     "MXNetNpzReader",
@@ -270,6 +270,9 @@ class MXNetParamsReader(CheckpointReader):
         if count > max(cur.remaining() - 8, 0) // 4:
             raise CheckpointError(path, f"header claims {count} arrays but only "
                                         f"{cur.remaining()} bytes follow")
+        if count > MAX_TENSORS:
+            raise CheckpointError(path, f"header claims {count} arrays, more than the {MAX_TENSORS} "
+                                        "modelsurgeon reads: refused")
         records: list[_Record] = []
         self._sparse: tuple[int, str] | None = None  # the first sparse record, set as soon as seen
         try:
@@ -469,9 +472,15 @@ class MXNetNpzReader(CheckpointReader):
             infos = self._zip.infolist()
         except Exception as exc:  # noqa: BLE001 - hostile input: any parse failure is corruption
             raise CheckpointError(path, f"not a readable zip archive: {_short(exc)}") from None
+        if len(infos) > MAX_TENSORS:
+            raise CheckpointError(path, f"zip archive has {len(infos)} members, more than the {MAX_TENSORS} "
+                                        "modelsurgeon reads: refused")
         names = [info.filename for info in infos]
         if len(set(names)) != len(names):
-            dups = sorted({n for n in names if names.count(n) > 1})
+            counts: dict[str, int] = {}
+            for name in names:  # linear: counting each name with list.count would be quadratic
+                counts[name] = counts.get(name, 0) + 1
+            dups = sorted(n for n, c in counts.items() if c > 1)
             raise CheckpointError(path, f"zip archive has duplicate members {brief_list(dups)}")
         members = [info for info in infos if not info.filename.endswith("/")]
         if infos and not any(info.filename.endswith(".npy") for info in members):
@@ -619,7 +628,8 @@ def _out_name(info: TensorInfo, roles: bool) -> str:
     return info.key
 
 
-def _plan(infos: Sequence[TensorInfo], roles: bool) -> list[str]:
+def _plan(infos: Sequence[TensorInfo], roles: bool, limit: int = MAX_NAME_BYTES, what: str = ".params") -> list[str]:
+    """The stored names, checked up front: unique, UTF-8, and no longer than readers accept."""
     names = [_out_name(info, roles) for info in infos]
     seen: set[str] = set()
     for name in names:
@@ -627,9 +637,12 @@ def _plan(infos: Sequence[TensorInfo], roles: bool) -> list[str]:
             raise SurgeryError(f"two tensors would be written under the same name {name!r}")
         seen.add(name)
         try:
-            name.encode("utf-8")
+            size = len(name.encode("utf-8"))
         except UnicodeEncodeError:
             raise SurgeryError(f"tensor name {name!r} cannot be encoded as UTF-8") from None
+        if size > limit:
+            raise SurgeryError(f"tensor name {name[:40]!r}... is {size} bytes long; {what} files hold names of "
+                               f"at most {limit} bytes here (rename it first)")
     return names
 
 
@@ -719,7 +732,7 @@ def write_npz(
     Names as in :func:`write_params`. Member timestamps are fixed (1980-01-01), so equal inputs give
     equal files. ZIP64 records are used only for members near 4 GiB.
     """
-    names = _plan(infos, roles)
+    names = _plan(infos, roles, limit=0xFFFF - len(".npy"), what=".npz (zip)")  # zip names are at most 64 KiB - 1
     for info in infos:
         if np.dtype(info.dtype).newbyteorder("<") not in _FLAG_OF_LE:
             raise SurgeryError(f"tensor {info.key!r} has dtype {np.dtype(info.dtype)}, which MXNet "

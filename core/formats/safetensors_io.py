@@ -60,7 +60,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
 from .atomic import atomic_output
-from .base import STRUCTURAL, CheckpointReader, TensorInfo
+from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -269,6 +269,9 @@ def read_header(path: str, handle: Any, file_size: int) -> tuple[int, dict[str, 
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CheckpointError(path, "the header is not UTF-8 text") from None
+    if raw.count(b"data_offsets") > MAX_TENSORS:  # cheap, before parsing builds millions of objects
+        raise CheckpointError(path, f"the header lists more than {MAX_TENSORS} tensors, more than "
+                                    "modelsurgeon reads: refused")
     try:
         header = json.loads(text, object_pairs_hook=_reject_duplicates)
     except _Duplicate as dup:
@@ -294,7 +297,24 @@ def read_header(path: str, handle: Any, file_size: int) -> tuple[int, dict[str, 
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(_is_int(o) and o >= 0 for o in offsets) or offsets[1] < offsets[0]):
             raise CheckpointError(path, f"tensor {name!r} has malformed data_offsets {offsets!r}"[:300])
+    _check_coverage(path, header, file_size - 8 - length)
     return length, header
+
+
+def _check_coverage(path: str, header: dict[str, Any], data_size: int) -> None:
+    """Tensors must tile the data exactly, as the package requires; checked here in offset order so
+    the message names the same tensor every time (the package's order is a hash map's)."""
+    position = 0
+    for begin, end, name in sorted((entry["data_offsets"][0], entry["data_offsets"][1], name)
+                                   for name, entry in header.items() if name != "__metadata__"):
+        if begin != position:
+            raise CheckpointError(path, f"invalid data_offsets: tensor {name!r} starts at byte {begin} of the data, "
+                                        f"where the previous tensor ends at byte {position} (tensors must cover the "
+                                        "data exactly, without gaps or overlaps)"[:300])
+        position = end
+    if position != data_size:
+        raise CheckpointError(path, f"invalid data_offsets: the tensors cover {position} bytes of data but the file "
+                                    f"holds {data_size}")
 
 
 def _open_package(path: str) -> Any:

@@ -41,6 +41,9 @@ class Conv2D(HybridBlock):
         super().__init__()
         _check_layout(layout)
         self._channels, self._groups = int(channels), int(groups)
+        if self._channels <= 0 or self._groups <= 0 or self._channels % self._groups:
+            raise ModelSurgeonError(f"Conv2D needs positive channels divisible into positive groups, not "
+                                    f"channels={channels}, groups={groups}")
         self._kernel = _pair(kernel_size, "kernel_size")
         self._strides, self._padding = _pair(strides, "strides"), _pair(padding, "padding")
         self._dilation = _pair(dilation, "dilation")

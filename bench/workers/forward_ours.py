@@ -1,0 +1,19 @@
+"""Worker: forward passes of modelsurgeon's numpy engine (a zoo model, random weights)."""
+
+import numpy as np
+
+from modelsurgeon.core import initializer, random
+from modelsurgeon.core.model_zoo import vision
+from timing import blas_info, emit, parse_args, time_passes
+
+model, batches, reps, budget = parse_args()
+net = vision.get_model(model, classes=1000)
+random.seed(0)
+net.initialize(initializer.Xavier())
+times = {}
+for batch in batches:
+    x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+    out = net(x)
+    assert out.shape == (batch, 1000) and out.dtype == np.float32, (out.shape, out.dtype)
+    times[batch] = time_passes(lambda x=x: net(x), reps, budget)
+emit(model, times, {"numpy": np.__version__, "blas": blas_info()})
