@@ -41,13 +41,11 @@ WHY: dict[str, str] = {
     ),
     "1b": "start-up imports too much: `python -X importtime -m modelsurgeon.cli.main --version` shows what",
     "3": (
-        "`rename --in-place` now copies the whole file: core/formats/h5.py rename_in_place (uncommitted change "
-        "at the time of profiling) does `shutil.copyfile` into an atomic temp file for crash safety, so 1 GiB "
-        "costs a data copy (cProfile: 0.35 s sendfile, 0.36 s fsync at close, 0.23 s os.replace unlinking the old "
-        "1 GiB file; 1.6-2.9 s wall vs 0.45 s for 1 MiB). Crash safety and 'no data rewrite' need another route: "
-        "clone the file with the FICLONE ioctl (reflink; O(metadata) on btrfs/xfs) and fall back to the copy "
-        "only where cloning is unsupported (ext4 here), saying so; or rename truly in place (links only, as "
-        "before) behind a root attribute marking the file 'rename in progress' that the reader reports"
+        "`rename --in-place` must not copy data. Seen during this work: a version of rename_in_place that "
+        "copied the whole file for crash safety cost 1.6-2.9 s on 1 GiB vs 0.45 s on 1 MiB (cProfile: sendfile, "
+        "fsync at close, os.replace unlinking the old file). The current code clones with FICLONE where the file "
+        "system can and renames the links in place elsewhere (ext4 here); if this misses again, profile "
+        "`rename --in-place` with cProfile on both files and look for a data copy"
     ),
     "4": (
         "in this VM the first touch of fresh memory after an idle spell is slow (freed pages go back to the "

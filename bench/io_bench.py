@@ -106,7 +106,10 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
         times: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in jobs}
         for rep in range(reps):
             warm(src)
-            for name, argv, out in jobs:
+            # Rotate the order each repetition: a job right after another big write can find the
+            # (virtual) disk still busy, and no command should always be the one that pays for it.
+            shift = rep % len(jobs)
+            for name, argv, out in jobs[shift:] + jobs[:shift]:
                 remove(out)
                 sync_disk()  # untimed: no job pays for the previous job's dirty pages
                 result = run(argv, cwd=ctx.workdir)

@@ -104,6 +104,13 @@ def _header(ctx: Context, args: argparse.Namespace, started: float, seconds: flo
     return lines
 
 
+def _other_cores(row: Row) -> float:
+    try:
+        return float(row.load.split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+
+
 def _row_order(row: Row) -> tuple[str, bool, bool]:
     """1a, 1b; 2 throughput (1 GiB, then 4 GiB), 2m memory (same); 3; 4; 5; 6."""
     memory = row.id.startswith("2m")
@@ -187,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     rows.sort(key=_row_order)  # stable: within a group, the order the benchmark gave
-    block = render(rows, _header(ctx, args, started, time.time() - started))
+    header = _header(ctx, args, started, time.time() - started)
+    busy = [r for r in rows if _other_cores(r) > harness.BUSY_LIMIT]
+    if busy:
+        header.append(f"- **This run shared the machine**: {len(busy)} of {len(rows)} rows were measured while other "
+                      f"processes used more than {harness.BUSY_LIMIT} cores (\"other load\"); their ratios carry "
+                      "that noise (see Findings, \"Run-to-run variation\").")
+    block = render(rows, header)
     print(block)
     if args.json:
         Path(args.json).write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
