@@ -30,6 +30,7 @@ class Row:
     note: str = ""
     met: bool | None = None
     target_text: str = ""
+    inconclusive: bool = False  # the baseline itself varied too much in this run to judge the target
 
     def __post_init__(self) -> None:
         if self.met is None and self.target is not None and self.ratio is not None:
@@ -40,6 +41,8 @@ class Row:
             self.target_text = f"{'≤' if op == '<=' else '≥'} {bound:g}x"
 
     def status(self) -> str:
+        if self.inconclusive:
+            return "inconclusive"
         if self.met is None:
             return "info" if self.ratio is not None else "not run"
         return "met" if self.met else "**missed**"
