@@ -484,14 +484,12 @@ def test_random_byte_flips_params(tmp_path: Path, flips: list[tuple[int, int]]) 
 def _quick_refusal(path: Path, blob: bytes, match: str) -> None:
     path.write_bytes(blob)
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(CheckpointError, match=match):
             mxnet.MXNetParamsReader(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - start < 1.0
     assert peak < 2 << 20, f"allocated {peak} bytes for a {len(blob)}-byte file"
 
 
@@ -749,10 +747,14 @@ def test_npz_zip_level_attacks(tmp_path: Path) -> None:
     header = head.getvalue()
     bomb = make_zip(tmp_path / "bomb.npz", {"w.npy": header + b"\0" * 64}, zipfile.ZIP_DEFLATED).read_bytes()
     path.write_bytes(_patch_central(bomb, 24, "<I", 4_000_000_000 + len(header)))
-    _t = time.perf_counter()
-    with pytest.raises(CheckpointError, match="more than deflate can produce"):
-        mxnet.MXNetNpzReader(path)
-    assert time.perf_counter() - _t < 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match="more than deflate can produce"):
+            mxnet.MXNetNpzReader(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 << 20, "the claimed size was believed"
     # duplicate member names
     with zipfile.ZipFile(tmp_path / "dup.npz", "w") as zf, pytest.warns(UserWarning):
         zf.writestr("w.npy", npy_bytes(np.zeros(1)))
