@@ -15,8 +15,9 @@ from modelsurgeon.core import checkpoint, surgery
 from modelsurgeon.core.errors import ModelSurgeonError, SurgeryError
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from modelsurgeon.core.errors import OutputExistsError
-from modelsurgeon.core.rewrite import (OUTPUT_FORMATS, format_for_path, parse_size, write_checkpoint,
-                                       write_sharded_checkpoint)
+from modelsurgeon.core.formats.extents import Locate
+from modelsurgeon.core.rewrite import (OUTPUT_FORMATS, format_for_path, parse_size, reader_source,
+                                       write_checkpoint, write_sharded_checkpoint)
 
 from .commands_read import parse_shape
 from .main import cli, output_options
@@ -53,8 +54,11 @@ class Target:
             raise OutputExistsError(f"{self.output} already exists (use --force to overwrite it)")
 
     def write(self, out: Output, kind: str, infos: list[TensorInfo], fetch: Callable[[TensorInfo], np.ndarray], *,
-              architecture: Any, graph: Any, metadata: dict[str, str]) -> list[str]:
-        """Write (streaming, atomically; sharded with --max-shard-size); returns notes."""
+              architecture: Any, graph: Any, metadata: dict[str, str], locate: Locate | None = None) -> list[str]:
+        """Write (streaming, atomically; sharded with --max-shard-size); returns notes.
+
+        ``locate`` lets unchanged input tensors be copied by the kernel (see rewrite.reader_source).
+        """
         assert self.output is not None  # check() ran first
         total = sum(i.nbytes for i in infos if i.alias_of is None)
         with out.progress(f"writing {os.path.basename(self.output)}", total) as progress:
@@ -62,11 +66,12 @@ class Target:
                 index, notes = write_sharded_checkpoint(self.output, self.format, kind, infos, fetch,
                                                         max_shard_size=self.max_shard_size,
                                                         architecture=architecture, graph=graph, metadata=metadata,
-                                                        progress=progress, overwrite=self.force)
+                                                        progress=progress, overwrite=self.force, locate=locate)
                 self.output = index  # what the command reports having written
                 return notes
             return write_checkpoint(self.output, self.format, kind, infos, fetch, architecture=architecture,
-                                    graph=graph, metadata=metadata, progress=progress, overwrite=self.force)
+                                    graph=graph, metadata=metadata, progress=progress, overwrite=self.force,
+                                    locate=locate)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -171,10 +176,9 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
             mapping = plan.mapping
             infos = [TensorInfo(mapping[i.key], i.shape, i.dtype, i.role, i.structural,
                                 mapping[i.alias_of] if i.alias_of else None) for i in reader.tensors.values()]
-            source = {mapping[k]: k for k in reader.tensors}
-            notes += target.write(out, reader.kind, infos, lambda i: reader.read(source[i.key]),
-                                  architecture=plan.architecture, graph=plan.graph,
-                                  metadata=_carried_metadata(reader))
+            fetch, locate = reader_source(reader, {mapping[k]: k for k in reader.tensors}.__getitem__)
+            notes += target.write(out, reader.kind, infos, fetch, locate=locate, architecture=plan.architecture,
+                                  graph=plan.graph, metadata=_carried_metadata(reader))
     if in_place and not target.dry_run:
         from modelsurgeon.core.formats.h5 import rename_in_place
         how = rename_in_place(file, plan.mapping, architecture=plan.architecture, graph=plan.graph)
@@ -235,10 +239,10 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
         if not target.dry_run:
             infos = [TensorInfo(i.key, plan.tensors[i.key].shape, i.dtype, i.role, i.structural, i.alias_of)
                      if i.key in plan.tensors else i for i in reader.tensors.values()]
-            fetch = lambda i: plan.tensors[i.key] if i.key in plan.tensors else reader.read(i.key)  # noqa: E731
+            fetch, locate = reader_source(reader, new=plan.tensors)
             metadata = {**_carried_metadata(reader), "modelsurgeon.head": h.path,
                         "modelsurgeon.head_init": init if seed is None else f"{init} seed={seed}"}
-            notes = target.write(out, reader.kind, infos, fetch, architecture=plan.architecture,
+            notes = target.write(out, reader.kind, infos, fetch, locate=locate, architecture=plan.architecture,
                                  graph=plan.graph, metadata=metadata)
         if reader.architecture is not None and plan.architecture is None:
             notes.append("the architecture could not follow the new head and was left out")
@@ -290,9 +294,9 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: str 
         if out.reports and plan.kind != reader.kind:
             out.table(["from", "to"], [(plan.source[i.key], i.key) for i in plan.infos])
         if not target.dry_run:
-            notes += target.write(out, plan.kind, plan.infos, lambda i: reader.read(plan.source[i.key]),
-                                  architecture=plan.architecture, graph=plan.graph,
-                                  metadata=_carried_metadata(reader))
+            fetch, locate = reader_source(reader, plan.source.__getitem__)
+            notes += target.write(out, plan.kind, plan.infos, fetch, locate=locate, architecture=plan.architecture,
+                                  graph=plan.graph, metadata=_carried_metadata(reader))
     _finish(out, "convert", {"input": file, "from": {"format": reader.format, "kind": reader.kind},
                              "to": {"format": target.format, "kind": plan.kind}, "tensors": len(plan.infos),
                              "mapping": [{"from": plan.source[i.key], "to": i.key} for i in plan.infos]},

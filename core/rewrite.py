@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelSurgeonError
-from .formats.base import NAMED, TensorInfo
+from .formats.base import NAMED, CheckpointReader, TensorInfo
+from .formats.extents import Extent, Locate
 from .formats.h5 import write_h5
 
 OUTPUT_FORMATS = ("h5", "mxnet", "safetensors", "npz")
@@ -44,6 +45,25 @@ def format_for_path(path: str, requested: str | None = None) -> str:
     return "h5"
 
 
+def reader_source(reader: CheckpointReader, source_key: Callable[[str], str] | None = None,
+                  new: dict[str, np.ndarray] | None = None) -> tuple[Fetch, Locate]:
+    """``fetch`` and ``locate`` for an output made of ``reader``'s tensors plus ``new`` arrays.
+
+    An output key ``k`` is ``new[k]`` if present, else the input tensor ``source_key(k)`` (the key
+    itself by default): read on demand, or copied by the kernel where the reader can locate it.
+    """
+    new = new or {}
+    origin = source_key or (lambda key: key)
+
+    def fetch(info: TensorInfo) -> np.ndarray:
+        return new[info.key] if info.key in new else reader.read(origin(info.key))
+
+    def locate(info: TensorInfo) -> Extent | None:
+        return None if info.key in new else reader.extent(origin(info.key))
+
+    return fetch, locate
+
+
 def symbol_path_for(params_path: str) -> str:
     """Where the graph goes beside an MXNet parameter file: ``x-0000.params`` -> ``x-symbol.json``."""
     from .checkpoint import sibling_graph_path
@@ -58,13 +78,18 @@ def symbol_path_for(params_path: str) -> str:
 def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                      architecture: dict[str, Any] | None = None, graph: dict[str, Any] | None = None,
                      metadata: dict[str, str] | None = None, progress: Callable[[int, int], None] | None = None,
-                     overwrite: bool = True) -> list[str]:
-    """Write ``infos`` to ``path`` in format ``fmt``; returns notes on what was not carried over."""
+                     overwrite: bool = True, locate: Locate | None = None) -> list[str]:
+    """Write ``infos`` to ``path`` in format ``fmt``; returns notes on what was not carried over.
+
+    ``locate(info)``, where given, says where an unchanged tensor's bytes already lie in a file
+    (:meth:`CheckpointReader.extent`); the writers then copy those bytes in the kernel instead
+    of calling ``fetch`` (formats/extents.py). :func:`reader_source` makes both from a reader.
+    """
     notes: list[str] = []
     metadata = dict(metadata or {})
     if fmt == "h5":
         write_h5(path, kind, infos, fetch, architecture=architecture, graph=graph, metadata=metadata,
-                 progress=progress, overwrite=overwrite)
+                 progress=progress, overwrite=overwrite, locate=locate)
         return notes
     if not overwrite and os.path.exists(path):
         from .errors import OutputExistsError
@@ -79,7 +104,7 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
         metadata[ST_KIND] = kind
         if any(i.role for i in flat) or any(i.structural for i in flat):
             notes.append("safetensors has no per-tensor roles or structural names; kept only the keys")
-        safetensors_io.write_safetensors(path, flat, fetch, metadata=metadata, progress=progress)
+        safetensors_io.write_safetensors(path, flat, fetch, metadata=metadata, progress=progress, locate=locate)
         return notes
     if fmt in ("mxnet", "npz"):
         from .formats import mxnet
@@ -87,8 +112,10 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
         if symbol_file is not None and not overwrite and os.path.exists(symbol_file):
             from .errors import OutputExistsError
             raise OutputExistsError(f"{symbol_file} already exists (use --force to overwrite it)")
-        writer = mxnet.write_params if fmt == "mxnet" else mxnet.write_npz
-        writer(path, flat, fetch, roles=kind == NAMED, progress=progress)
+        if fmt == "mxnet":
+            mxnet.write_params(path, flat, fetch, roles=kind == NAMED, progress=progress, locate=locate)
+        else:
+            mxnet.write_npz(path, flat, fetch, roles=kind == NAMED, progress=progress)
         if architecture is not None:
             notes.append("the architecture is not carried over: MXNet parameter files have no place for it")
         if metadata:
@@ -144,7 +171,7 @@ def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[Ten
                              max_shard_size: int, architecture: dict[str, Any] | None = None,
                              graph: dict[str, Any] | None = None, metadata: dict[str, str] | None = None,
                              progress: Callable[[int, int], None] | None = None,
-                             overwrite: bool = True) -> tuple[str, list[str]]:
+                             overwrite: bool = True, locate: Locate | None = None) -> tuple[str, list[str]]:
     """Write shards of at most ``max_shard_size`` tensor bytes plus an index; returns (index, notes).
 
     Tensors are packed greedily in order (a larger tensor gets a shard of its own). Every shard
@@ -164,7 +191,8 @@ def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[Ten
         if graph is not None:
             meta[ST_GRAPH] = json.dumps(graph, separators=(",", ":"))
         written = safetensors_io.write_sharded(index_path, flat, fetch, max_shard_size=max_shard_size,
-                                               metadata=meta, progress=progress, overwrite=overwrite)
+                                               metadata=meta, progress=progress, overwrite=overwrite,
+                                               locate=locate)
         return written[-1], notes + [f"{len(written) - 1} shard(s) and index {written[-1]}"]
     groups: list[list[TensorInfo]] = [[]]
     size = 0
@@ -196,7 +224,7 @@ def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[Ten
             target = os.path.join(directory, name)
             shard_notes = write_checkpoint(target, fmt, kind, local, fetch, architecture=architecture,
                                            graph=graph if fmt == "h5" else None, metadata=metadata,
-                                           progress=part, overwrite=overwrite)
+                                           progress=part, overwrite=overwrite, locate=locate)
             written.append(target)
             notes += [n for n in shard_notes if n not in notes]
             offset += sum(i.nbytes for i in local if i.alias_of is None)

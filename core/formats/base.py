@@ -12,9 +12,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .extents import Extent
 
 from ..errors import CheckpointError, InputNotFoundError
 
@@ -79,6 +82,12 @@ class CheckpointReader(ABC):
     @abstractmethod
     def read(self, key: str) -> np.ndarray:
         """The data of tensor ``key`` (a fresh array, or a read-only view of a mapped file)."""
+
+    def extent(self, key: str) -> "Extent | None":
+        """Where tensor ``key``'s bytes lie in the file, if stored there exactly as :meth:`read` returns
+        them (so a writer may copy them without reading them); None when they are not, or the format
+        cannot tell (compressed, chunked, converted on reading...)."""
+        return None
 
     def close(self) -> None:
         """Release the file; the default has nothing to release."""

@@ -29,6 +29,7 @@ from ..errors import CheckpointError, ModelSurgeonError
 from . import h5safe
 from .atomic import atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+from .extents import Extent, ExtentCopier, Locate, usable
 
 FORMAT_NAME = "modelsurgeon"
 FORMAT_VERSION = 1
@@ -131,7 +132,9 @@ class H5Reader(CheckpointReader):
         if self.kind not in KINDS:
             raise CheckpointError(path, f"unknown checkpoint kind {self.kind!r} (expected structural or named)")
         self.creator = h5safe.attribute(f, "creator", path, "")
-        file_size = os.path.getsize(path)
+        st = os.stat(path)
+        file_size = st.st_size
+        self._file_id = (st.st_dev, st.st_ino)
         self.tensors = {}
         self._names: dict[str, str] = {}
         first_at: dict[Any, str] = {}
@@ -203,6 +206,11 @@ class H5Reader(CheckpointReader):
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
         return h5safe.read_dataset(self._f["tensors"][self._names[key]], self.path)
 
+    def extent(self, key: str) -> Extent | None:
+        if key not in self._names:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        return h5safe.dataset_extent(self.dataset(key), self.path, self._file_id)
+
     def dataset(self, key: str) -> h5py.Dataset:
         return self._f["tensors"][self._names[key]]
 
@@ -219,10 +227,12 @@ def _write_text(group: h5py.Group, name: str, document: Any) -> None:
 def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
              architecture: dict[str, Any] | None = None, graph: dict[str, Any] | None = None,
              metadata: dict[str, str] | None = None, progress: Progress | None = None,
-             overwrite: bool = True) -> None:
+             overwrite: bool = True, locate: Locate | None = None) -> None:
     """Write a checkpoint atomically, fetching and writing one tensor at a time.
 
     An info with ``alias_of`` set becomes a hard link to that earlier key (shared tensor).
+    Where ``locate(info)`` gives the tensor's bytes in another file (an unchanged input tensor),
+    they are copied into the dataset's space by the kernel instead of fetched.
     """
     if kind not in KINDS:
         raise ModelSurgeonError(f"kind must be 'structural' or 'named', not {kind!r}")
@@ -240,40 +250,56 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
     total = sum(info.nbytes for info in infos if info.alias_of is None)
     done = 0
     from .. import __version__
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w", track_order=True, libver=("earliest", "v110")) as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["kind"] = kind
-            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-            f.attrs["creator"] = f"modelsurgeon {__version__}"
-            group = f.create_group("tensors", track_order=True)
-            for info in infos:
-                name = escape_key(info.key)
-                if info.alias_of is not None:
-                    group[name] = group[escape_key(info.alias_of)]
-                    continue
+    with atomic_output(path, overwrite=overwrite) as tmp, \
+            h5py.File(tmp, "w", track_order=True, libver=("earliest", "v110")) as f, \
+            ExtentCopier(os.open(tmp, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), owned=True) as copier:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["kind"] = kind
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["creator"] = f"modelsurgeon {__version__}"
+        group = f.create_group("tensors", track_order=True)
+        for info in infos:
+            name = escape_key(info.key)
+            if info.alias_of is not None:
+                group[name] = group[escape_key(info.alias_of)]
+                continue
+            ds = _create_dataset(group, name, info)
+            extent = locate(info) if locate is not None else None
+            if usable(extent, info.dtype, info.nbytes):
+                copier.copy(extent, ds.id.get_offset())
+            else:
                 array = np.asarray(fetch(info), order="C")
                 if array.shape != info.shape or array.dtype != info.dtype:
                     raise ModelSurgeonError(f"tensor '{info.key}' is {array.shape} {array.dtype}, "
                                             f"expected {info.shape} {info.dtype}")
-                ds = group.create_dataset(name, data=array, track_times=False)
-                if info.role is not None:
-                    ds.attrs["role"] = info.role
-                if info.structural:
-                    ds.attrs["structural"] = json.dumps(list(info.structural))
-                done += info.nbytes
-                if progress is not None:
-                    progress(done, total)
+                if array.size:
+                    ds.write_direct(array)
                 del array
-            if architecture is not None or graph is not None or metadata:
-                meta = f.create_group("meta", track_order=True)
-                if architecture is not None:
-                    _write_text(meta, "architecture", architecture)
-                if graph is not None:
-                    _write_text(meta, "graph", graph)
-                if metadata:
-                    _write_text(meta, "metadata", dict(sorted(metadata.items())))
+            if info.role is not None:
+                ds.attrs["role"] = info.role
+            if info.structural:
+                ds.attrs["structural"] = json.dumps(list(info.structural))
+            done += info.nbytes
+            if progress is not None:
+                progress(done, total)
+        if architecture is not None or graph is not None or metadata:
+            meta = f.create_group("meta", track_order=True)
+            if architecture is not None:
+                _write_text(meta, "architecture", architecture)
+            if graph is not None:
+                _write_text(meta, "graph", graph)
+            if metadata:
+                _write_text(meta, "metadata", dict(sorted(metadata.items())))
     h5safe.trust(path)  # our own output: reading it back needs no validation in a child
+
+
+def _create_dataset(group: h5py.Group, name: str, info: TensorInfo) -> h5py.Dataset:
+    """A contiguous dataset whose space is allocated at once and never filled: every byte of it is
+    then written exactly once, by h5py or by a kernel copy into ``get_offset()``."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return group.create_dataset(name, shape=info.shape, dtype=info.dtype, track_times=False, dcpl=dcpl)
 
 
 def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[str, Any] | None = None,

@@ -381,6 +381,24 @@ def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> 
                                     f"{stored} for it ({file_size} in all): refused as a shape bomb")
 
 
+def dataset_extent(ds: h5py.Dataset, path: str, file_id: tuple[int, int]) -> Any:
+    """The bytes of a contiguous, unfiltered, fully written dataset as an Extent; else None."""
+    from .extents import Extent
+    try:
+        dsid = ds.id
+        plist = dsid.get_create_plist()
+        if (plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count()
+                or ds.dtype.kind == "b" or ds.dtype.byteorder == ">"):
+            return None
+        offset = dsid.get_offset()
+        nbytes = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+        if offset is None or nbytes == 0 or dsid.get_storage_size() != nbytes:
+            return None
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return None  # whatever h5py cannot say, reading the dataset will report
+    return Extent(path, int(offset), nbytes, ds.dtype, file_id)
+
+
 def read_dataset(ds: h5py.Dataset, path: str) -> np.ndarray:
     """Read a whole dataset, reporting corruption as a CheckpointError."""
     try:

@@ -59,7 +59,8 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
-from .h5safe import attribute, check_dataset, children, open_h5, read_dataset
+from .extents import Extent
+from .h5safe import attribute, check_dataset, children, dataset_extent, open_h5, read_dataset
 from .safetensors_io import bf16_to_f32, f8_to_f32
 
 #: Attribute arrays larger than this are split by Keras into ``name0``, ``name1``...
@@ -233,6 +234,8 @@ class KerasH5Reader(CheckpointReader):
         self.path = os.fspath(path)
         self._f = open_h5(self.path)
         try:
+            st = os.stat(self.path)
+            self._file_id = (st.st_dev, st.st_ino)
             self._load()
         except CheckpointError:
             self._f.close()
@@ -395,6 +398,13 @@ class KerasH5Reader(CheckpointReader):
         else:
             values = f8_to_f32(np.ascontiguousarray(array).view(np.uint8), code)
         return values.reshape(info.shape)
+
+    def extent(self, key: str) -> Extent | None:
+        if key not in self._datasets:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        if self._codes[key] is not None:
+            return None  # stored as bf16/fp8 and widened on reading
+        return dataset_extent(self._datasets[key], self.path, self._file_id)
 
     def close(self) -> None:
         if self._f.id.valid:

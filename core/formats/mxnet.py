@@ -46,6 +46,7 @@ from ..errors import CheckpointError, SurgeryError, brief_list
 from ..symbol import MX_DTYPE_FLAGS
 from .atomic import atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
+from .extents import Extent, ExtentCopier, Locate, usable
 
 __all__ = [
     "MXNetNpzReader",
@@ -256,7 +257,8 @@ class MXNetParamsReader(CheckpointReader):
 
     def _index(self) -> None:
         path = self.path
-        size = os.fstat(self._handle.fileno()).st_size
+        st = os.fstat(self._handle.fileno())
+        size, self._file_id = st.st_size, (st.st_dev, st.st_ino)
         cur = _Cursor(self._handle, path, size)
         if size < 8:
             raise CheckpointError(path, f"not an MXNet .params file: only {size} bytes")
@@ -430,6 +432,14 @@ class MXNetParamsReader(CheckpointReader):
         if len(buf):
             _read_exact_into(self._handle, self.path, buf, info.extra["offset"], f"reading {key!r}")
         return _normalize_bool(arr)
+
+    def extent(self, key: str) -> Extent | None:
+        info = self.tensors.get(key)
+        if info is None:
+            raise KeyError(f"{self.path}: no tensor {key!r}")
+        if info.dtype.kind == "b":
+            return None  # any non-zero byte reads as True
+        return Extent(self.path, info.extra["offset"], info.nbytes, info.dtype, self._file_id)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -670,6 +680,7 @@ def write_params(
     progress: Callable[[int, int], None] | None = None,
     np_shape: bool = False,
     allow_mxnet2_dtypes: bool = False,
+    locate: Locate | None = None,
 ) -> None:
     """Write MXNet's legacy binary ``.params`` (dict form), streaming one tensor at a time.
 
@@ -679,7 +690,9 @@ def write_params(
     ``'<role>:<key>'`` when ``roles`` and the tensor has a role. 0-d tensors need ``np_shape``
     (ndim 0 means "no array" in V2). int16/uint16/uint32/uint64 (type flags 8-11) load only in
     MXNet 2 and are refused unless ``allow_mxnet2_dtypes``. ``fetch(info)`` must return exactly
-    ``info.shape``/``info.dtype``. The file appears atomically; on any error nothing is written.
+    ``info.shape``/``info.dtype``; where ``locate(info)`` gives the tensor's bytes in another file,
+    the kernel copies them instead (extents.py). The file appears atomically; on any error nothing
+    is written.
     """
     names = _plan(infos, roles)
     flags = []
@@ -701,15 +714,20 @@ def write_params(
     magic = V3_MAGIC if np_shape else V2_MAGIC
     total = sum(info.nbytes for info in infos)
     done = 0
-    with atomic_output(path) as tmp, open(tmp, "wb") as out:
+    with atomic_output(path) as tmp, open(tmp, "wb") as out, ExtentCopier(out.fileno()) as copier:
         out.write(struct.pack("<QQQ", LIST_MAGIC, 0, len(infos)))
         for info, flag in zip(infos, flags):
-            arr = _fetched(info, fetch)
             ndim = len(info.shape)
-            out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
-            out.write(_raw(arr))
-            done += arr.nbytes
-            del arr
+            extent = locate(info) if locate is not None else None
+            if usable(extent, info.dtype, info.nbytes):
+                out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
+                copier.append(out, extent)
+            else:
+                arr = _fetched(info, fetch)
+                out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
+                out.write(_raw(arr))
+                del arr
+            done += info.nbytes
             if progress is not None:
                 progress(done, total)
         out.write(struct.pack("<Q", len(names)))

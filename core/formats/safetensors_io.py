@@ -61,6 +61,7 @@ import numpy as np
 from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
 from .atomic import atomic_output
 from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo
+from .extents import Extent, ExtentCopier, Locate, usable
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -367,6 +368,7 @@ class SafetensorsReader(CheckpointReader):
             raise CheckpointError(path, "the file changed while it was being opened")
         length, header = read_header(path, self._file, opened.st_size)
         self._data_start = 8 + length
+        self._file_id = (opened.st_dev, opened.st_ino)
         package = _open_package(path)  # the package's own validation of the whole layout
         try:
             metadata = package.metadata()
@@ -427,6 +429,15 @@ class SafetensorsReader(CheckpointReader):
         else:
             values = self._read_raw(key, NUMPY_DTYPES[code])
         return values.reshape(info.shape)
+
+    def extent(self, key: str) -> Extent | None:
+        if key not in self.tensors:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        code = self._codes[key]
+        if code == "BF16" or code in UPCAST or code == "BOOL":
+            return None  # widened or normalised on reading
+        begin, end = self._offsets[key]
+        return Extent(self.path, self._data_start + begin, end - begin, NUMPY_DTYPES[code], self._file_id)
 
     def _read_raw(self, key: str, dtype: np.dtype) -> np.ndarray:
         begin, end = self._offsets[key]
@@ -681,31 +692,40 @@ def _encode(info: TensorInfo, code: str, array: Any) -> Iterator[memoryview]:
 
 
 def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: Fetch,
-                   by_key: dict[str, TensorInfo], progress: Progress | None, done: int, total: int) -> int:
-    for info, code, size in rows:
-        source = by_key.get(info.alias_of, info) if info.alias_of is not None else info
-        written = 0
-        for piece in _encode(info, code, fetch(source)):
-            handle.write(piece)
-            written += piece.nbytes
-            del piece
-        if written != size:  # cannot happen once shape and dtype match; kept as a guard
-            raise ModelSurgeonError(f"tensor '{info.key}' encoded to {written} bytes, expected {size}")
-        done += size
-        if progress is not None:
-            progress(done, total)
+                   by_key: dict[str, TensorInfo], progress: Progress | None, done: int, total: int,
+                   locate: Locate | None = None) -> int:
+    with ExtentCopier(handle.fileno()) as copier:
+        for info, code, size in rows:
+            source = by_key.get(info.alias_of, info) if info.alias_of is not None else info
+            stored = NUMPY_DTYPES.get(code)  # None for BF16 and F8, converted on writing
+            extent = locate(source) if locate is not None and stored is not None else None
+            if usable(extent, stored, size):
+                copier.append(handle, extent)
+            else:
+                written = 0
+                for piece in _encode(info, code, fetch(source)):
+                    handle.write(piece)
+                    written += piece.nbytes
+                    del piece
+                if written != size:  # cannot happen once shape and dtype match; kept as a guard
+                    raise ModelSurgeonError(f"tensor '{info.key}' encoded to {written} bytes, expected {size}")
+            done += size
+            if progress is not None:
+                progress(done, total)
     return done
 
 
 def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo], fetch: Fetch, *,
                       metadata: dict[str, str] | None = None, progress: Progress | None = None,
-                      overwrite: bool = True, keep_source_dtype: bool = True) -> None:
+                      overwrite: bool = True, keep_source_dtype: bool = True,
+                      locate: Locate | None = None) -> None:
     """Write a safetensors file atomically, fetching and writing one tensor at a time.
 
     ``fetch(info)`` returns the tensor's array (for an info with ``alias_of``, the info of the
     key it aliases is fetched: safetensors stores each key's own copy). The array must have the
     info's shape and dtype. ``progress(done_bytes, total_bytes)`` is called after each tensor.
-    See the module docstring for ordering, byte identity and ``keep_source_dtype``.
+    Where ``locate(info)`` gives the tensor's bytes in another file, the kernel copies them
+    (extents.py). See the module docstring for ordering, byte identity and ``keep_source_dtype``.
     """
     infos = list(infos)
     header, rows = _plan(infos, metadata, keep_source_dtype)
@@ -714,7 +734,7 @@ def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo],
     with atomic_output(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(header)
-            _write_tensors(handle, rows, fetch, by_key, progress, 0, total)
+            _write_tensors(handle, rows, fetch, by_key, progress, 0, total, locate)
 
 
 def _index_target(directory_or_index_path: str) -> tuple[str, str, str]:
@@ -732,7 +752,7 @@ def _index_target(directory_or_index_path: str) -> tuple[str, str, str]:
 def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterable[TensorInfo],
                   fetch: Fetch, *, max_shard_size: int, metadata: dict[str, str] | None = None,
                   progress: Progress | None = None, overwrite: bool = True,
-                  keep_source_dtype: bool = True) -> list[str]:
+                  keep_source_dtype: bool = True, locate: Locate | None = None) -> list[str]:
     """Write a Hugging Face style sharded checkpoint; returns the paths written (index last).
 
     The target is a directory (index ``model.safetensors.index.json``) or an index path
@@ -781,7 +801,7 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
             with atomic_output(target, overwrite=overwrite) as tmp:
                 with open(tmp, "wb") as handle:
                     handle.write(header)
-                    done = _write_tensors(handle, rows, fetch, by_key, progress, done, total)
+                    done = _write_tensors(handle, rows, fetch, by_key, progress, done, total, locate)
             written.append(target)
             for info, _, _ in rows:
                 weight_map[info.key] = name

@@ -75,6 +75,11 @@ class ShardedReader(CheckpointReader):
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
         return self._shards[self._where[key]].read(key)
 
+    def extent(self, key: str) -> Any:
+        if key not in self._where:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        return self._shards[self._where[key]].extent(key)
+
     def close(self) -> None:
         for reader in self._shards.values():
             reader.close()

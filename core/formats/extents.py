@@ -1,0 +1,128 @@
+"""Copy tensors that pass through a rewrite unchanged inside the kernel, never through Python.
+
+Most of a surgery's output is its input's tensors, byte for byte: every tensor of ``convert`` and
+``rename -o``, all but the head in ``replace-head``. Where a reader can say exactly which bytes of
+its file hold a tensor (an :class:`Extent`) and the writer knows where those bytes go, the copy is
+one ``copy_file_range`` call: the data moves from page cache to page cache (or is shared outright
+on file systems that can), as ``cp`` does, instead of being read into a fresh array and written
+back out. Where the kernel cannot do that (another file system before Linux 5.3, a platform
+without the call), the same copy runs through one reused buffer.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import CheckpointError
+from .base import TensorInfo
+
+#: Tensors smaller than this are read and written as arrays: a system call each buys nothing.
+MIN_EXTENT_BYTES = 64 << 10
+#: The buffer of the read/write fallback.
+FALLBACK_CHUNK = 8 << 20
+#: ``copy_file_range`` errors that mean "not here", after which the fallback takes over.
+_UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF,
+                errno.ETXTBSY, errno.EPERM}
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Bytes ``[offset, offset + nbytes)`` of ``path`` hold a tensor exactly: its values in C order,
+    little-endian, as ``dtype`` (never bool, whose stored bytes readers normalise)."""
+
+    path: str
+    offset: int
+    nbytes: int
+    dtype: np.dtype
+    file_id: tuple[int, int]  # (st_dev, st_ino) of the file the reader opened
+
+
+#: Where a writer may find an output tensor's bytes: ``locate(info)`` -> an extent, or None.
+Locate = Callable[[TensorInfo], "Extent | None"]
+
+
+def file_id(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def usable(extent: Extent | None, dtype: np.dtype, nbytes: int) -> bool:
+    """Whether ``extent`` can stand in for a tensor the writer stores as ``dtype``, ``nbytes`` long."""
+    return (extent is not None and nbytes >= MIN_EXTENT_BYTES and extent.nbytes == nbytes
+            and np.dtype(extent.dtype) == np.dtype(dtype).newbyteorder("<") and np.dtype(dtype).kind != "b")
+
+
+class ExtentCopier:
+    """Copies extents into one open output file; keeps each source file open until :meth:`close`."""
+
+    def __init__(self, destination_fd: int, owned: bool = False) -> None:
+        self._fd = destination_fd
+        self._owned = owned
+        self._sources: dict[str, int] = {}
+        self._kernel = hasattr(os, "copy_file_range")
+        self._buffer: bytearray | None = None
+
+    def __enter__(self) -> "ExtentCopier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def copy(self, extent: Extent, at: int) -> None:
+        """Copy ``extent`` to byte ``at`` of the output (the output's file position is not used)."""
+        source = self._source(extent.path, extent.file_id)
+        done = 0
+        while done < extent.nbytes:
+            count = self._step(source, extent.nbytes - done, extent.offset + done, at + done)
+            if count == 0:
+                raise CheckpointError(extent.path, f"ends before byte {extent.offset + extent.nbytes} "
+                                                   "(it changed after it was opened?)")
+            done += count
+
+    def append(self, handle: BinaryIO, extent: Extent) -> None:
+        """Copy ``extent`` at a buffered output's position and move the output past it."""
+        handle.flush()
+        at = handle.tell()
+        self.copy(extent, at)
+        handle.seek(at + extent.nbytes)
+
+    def _step(self, source: int, count: int, src: int, dst: int) -> int:
+        if self._kernel:
+            try:
+                return os.copy_file_range(source, self._fd, count, src, dst)
+            except OSError as exc:
+                if exc.errno not in _UNSUPPORTED:
+                    raise
+                self._kernel = False
+        if self._buffer is None:
+            self._buffer = bytearray(FALLBACK_CHUNK)
+        view = memoryview(self._buffer)[:min(count, FALLBACK_CHUNK)]
+        got = os.preadv(source, [view], src)
+        written = 0
+        while written < got:
+            written += os.pwrite(self._fd, view[written:got], dst + written)
+        return got
+
+    def _source(self, path: str, expected: tuple[int, int]) -> int:
+        fd = self._sources.get(path)
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
+            self._sources[path] = fd
+            if file_id(os.fstat(fd)) != expected:
+                raise CheckpointError(path, "was replaced by another file after it was opened")
+        return fd
+
+    def close(self) -> None:
+        while self._sources:
+            os.close(self._sources.popitem()[1])
+        if self._owned and self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

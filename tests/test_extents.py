@@ -1,0 +1,215 @@
+"""Unchanged tensors are copied by the kernel (core/formats/extents.py), with the same result as reading them.
+
+* every reader's ``extent(key)`` names exactly the bytes ``read(key)`` returns;
+* the writers (HDF5, safetensors, MXNet ``.params``, sharded) copy located tensors without
+  fetching them, and the file is byte for byte what fetching would have written;
+* without ``copy_file_range`` (another file system, another platform) the fallback writes the same;
+* a source that shrank or was replaced after it was opened is an error, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelsurgeon.core.checkpoint import open_checkpoint
+from modelsurgeon.core.errors import CheckpointError
+from modelsurgeon.core.formats import extents
+from modelsurgeon.core.formats.base import TensorInfo
+from modelsurgeon.core.formats.h5 import write_h5
+from modelsurgeon.core.rewrite import reader_source, write_checkpoint, write_sharded_checkpoint
+
+from cli_helpers import invoke
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BIG = extents.MIN_EXTENT_BYTES  # bytes: tensors at least this large are copied by the kernel
+
+
+def _tensors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {
+        "features.0.weight": rng.standard_normal((64, BIG // 64 // 4 + 3)).astype(np.float32),
+        "features.0.bias": rng.standard_normal(64).astype(np.float32),  # small: fetched
+        "features.1.weight": rng.standard_normal((BIG // 8,)).astype(np.float64),
+        "features.1.mask": rng.integers(0, 2, BIG * 2).astype(bool),  # bool: always fetched
+        "features.2.table": rng.integers(-9, 9, (4, BIG // 4)).astype(np.int8),
+        "output.weight": rng.standard_normal((10, BIG // 4 // 10 + 1)).astype(np.float16),
+        "output.bias": np.zeros(10, np.float32),
+    }
+
+
+@pytest.fixture
+def source(tmp_path) -> tuple[Path, dict[str, np.ndarray]]:
+    arrays = _tensors()
+    path = tmp_path / "source.h5"
+    infos = [TensorInfo(k, a.shape, a.dtype) for k, a in arrays.items()]
+    write_h5(str(path), "structural", infos, lambda info: arrays[info.key])
+    return path, arrays
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _extent_bytes(extent: extents.Extent) -> bytes:
+    with open(extent.path, "rb") as handle:
+        handle.seek(extent.offset)
+        return handle.read(extent.nbytes)
+
+
+READER_FILES = [
+    "mxnet_formats/dtype_float32.params", "mxnet_formats/dtype_float16.params", "mxnet_formats/dtype_int64.params",
+    "mxnet_formats/dtype_bool.params", "mxnet_formats/export-0000.params", "mxnet_formats/legacy_v1.params",
+    "peers/torch_bf16.safetensors", "peers/keras3_cnn.weights.h5", "peers/keras3_cnn_legacy.h5",
+    "peers/tf_keras_cnn_weights.h5", "peers/keras3_bf16.weights.h5",
+]
+
+
+@pytest.mark.parametrize("name", READER_FILES)
+def test_fixture_extents_hold_exactly_what_read_returns(name):
+    with open_checkpoint(str(FIXTURES / name)) as reader:
+        located = 0
+        for key, info in reader.tensors.items():
+            extent = reader.extent(key)
+            if extent is None:
+                continue
+            located += 1
+            assert extent.nbytes == info.nbytes
+            stored = np.frombuffer(_extent_bytes(extent), extent.dtype).reshape(info.shape)
+            assert stored.dtype == reader.read(key).dtype.newbyteorder("<")
+            assert stored.tobytes() == np.ascontiguousarray(reader.read(key)).tobytes(), key
+        convertible = [i for i in reader.tensors.values() if i.dtype.kind != "b" and i.nbytes
+                       and "source_dtype" not in i.extra]
+        assert (located > 0) == bool(convertible), f"{located} of {len(reader.tensors)} tensors located"
+
+
+@pytest.mark.parametrize("fmt", ["h5", "safetensors", "mxnet"])
+def test_written_files_locate_every_plain_tensor(fmt, source, tmp_path):
+    path, arrays = source
+    out = tmp_path / f"out.{fmt}"
+    with open_checkpoint(str(path)) as reader:
+        fetch, _ = reader_source(reader)
+        write_checkpoint(str(out), fmt, reader.kind, list(reader.tensors.values()), fetch)
+    with open_checkpoint(str(out)) as reader:
+        for key, array in arrays.items():
+            extent = reader.extent(key)
+            assert (extent is None) == (array.dtype == bool), key
+            if extent is not None:
+                assert _extent_bytes(extent) == array.tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["h5", "safetensors", "mxnet"])
+def test_writers_copy_located_tensors_and_write_the_same_bytes(fmt, source, tmp_path):
+    path, arrays = source
+    fetched_out, copied_out = tmp_path / f"fetched.{fmt}", tmp_path / f"copied.{fmt}"
+    with open_checkpoint(str(path)) as reader:
+        infos = list(reader.tensors.values())
+        fetch, locate = reader_source(reader)
+        write_checkpoint(str(fetched_out), fmt, reader.kind, infos, fetch)
+        fetched: list[str] = []
+
+        def counting_fetch(info):
+            fetched.append(info.key)
+            return fetch(info)
+
+        write_checkpoint(str(copied_out), fmt, reader.kind, infos, counting_fetch, locate=locate)
+    assert _digest(copied_out) == _digest(fetched_out)
+    big = {k for k, a in arrays.items() if a.nbytes >= BIG and a.dtype != bool}
+    assert big and not big & set(fetched), "located tensors were fetched"
+    assert set(fetched) == set(arrays) - big
+
+
+@pytest.mark.parametrize("fmt", ["h5", "safetensors"])
+def test_sharded_output_copies_too(fmt, source, tmp_path):
+    path, arrays = source
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        index, _ = write_sharded_checkpoint(str(tmp_path / "shards") + os.sep, fmt, reader.kind,
+                                            list(reader.tensors.values()), fetch, locate=locate,
+                                            max_shard_size=BIG * 2)
+    with open_checkpoint(index) as sharded:
+        assert len({i.extra["shard"] for i in sharded.tensors.values()}) > 2
+        for key, array in arrays.items():
+            np.testing.assert_array_equal(sharded.read(key), array)
+            extent = sharded.extent(key)
+            if extent is not None:  # a sharded input is located shard by shard
+                assert os.path.basename(extent.path) == sharded.tensors[key].extra["shard"]
+                assert _extent_bytes(extent) == array.tobytes()
+
+
+@pytest.mark.parametrize("how", ["unsupported", "missing"])
+def test_without_kernel_copies_the_fallback_writes_the_same(how, source, tmp_path, monkeypatch):
+    path, _ = source
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        infos = list(reader.tensors.values())
+        write_checkpoint(str(tmp_path / "kernel.h5"), "h5", reader.kind, infos, fetch, locate=locate)
+        if how == "missing":
+            monkeypatch.delattr(os, "copy_file_range")
+        else:
+            def refuse(*args):
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            monkeypatch.setattr(os, "copy_file_range", refuse)
+        monkeypatch.setattr(extents, "FALLBACK_CHUNK", 4096)  # many rounds through the buffer
+        write_checkpoint(str(tmp_path / "fallback.h5"), "h5", reader.kind, infos, fetch, locate=locate)
+    assert _digest(tmp_path / "fallback.h5") == _digest(tmp_path / "kernel.h5")
+
+
+def test_a_real_write_error_is_not_swallowed_by_the_fallback(source, tmp_path, monkeypatch):
+    path, _ = source
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        with pytest.raises(Exception, match="no space left"):
+            write_checkpoint(str(tmp_path / "out.h5"), "h5", reader.kind, list(reader.tensors.values()), fetch,
+                             locate=locate)
+    assert os.listdir(tmp_path) == ["source.h5"]
+
+
+def test_a_source_that_shrank_after_opening_is_an_error(source, tmp_path):
+    path, _ = source
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        copied = [reader.extent(k) for k, i in reader.tensors.items() if i.nbytes >= BIG and reader.extent(k)]
+        os.truncate(path, max(e.offset for e in copied) + 8)
+        with pytest.raises(CheckpointError, match="changed after it was opened"):
+            write_checkpoint(str(tmp_path / "x.h5"), "h5", reader.kind, list(reader.tensors.values()), fetch,
+                             locate=locate)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_source_replaced_after_opening_is_an_error(source, tmp_path):
+    path, arrays = source
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        other = tmp_path / "other.h5"
+        write_h5(str(other), "structural", list(reader.tensors.values()), lambda i: np.zeros_like(arrays[i.key]))
+        os.replace(other, path)
+        with pytest.raises(CheckpointError, match="replaced by another file"):
+            write_checkpoint(str(tmp_path / "x.h5"), "h5", reader.kind, list(reader.tensors.values()), fetch,
+                             locate=locate)
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("args", [["convert"], ["rename", "--add-prefix", "module."],
+                                  ["replace-head", "--classes", "3", "--seed", "0"]])
+def test_commands_on_large_tensors_keep_every_unchanged_tensor(args, source, tmp_path):
+    path, arrays = source
+    out = tmp_path / "out.safetensors"
+    invoke(args[0], path, *args[1:], "-o", out, "-q")
+    prefix = "module." if "--add-prefix" in args else ""
+    with open_checkpoint(str(out)) as reader:
+        for key, array in arrays.items():
+            if args[0] == "replace-head" and key.startswith("output."):
+                assert reader.tensors[key].shape[0] == 3
+                continue
+            np.testing.assert_array_equal(reader.read(prefix + key), array)
