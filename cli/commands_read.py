@@ -14,7 +14,6 @@ from modelsurgeon.core import checkpoint
 from modelsurgeon.core.errors import ModelSurgeonError, SurgeryError
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.keytree import KeyNode, key_tree
-from modelsurgeon.core.visual.stats import histogram, sparkline
 
 from .errors import ExitCode
 from .main import cli, output_options
@@ -118,6 +117,7 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
                  if regex is None or any(regex.search(name) for name in (i.key, *i.structural))]
         records = [tensor_record(i) for i in infos]
         if stats:
+            from modelsurgeon.core.visual.stats import histogram  # not for every inspect: visual is large
             for record, info in zip(records, infos):
                 array = reader.read(info.key)
                 record["stats"] = tensor_stats(array)
@@ -157,6 +157,7 @@ def _print_inspect(out: Output, doc: dict[str, Any], root: KeyNode | None, named
         columns = ["key"] + (["structural"] if named else []) + ["shape", "dtype", "size", "bytes"]
         spark = stats and out.stdout_is_terminal
         if stats:
+            from modelsurgeon.core.visual.stats import sparkline
             columns += ["min", "max", "mean", "std", "nan", "inf"] + (["histogram"] if spark else [])
         rows = []
         for record in doc["tensors"]:

@@ -10,10 +10,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from importlib import metadata
+from modelsurgeon.core import __version__ as VERSION
 
 SCHEMA_VERSION = 1
-VERSION = metadata.version("modelsurgeon")
 #: Operations over more bytes than this show a progress bar (at a terminal only).
 PROGRESS_THRESHOLD = 64 << 20
 

@@ -10,16 +10,39 @@ by numpy::
 
 from __future__ import annotations
 
-from . import initializer, model_zoo, nd, nn, random
-from . import initializer as init
-from .block import Block, HybridBlock
+import importlib
+from typing import Any
+
 from .errors import (CheckpointError, DeferredInitializationError, MismatchError, ModelSurgeonError,
                      NotInitializedError, ShapeError, SurgeryError, UnsupportedOpError)
-from .naming import name_scope, reset_names
-from .parameter import Constant, Parameter
-from .symbol_block import SymbolBlock
 
 __version__ = "0.1.0"
+
+#: Loaded on first use (PEP 562), so a command that only reads a file never imports the engine
+#: and the model zoo: name -> (module, attribute or None for the module itself).
+_LAZY = {
+    "Block": (".block", "Block"), "HybridBlock": (".block", "HybridBlock"),
+    "Constant": (".parameter", "Constant"), "Parameter": (".parameter", "Parameter"),
+    "SymbolBlock": (".symbol_block", "SymbolBlock"),
+    "name_scope": (".naming", "name_scope"), "reset_names": (".naming", "reset_names"),
+    "init": (".initializer", None), "initializer": (".initializer", None), "model_zoo": (".model_zoo", None),
+    "nd": (".nd", None), "nn": (".nn", None), "random": (".random", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = ["Block", "CheckpointError", "Constant", "DeferredInitializationError", "HybridBlock",
            "MismatchError", "ModelSurgeonError", "NotInitializedError", "Parameter", "ShapeError",

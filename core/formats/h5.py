@@ -137,6 +137,7 @@ class H5Reader(CheckpointReader):
         self._file_id = (st.st_dev, st.st_ino)
         self.tensors = {}
         self._names: dict[str, str] = {}
+        self._datasets: dict[str, h5py.Dataset] = {}  # looking a dataset up again costs more than reading a small one
         first_at: dict[Any, str] = {}
         group = f.get("tensors")
         if group is None:
@@ -162,6 +163,7 @@ class H5Reader(CheckpointReader):
                                            self._structural(obj, key), first_at.get(address))
             first_at.setdefault(address, key)
             self._names[key] = name
+            self._datasets[key] = obj
         meta = f.get("meta")
         if meta is not None and not isinstance(meta, h5py.Group):
             raise CheckpointError(path, "/meta should be a group")
@@ -204,7 +206,7 @@ class H5Reader(CheckpointReader):
     def read(self, key: str) -> np.ndarray:
         if key not in self._names:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        return h5safe.read_dataset(self._f["tensors"][self._names[key]], self.path)
+        return h5safe.read_dataset(self._datasets[key], self.path)
 
     def extent(self, key: str) -> Extent | None:
         if key not in self._names:
@@ -212,7 +214,7 @@ class H5Reader(CheckpointReader):
         return h5safe.dataset_extent(self.dataset(key), self.path, self._file_id)
 
     def dataset(self, key: str) -> h5py.Dataset:
-        return self._f["tensors"][self._names[key]]
+        return self._datasets[key]
 
     def close(self) -> None:
         if self._f.id.valid:
