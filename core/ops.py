@@ -6,9 +6,13 @@ kernels. Each operator declares its attributes with a type, so string attributes
 graph file (``"(3, 3)"``, ``"True"``) parse to the same values a layer passes directly, and
 the writer turns them back into MXNet's spelling.
 
-Convolution lowers to one BLAS matrix product over an im2col matrix built from a strided
-view (or, for depthwise convolution, to a short loop over kernel taps); pooling loops over
-kernel taps, never over pixels.
+Convolution lowers to BLAS matrix products over im2col blocks built from a strided view, a
+few images (or output rows) at a time so each block is still in cache when BLAS reads it; a
+depthwise convolution is a short loop over kernel taps; pooling loops over kernel taps, never
+over pixels. For inference, a convolution followed by BatchNorm (and ReLU) can run as one folded
+convolution (:func:`convolution_batch_norm`): graph execution does so for every such pair, eager
+passes for those inside Sequential containers (core/nn/fusion.py); folding changes float32
+rounding only (relative differences around 1e-6).
 """
 
 from __future__ import annotations
@@ -137,6 +141,11 @@ def get(name: str, node: str = "") -> OpSpec:
             f"unsupported operator '{name}'{where}; supported: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def supported_spec(name: str) -> OpSpec | None:
+    """The spec of operator ``name``, or None when it is not supported."""
+    return _REGISTRY.get(name)
+
+
 def supported() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -222,28 +231,64 @@ def convolution(data, weight, bias=None, *, kernel, num_filter, stride=(), dilat
     wo = _conv_output_size(w, kw, sw, pw, dw)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Convolution: input {data.shape} is too small for kernel {kernel}")
-    x = _pad_spatial(data, [(ph, ph), (pw, pw)])
     if cg == 1 and fg == 1 and num_group > 1:
-        out = _depthwise(x, weight, ho, wo, (sh, sw), (dh, dw))
-    elif kh == kw == 1 and sh == sw == 1:
-        cols = x.reshape(n, num_group, cg, ho * wo)
+        out = _depthwise(_pad_spatial(data, [(ph, ph), (pw, pw)]), weight, ho, wo, (sh, sw), (dh, dw))
+    elif kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
+        cols = data.reshape(n, num_group, cg, ho * wo)
         out = np.matmul(weight.reshape(num_group, fg, cg), cols).reshape(n, num_filter, ho, wo)
     else:
-        sn, sc, sy, sx = x.strides
-        # Windows ordered (group, cg, kh, kw, n, ho, wo): one reshape makes the im2col matrix,
-        # and each group is then a single large BLAS matrix product.
-        view = as_strided(x, shape=(num_group, cg, kh, kw, n, ho, wo),
-                          strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw),
-                          writeable=False)
-        out = np.empty((num_filter, n, ho, wo), dtype=np.result_type(x, weight))
-        rows = out.reshape(num_group, fg, n * ho * wo)
-        kernels = weight.reshape(num_group, fg, cg * kh * kw)
-        for g in range(num_group):
-            np.matmul(kernels[g], view[g].reshape(cg * kh * kw, n * ho * wo), out=rows[g])
-        out = np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+        out = _conv_gemm(data, weight, num_group, (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo))
     if not no_bias and bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return _like_input(out, data)
+
+
+#: Bytes of im2col matrix built at a time: small enough to stay in cache while BLAS reads it.
+IM2COL_BLOCK = 4 << 20
+
+
+def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size):
+    """Convolution as BLAS matrix products over im2col blocks built while they fit in cache.
+
+    A block holds a few whole images (written straight into the NCHW output when it is one
+    image), or a band of output rows of one image when a single image's matrix is too large.
+    Padding goes into one reused zero-bordered buffer, never a padded copy of the whole batch.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo) = kernel, stride, dilate, pad, out_size
+    n, c, h, w = data.shape
+    num_filter = weight.shape[0]
+    cg, fg = c // groups, num_filter // groups
+    depth = cg * kh * kw
+    dtype = np.result_type(data, weight)
+    out = np.empty((n, num_filter, ho, wo), dtype)
+    kernels = weight.reshape(groups, fg, depth)
+    row_bytes = c * kh * kw * wo * dtype.itemsize
+    images = max(1, min(n, IM2COL_BLOCK // (row_bytes * ho)))
+    band = ho if images > 1 or row_bytes * ho <= IM2COL_BLOCK else max(1, IM2COL_BLOCK // row_bytes)
+    padded = np.zeros((images, c, h + 2 * ph, w + 2 * pw), data.dtype) if ph or pw else None
+    space = np.empty(c * kh * kw * images * band * wo, dtype)
+    for i0 in range(0, n, images):
+        m = min(images, n - i0)
+        if padded is None:
+            x = data[i0:i0 + m]
+        else:
+            padded[:m, :, ph:ph + h, pw:pw + w] = data[i0:i0 + m]
+            x = padded[:m]
+        sn, sc, sy, sx = x.strides
+        for r0 in range(0, ho, band):
+            r = min(band, ho - r0)
+            # windows ordered (group, cg, kh, kw, image, row, column): one copy makes the matrix
+            window = as_strided(x[:, :, r0 * sh:], shape=(groups, cg, kh, kw, m, r, wo),
+                                strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw), writeable=False)
+            block = space[:groups * depth * m * r * wo].reshape(groups, cg, kh, kw, m, r, wo)
+            np.copyto(block, window)
+            matrix = block.reshape(groups, depth, m * r * wo)
+            if m == 1:
+                np.matmul(kernels, matrix, out=out[i0, :, r0:r0 + r].reshape(groups, fg, r * wo))
+            else:
+                product = np.matmul(kernels, matrix)
+                out[i0:i0 + m] = product.reshape(num_filter, m, ho, wo).transpose(1, 0, 2, 3)
+    return out
 
 
 def _depthwise(x, weight, ho, wo, stride, dilate):
@@ -281,31 +326,41 @@ def pooling(data, *, kernel=(), pool_type="max", global_pool=False, stride=(), p
     ho, wo = _pool_output_size(h, kh, sh, ph, full), _pool_output_size(w, kw, sw, pw, full)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Pooling: input {data.shape} is too small for kernel {(kh, kw)}")
-    # Extra rows/columns so that the last ('full' convention) windows stay inside the array.
-    extra_h = max(0, (ho - 1) * sh + kh - (h + 2 * ph))
-    extra_w = max(0, (wo - 1) * sw + kw - (w + 2 * pw))
-    pads = [(ph, ph + extra_h), (pw, pw + extra_w)]
-    fill = (np.finfo(data.dtype).min if data.dtype.kind == "f" else np.iinfo(data.dtype).min) \
-        if pool_type == "max" else 0.0
-    x = _pad_spatial(data, pads, fill)
     if pool_type == "max":
-        out = _tap_reduce(x, (kh, kw), (sh, sw), ho, wo, np.maximum)
+        lowest = np.finfo(data.dtype).min if data.dtype.kind == "f" else np.iinfo(data.dtype).min
+        out = _tap_reduce(data, (kh, kw), (sh, sw), (ph, pw), (ho, wo), np.maximum, lowest)
     else:
-        out = _tap_reduce(x, (kh, kw), (sh, sw), ho, wo, np.add)
+        out = _tap_reduce(data, (kh, kw), (sh, sw), (ph, pw), (ho, wo), np.add, 0)
         if pool_type == "avg":
             out /= _avg_divisor(h, w, (kh, kw), (sh, sw), (ph, pw), (ho, wo), count_include_pad,
                                 out.dtype)
     return out
 
 
-def _tap_reduce(x, kernel, stride, ho, wo, combine):
-    (kh, kw), (sh, sw) = kernel, stride
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = x[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
-            out = tap.copy() if out is None else combine(out, tap, out=out)
+def _tap_reduce(x, kernel, stride, pad, out_size, combine, fill):
+    """Combine every kernel tap into the output, each tap only where it falls inside the image.
+
+    Padding (and the extra windows of the 'full' convention) is never materialised: an output
+    pixel whose window is all padding keeps ``fill``, as MXNet pads with it.
+    """
+    out = np.full((*x.shape[:2], *out_size), fill, x.dtype)
+    ranges = [[_tap_range(tap, s, p, size, o) for tap in range(k)]
+              for k, s, p, size, o in zip(kernel, stride, pad, x.shape[2:], out_size)]
+    for (oy0, oy1, iy0), (ox0, ox1, ix0) in ((ry, rx) for ry in ranges[0] for rx in ranges[1]):
+        if oy1 <= oy0 or ox1 <= ox0:
+            continue
+        tap = x[:, :, iy0: iy0 + stride[0] * (oy1 - oy0 - 1) + 1: stride[0],
+                ix0: ix0 + stride[1] * (ox1 - ox0 - 1) + 1: stride[1]]
+        target = out[:, :, oy0:oy1, ox0:ox1]
+        combine(target, tap, out=target)
     return out
+
+
+def _tap_range(tap: int, stride: int, pad: int, size: int, out: int) -> tuple[int, int, int]:
+    """Outputs [first, last) whose window puts kernel tap ``tap`` inside the image; and that input index."""
+    first = max(0, -(-(pad - tap) // stride))  # smallest o with o*stride + tap - pad >= 0
+    last = min(out, (size - 1 + pad - tap) // stride + 1)  # o*stride + tap - pad <= size - 1
+    return first, last, first * stride + tap - pad
 
 
 def _avg_divisor(h, w, kernel, stride, pad, out_size, count_include_pad, dtype):
@@ -332,6 +387,28 @@ def batch_norm(data, gamma, beta, moving_mean, moving_var, *, eps=1e-3, momentum
     shift = beta.astype(compute) - moving_mean.astype(compute) * scale
     out = data * scale.astype(data.dtype).reshape(shape)
     out += shift.astype(data.dtype).reshape(shape)
+    return out
+
+
+def convolution_batch_norm(data, weight, bias, gamma, beta, moving_mean, moving_var, *, conv: dict[str, Any],
+                           eps: float, fix_gamma: bool, relu: bool = False) -> np.ndarray:
+    """``Convolution`` then inference ``BatchNorm`` (then ``relu``) in one pass over the output.
+
+    The normalisation folds into the convolution, as inference engines do (MXNet's oneDNN
+    backend included): weight * scale and (bias - mean) * scale + beta, with
+    scale = gamma / sqrt(var + eps); the ReLU then runs in place on the fresh output.
+    """
+    compute = np.promote_types(weight.dtype, np.float32)
+    scale = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
+    if not fix_gamma:
+        scale = scale * gamma.astype(compute)
+    shift = beta.astype(compute) - moving_mean.astype(compute) * scale
+    if bias is not None:
+        shift = shift + bias.astype(compute) * scale
+    folded = (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype, copy=False)
+    out = convolution(data, folded, shift.astype(weight.dtype), **conv, no_bias=False)
+    if relu:
+        np.maximum(out, 0, out=out)
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .errors import ModelSurgeonError, UnsupportedOpError
+from .errors import ModelSurgeonError, ShapeError, UnsupportedOpError
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
 MX_DTYPE_FLAGS: dict[int, np.dtype] = {
@@ -325,12 +325,21 @@ class Graph:
                                              "operators are supported")
 
     def execute(self, feeds: dict[str, Any]) -> list[Any]:
-        """Run the graph; ``feeds`` maps every variable name to an array (or traced Symbol)."""
+        """Run the graph; ``feeds`` maps every variable name to an array (or traced Symbol).
+
+        On float32 arrays, a Convolution whose only consumer is an inference BatchNorm (and that
+        one's only consumer a ReLU) runs as one folded convolution, exactly as eager Sequential
+        passes do (core/nn/fusion.py), so a model and its exported graph give the same bits.
+        """
         last_use = {}
         for index, node in enumerate(self.nodes):
             for source, _, _ in node.inputs:
                 last_use[source] = index
         keep = {head[0] for head in self.heads}
+        plain = all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in feeds.values())
+        fused = self._fusions() if plain else {}
+        convs = {conv: norm for norm, (conv, _) in fused.items()}
+        relus = {relu for _, relu in fused.values() if relu is not None}
         values: dict[int, Any] = {}
         for index, node in enumerate(self.nodes):
             if node.is_variable:
@@ -339,11 +348,70 @@ class Graph:
                 values[index] = feeds[node.name]
             else:
                 args = [values[source] for source, _, _ in node.inputs]
-                values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
+                if index in convs:  # runs folded into the BatchNorm that consumes it
+                    values[index] = args
+                elif index in fused:
+                    conv_index, relu = fused[index]
+                    values[index] = self._run_fused(conv_index, args[0], node, args[1:], relu is not None)
+                elif index in relus:
+                    values[index] = args[0]  # ran in place with the fused convolution
+                else:
+                    values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
             for source, _, _ in node.inputs:
                 if last_use.get(source) == index and source not in keep:
                     values.pop(source, None)
         return [values[head[0]] for head in self.heads]
+
+    def _fusions(self) -> dict[int, tuple[int, int | None]]:
+        """BatchNorm node -> (its Convolution, the ReLU after it or None), for every foldable pair."""
+        uses: dict[int, list[int]] = {}
+        for index, node in enumerate(self.nodes):
+            for source, _, _ in node.inputs:
+                uses.setdefault(source, []).append(index)
+        heads = {head[0] for head in self.heads}
+        found: dict[int, tuple[int, int | None]] = {}
+        for index, node in enumerate(self.nodes):
+            if _spec_name(node) != "BatchNorm" or len(node.inputs) != 5:
+                continue
+            conv_index, conv = node.inputs[0][0], self.nodes[node.inputs[0][0]]
+            if _spec_name(conv) != "Convolution" or conv_index in heads or uses.get(conv_index) != [index]:
+                continue
+            norm_attrs = ops.get(node.op).parse(node.attrs)
+            if norm_attrs["axis"] != 1 or norm_attrs["output_mean_var"]:
+                continue
+            after = uses.get(index, [])
+            relu = None
+            if len(after) == 1 and index not in heads and _is_relu(self.nodes[after[0]]):
+                relu = after[0]
+            found[index] = (conv_index, relu)
+        return found
+
+    def _run_fused(self, conv_index: int, conv_args: list[Any], norm: "Node", norm_args: list[Any],
+                   relu: bool) -> Any:
+        conv = self.nodes[conv_index]
+        attrs = ops.get(conv.op).parse(conv.attrs)
+        no_bias = attrs.pop("no_bias")
+        data, weight, bias = conv_args[0], conv_args[1], None if no_bias else conv_args[2]
+        norm_attrs = ops.get(norm.op).parse(norm.attrs)
+        try:
+            return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs, eps=norm_attrs["eps"],
+                                              fix_gamma=norm_attrs["fix_gamma"], relu=relu)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise ShapeError(f"operators {conv.name} and {norm.name} cannot run on input of shape "
+                             f"{getattr(data, 'shape', None)}: {exc}") from None
+
+
+def _spec_name(node: "Node") -> str | None:
+    """The registered operator a node runs (its canonical name), or None for variables and unknown ops."""
+    spec = None if node.is_variable else ops.supported_spec(node.op)
+    return spec.name if spec is not None else None
+
+
+def _is_relu(node: "Node") -> bool:
+    name = _spec_name(node)
+    if len(node.inputs) != 1:
+        return False
+    return name == "relu" or (name == "Activation" and ops.get(node.op).parse(node.attrs)["act_type"] == "relu")
 
 
 def _as_list(value: Any, index: int) -> list[Any]:

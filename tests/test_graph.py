@@ -144,7 +144,8 @@ def test_graph_executes_like_the_block():
     net = _all_ops()
     graph, params = net.trace(X)
     feeds = {name: p.data() for name, p in params.items()}
-    np.testing.assert_array_equal(graph.execute({"data": X, **feeds})[0], net(X))
+    # the graph folds BatchNorm into its convolution (AllOps' own forward does not): rounding differs
+    np.testing.assert_allclose(graph.execute({"data": X, **feeds})[0], net(X), rtol=1e-5, atol=1e-6)
     with pytest.raises(ModelSurgeonError, match="no value for graph variable 'data'"):
         graph.execute(feeds)
 
@@ -283,11 +284,13 @@ def test_symbolblock_equals_original_for_every_zoo_model(name, small_zoo_model, 
     block = core.SymbolBlock(graph.to_json(), ["data"])
     block.load_dict({key: p.data() for key, p in params.items()})
     assert list(block.collect_params()) == graph.variables()[1:]
-    np.testing.assert_array_equal(block(x), expected)
+    # the graph folds every Convolution -> BatchNorm pair; eager passes only those in Sequential
+    # containers, so the two agree to float32 rounding rather than bit for bit
+    np.testing.assert_allclose(block(x), expected, rtol=1e-5, atol=1e-6)
     # sharing the Parameter objects directly works too
     shared = core.SymbolBlock(graph, "data", params)
     assert shared.collect_params()[graph.variables()[1]] is params[graph.variables()[1]]
-    np.testing.assert_array_equal(shared(x), expected)
+    np.testing.assert_allclose(shared(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_symbolblock_parameters_take_shapes_and_roles_from_the_graph():

@@ -529,3 +529,65 @@ def test_float64_results_are_float64_accurate(rng):
     conv = _initialized(nn.Conv2D(4, 3, padding=1), x.astype(np.float32))
     expected = naive_conv2d(x, conv.weight.data(), conv.bias.data(), (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(conv(x), expected, rtol=1e-12, atol=1e-12)
+
+
+# -- Conv2D -> BatchNorm (-> relu) fused in eager Sequential passes (core/nn/fusion.py) -------------
+
+def _randomise_norms(net, rng):
+    """BatchNorm statistics far from the identity, so a wrong fold shows."""
+    for name, param in net.collect_params().items():
+        if name.endswith(("gamma", "running_var")):
+            param.set_data(rng.uniform(0.5, 2.0, param.shape).astype(np.float32))
+        elif name.endswith(("beta", "running_mean")):
+            param.set_data(rng.standard_normal(param.shape).astype(np.float32))
+
+
+def _one_by_one(net, x):
+    """The unfused reference: each child called on its own."""
+    for block in net:
+        x = block(x)
+    return x
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("scale", [True, False])
+@pytest.mark.parametrize("tail", ["relu", "sigmoid", "none"])
+def test_fused_conv_batchnorm_equals_running_the_layers_one_by_one(use_bias, scale, tail, rng, monkeypatch):
+    from modelsurgeon.core import ops
+    calls = []
+    real = ops.convolution_batch_norm
+    monkeypatch.setattr(ops, "convolution_batch_norm", lambda *a, **k: calls.append(k["relu"]) or real(*a, **k))
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(6, kernel_size=3, strides=2, padding=1, use_bias=use_bias), nn.BatchNorm(scale=scale))
+    if tail != "none":
+        net.add(nn.Activation(tail))
+    net.add(nn.Conv2D(4, kernel_size=1), nn.BatchNorm())
+    net.initialize()
+    x = rng.standard_normal((3, 5, 9, 8)).astype(np.float32)
+    net(x)  # deferred shapes resolve on the first call (unfused)
+    _randomise_norms(net, rng)
+    fused = net(x)
+    assert calls == [tail == "relu", False], "both conv+norm pairs run fused (with the relu when it follows)"
+    np.testing.assert_allclose(fused, _one_by_one(net, x), rtol=1e-5, atol=1e-5)
+    assert fused.dtype == np.float32
+
+
+def test_fusion_leaves_traced_graphs_and_other_dtypes_alone(rng):
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, kernel_size=3, padding=1, in_channels=3), nn.BatchNorm(in_channels=4), nn.Activation("relu"))
+    net.initialize()
+    _randomise_norms(net, rng)
+    graph, _ = net.trace(np.zeros((1, 3, 6, 6), np.float32))
+    assert [node["op"] for node in graph.to_dict()["nodes"] if node["op"] != "null"] == \
+        ["Convolution", "BatchNorm", "Activation"]
+    x64 = rng.standard_normal((2, 3, 6, 6))
+    np.testing.assert_allclose(net(x64), _one_by_one(net, x64), rtol=1e-6)
+
+
+def test_children_skipped_by_fusion_can_still_export_without_inputs(rng, tmp_path):
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, kernel_size=3, in_channels=3), nn.BatchNorm(in_channels=4), nn.Activation("relu"))
+    net.initialize()
+    net(rng.standard_normal((1, 3, 6, 6)).astype(np.float32))
+    for child in net:
+        child.export(str(tmp_path / type(child).__name__))  # needs the input it last saw

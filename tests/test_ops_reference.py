@@ -151,6 +151,18 @@ def test_operator_matches_mxnet(case, mxnet_outputs):
     np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-5)
 
 
+CONV_CASES = [case for case in CASES if case[1] == "Convolution"]
+
+
+@pytest.mark.parametrize("block", [1, 300, 1 << 40], ids=["row-bands", "some-rows", "whole-batch"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=[case[0] for case in CONV_CASES])
+def test_convolution_blocking_does_not_change_results(case, block, mxnet_outputs, monkeypatch):
+    """im2col blocks of one output row, a few rows, or every image at once: MXNet's results each time."""
+    monkeypatch.setattr(ops, "IM2COL_BLOCK", block)
+    case_id, op, inputs, attrs = case
+    np.testing.assert_allclose(ops.invoke(op, inputs, attrs), mxnet_outputs[case_id], rtol=2e-5, atol=2e-5)
+
+
 # -- the gate itself: skip locally, fail under CI ---------------------------------------------
 
 GATED_TEST = """

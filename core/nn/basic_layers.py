@@ -21,9 +21,17 @@ class _SequentialMixin:
             self.register_child(block)  # type: ignore[attr-defined]
 
     def forward(self, x: Any, *args: Any) -> Any:
-        for block in self._children.values():  # type: ignore[attr-defined]
-            x = block(x, *args)
+        from .fusion import run_fused  # the fused path knows the layer classes defined here
+        children = list(self._children.values())  # type: ignore[attr-defined]
+        index = 0
+        while index < len(children):
+            fused = None if args else run_fused(children, index, x)
+            if fused is not None:
+                x, index = fused
+                continue
+            x = children[index](x, *args)
             args = ()
+            index += 1
         return x
 
     def __getitem__(self, key: int | slice) -> Any:
