@@ -13,6 +13,8 @@ from findings import why
 from harness import MiB, Context, log, measured, median, remove, run, shell_text, sync_disk, warm
 from report import Row
 
+WORKERS = Path(__file__).resolve().parent / "workers"
+
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
@@ -97,7 +99,10 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
     copy = ctx.workdir / "copy.h5"
     cp_sync = ["sh", "-c", f"cp {src.name} {copy.name} && sync {copy.name}"]
     cp_plain = ["cp", src.name, copy.name]
-    jobs: list[tuple[str, list[str], Path]] = [("cp+fsync", cp_sync, copy), ("cp", cp_plain, copy)]
+    floor_out = ctx.workdir / "floor.h5"
+    floor = [ctx.python, str(WORKERS / "copy_floor.py"), src.name, floor_out.name]
+    jobs: list[tuple[str, list[str], Path]] = [("cp+fsync", cp_sync, copy), ("cp", cp_plain, copy),
+                                               ("floor", floor, floor_out)]
     for suffix, _, argv, out in STREAMING:
         argv = [ctx.cli] + [src.name if a == "IN" else out if a == "OUT" else a for a in argv]
         jobs.append((suffix, argv, ctx.workdir / out))
@@ -139,6 +144,13 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
             f"plain cp {_ms(t['cp'])} = {rate(t['cp'])} ({t['cp'] / t[suffix]:.2f}x)",
             meter.text(), f"{shell_text(argv)}  vs  {shell_text(cp_sync)}",
             note=swing if unstable else "", inconclusive=unstable)))
+    rows.append(Row(
+        f"2f{group}", f"floor: a Python copier (imports numpy, h5py, click; copy_file_range + fsync), {_size(size)}",
+        None, t["cp+fsync"] / t["floor"],
+        f"{_ms(t['floor'])} = {rate(t['floor'])}; cp+fsync {_ms(t['cp+fsync'])}: the best ratio a Python tool "
+        "could reach here, with no parsing or checking at all", meter.text(),
+        f"python bench/workers/copy_floor.py {src.name} floor.h5  vs  {shell_text(cp_sync)}",
+        inconclusive=unstable))
     for suffix, label, _, _ in STREAMING:
         rows.append(_miss(Row(
             f"2m{suffix}{group}", f"{label} peak RSS, {_size(size)}", ("<=", 1.0), rss[suffix] / budget,

@@ -213,3 +213,29 @@ def test_commands_on_large_tensors_keep_every_unchanged_tensor(args, source, tmp
                 assert reader.tensors[key].shape[0] == 3
                 continue
             np.testing.assert_array_equal(reader.read(prefix + key), array)
+
+
+@pytest.mark.parametrize("fmt", ["h5", "safetensors", "mxnet"])
+def test_writeback_starts_while_the_output_is_written(fmt, source, tmp_path, monkeypatch):
+    """Copied and fetched bytes both count; the head start never changes the file."""
+    path, _ = source
+    calls: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(extents, "WRITEBACK_EVERY", BIG)
+    monkeypatch.setattr(extents.Writeback, "_call", lambda *args: calls.append(args) or 0)
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        infos = list(reader.tensors.values())
+        write_checkpoint(str(tmp_path / f"paced.{fmt}"), fmt, reader.kind, infos, fetch, locate=locate)
+        total = sum(i.nbytes for i in infos)
+        assert len(calls) >= total // BIG - 1 and all(c[1:] == (0, 0, 2) for c in calls)
+        monkeypatch.setattr(extents.Writeback, "_call", False)  # no sync_file_range: nothing happens
+        write_checkpoint(str(tmp_path / f"plain.{fmt}"), fmt, reader.kind, infos, fetch, locate=locate)
+    assert _digest(tmp_path / f"paced.{fmt}") == _digest(tmp_path / f"plain.{fmt}")
+
+
+def test_the_real_writeback_call_is_harmless(tmp_path):
+    with open(tmp_path / "f", "wb") as handle:
+        handle.write(b"x" * 4096)
+        handle.flush()
+        extents.Writeback(handle.fileno()).start()
+    assert (tmp_path / "f").read_bytes() == b"x" * 4096

@@ -276,6 +276,7 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                                             f"expected {info.shape} {info.dtype}")
                 if array.size:
                     ds.write_direct(array)
+                    copier.wrote(array.nbytes)
                 del array
             if info.role is not None:
                 ds.attrs["role"] = info.role

@@ -726,6 +726,7 @@ def write_params(
                 arr = _fetched(info, fetch)
                 out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
                 out.write(_raw(arr))
+                copier.wrote(arr.nbytes)
                 del arr
             done += info.nbytes
             if progress is not None:

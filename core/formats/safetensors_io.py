@@ -707,6 +707,7 @@ def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: 
                     handle.write(piece)
                     written += piece.nbytes
                     del piece
+                copier.wrote(written)
                 if written != size:  # cannot happen once shape and dtype match; kept as a guard
                     raise ModelSurgeonError(f"tensor '{info.key}' encoded to {written} bytes, expected {size}")
             done += size
