@@ -20,6 +20,8 @@ from safetensors.numpy import save_file  # noqa: E402
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError, OutputExistsError  # noqa: E402
 from modelsurgeon.core.formats import safetensors_io as sio  # noqa: E402
 from modelsurgeon.core.formats.base import TensorInfo  # noqa: E402
+from modelsurgeon.core.formats import sharded  # noqa: E402
+from modelsurgeon.core.formats.sharded import ShardedReader  # noqa: E402
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -614,7 +616,7 @@ def test_write_sharded_layout_and_index(tmp_path):
         from safetensors import safe_open
         with safe_open(str(tmp_path / name), framework="numpy") as handle:
             assert handle.metadata() == {"format": "pt"}
-    with sio.ShardedSafetensorsReader(tmp_path / "model.safetensors.index.json") as reader:
+    with ShardedReader(tmp_path / "model.safetensors.index.json", sio.SafetensorsReader) as reader:
         assert reader.format == "safetensors-sharded" and reader.kind == "structural"
         # shard order, then file order inside a shard (the writer's dtype-then-name order)
         assert reader.keys() == ["embed", "layer.0.b", "layer.0.w", "big", "tail", "layer.1.w"]
@@ -628,12 +630,12 @@ def test_write_sharded_layout_and_index(tmp_path):
 
 
 def test_sharded_reader_keeps_few_shards_open(tmp_path, monkeypatch):
-    monkeypatch.setattr(sio, "MAX_OPEN_SHARDS", 2)
+    monkeypatch.setattr(sharded, "MAX_OPEN_SHARDS", 2)
     tensors = {f"t{i:02d}": np.full(4, i, np.float32) for i in range(12)}
     sio.write_sharded(tmp_path, infos_of(tensors), lambda i: tensors[i.key], max_shard_size=16)
     assert len(os.listdir(tmp_path)) == 13
     fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-    with sio.ShardedSafetensorsReader(tmp_path / "model.safetensors.index.json") as reader:
+    with ShardedReader(tmp_path / "model.safetensors.index.json", sio.SafetensorsReader) as reader:
         for _ in range(2):
             for key, value in tensors.items():
                 np.testing.assert_array_equal(reader.read(key), value)
@@ -698,7 +700,7 @@ def hf_checkpoint(tmp_path, index_extra=None):
 def test_read_transformers_style_sharded(tmp_path, extra):
     path = hf_checkpoint(tmp_path, extra)
     assert sio.looks_like_index(str(path))
-    with sio.ShardedSafetensorsReader(path) as reader:
+    with ShardedReader(path, sio.SafetensorsReader) as reader:
         assert reader.keys() == ["b", "a", "c"]  # shard order, then file order (I64 before F32)
         assert "unlisted" not in reader
         np.testing.assert_array_equal(reader.read("c"), np.arange(4))
@@ -710,7 +712,7 @@ def test_read_index_without_metadata(tmp_path):
     index = json.loads(path.read_text())
     del index["metadata"]
     path.write_text(json.dumps(index))
-    with sio.ShardedSafetensorsReader(path) as reader:
+    with ShardedReader(path, sio.SafetensorsReader) as reader:
         assert len(reader) == 3 and reader.index_metadata == {}
 
 
@@ -731,7 +733,7 @@ def test_index_with_bad_shards_is_refused(tmp_path, shard, message):
     index["weight_map"]["a"] = shard
     path.write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=message):
-        sio.ShardedSafetensorsReader(path)
+        ShardedReader(path, sio.SafetensorsReader)
 
 
 def test_index_symlink_escape_is_refused(tmp_path):
@@ -745,12 +747,12 @@ def test_index_symlink_escape_is_refused(tmp_path):
     for name in ["model-00001-of-00001.safetensors", "sub/evil.safetensors"]:
         (inside / "index.json").write_text(json.dumps({"weight_map": {"a": name}}))
         with pytest.raises(CheckpointError, match="symbolic link out of the index's directory"):
-            sio.ShardedSafetensorsReader(inside / "index.json")
+            ShardedReader(inside / "index.json", sio.SafetensorsReader)
     # a link that stays inside is fine
     save_file({"a": np.ones(1)}, str(inside / "real.safetensors"))
     os.symlink("real.safetensors", inside / "alias.safetensors")
     (inside / "index.json").write_text(json.dumps({"weight_map": {"a": "alias.safetensors"}}))
-    with sio.ShardedSafetensorsReader(inside / "index.json") as reader:
+    with ShardedReader(inside / "index.json", sio.SafetensorsReader) as reader:
         assert reader.keys() == ["a"]
 
 
@@ -766,7 +768,7 @@ def test_malformed_index_is_refused(tmp_path, content, message):
     path = tmp_path / "model.safetensors.index.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(CheckpointError, match=message):
-        sio.ShardedSafetensorsReader(path)
+        ShardedReader(path, sio.SafetensorsReader)
     assert not sio.looks_like_index(str(path))
 
 
@@ -774,4 +776,4 @@ def test_corrupt_shard_is_reported_as_checkpoint_error(tmp_path):
     path = hf_checkpoint(tmp_path)
     (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"garbage!garbage!")
     with pytest.raises(CheckpointError, match="model-00002-of-00002.safetensors"):
-        sio.ShardedSafetensorsReader(path)
+        ShardedReader(path, sio.SafetensorsReader)

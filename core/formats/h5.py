@@ -260,12 +260,13 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["creator"] = f"modelsurgeon {__version__}"
         group = f.create_group("tensors", track_order=True)
+        dcpl, lcpl = _creation_plist(), _link_plist()
         for info in infos:
             name = escape_key(info.key)
             if info.alias_of is not None:
                 group[name] = group[escape_key(info.alias_of)]
                 continue
-            ds = _create_dataset(group, name, info)
+            ds = _create_dataset(group, name, info, dcpl, lcpl)
             extent = locate(info) if locate is not None else None
             if usable(extent, info.dtype, info.nbytes):
                 copier.copy(extent, ds.id.get_offset())
@@ -296,13 +297,31 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
     h5safe.trust(path)  # our own output: reading it back needs no validation in a child
 
 
-def _create_dataset(group: h5py.Group, name: str, info: TensorInfo) -> h5py.Dataset:
-    """A contiguous dataset whose space is allocated at once and never filled: every byte of it is
-    then written exactly once, by h5py or by a kernel copy into ``get_offset()``."""
+def _creation_plist() -> Any:
+    """How every tensor dataset is created: contiguous, space allocated at once, never filled, no
+    timestamps. Every byte is then written exactly once, by h5py or by a kernel copy into
+    ``get_offset()``."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.CONTIGUOUS)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-    return group.create_dataset(name, shape=info.shape, dtype=info.dtype, track_times=False, dcpl=dcpl)
+    dcpl.set_obj_track_times(False)
+    return dcpl
+
+
+def _link_plist() -> Any:
+    """Link names are UTF-8, as h5py marks them."""
+    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+    lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
+    return lcpl
+
+
+def _create_dataset(group: h5py.Group, name: str, info: TensorInfo, dcpl: Any, lcpl: Any) -> h5py.Dataset:
+    """The low-level calls h5py's ``create_dataset`` makes, minus its per-call checks (same bytes)."""
+    space = h5py.h5s.create_simple(info.shape) if info.shape else h5py.h5s.create(h5py.h5s.SCALAR)
+    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), h5py.h5t.py_create(info.dtype, logical=1), space,
+                           dcpl=dcpl, lcpl=lcpl)
+    return h5py.Dataset(dsid)
 
 
 def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[str, Any] | None = None,

@@ -41,7 +41,8 @@ otherwise the write is refused with a message saying so (nothing is written).
 
 Sharded checkpoints (Hugging Face layout): ``model.safetensors.index.json`` =
 ``{"metadata": {"total_size": N, ...}, "weight_map": {tensor: shard file}}`` beside shards
-``model-00001-of-00003.safetensors``... :class:`ShardedSafetensorsReader` reads them;
+``model-00001-of-00003.safetensors``... :class:`~.sharded.ShardedReader` reads them (as any sharded
+index);
 :func:`write_sharded` writes them.
 """
 
@@ -52,7 +53,6 @@ import json
 import math
 import os
 import stat
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -72,8 +72,6 @@ MAX_HEADER_SIZE = 100_000_000
 INDEX_NAME = "model.safetensors.index.json"
 #: An index file larger than this is refused (a real one is a few MB).
 MAX_INDEX_SIZE = 256 << 20
-#: Shards of a sharded checkpoint kept open at once for reading.
-MAX_OPEN_SHARDS = 8
 
 #: The package's dtype enum, in its order: the writer sorts tensors by this, descending.
 DTYPE_ORDER = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
@@ -523,83 +521,6 @@ def looks_like_index(path: str) -> bool:
         return False
     shards = set(index["weight_map"].values())
     return bool(shards) and all(isinstance(s, str) and s.endswith(".safetensors") for s in shards)
-
-
-class ShardedSafetensorsReader(CheckpointReader):
-    """A sharded checkpoint read through its ``*.safetensors.index.json``.
-
-    Opening reads the index and every shard's header (validating that each listed tensor is in
-    the shard the index names); tensor data is read on demand, shards being reopened as needed
-    (at most :data:`MAX_OPEN_SHARDS` stay open). Shard paths must stay inside the index's
-    directory. Keys are in shard order (shards sorted by file name, i.e. by their
-    ``-0000i-of-`` number), then in file order within a shard. Tensors a shard holds but the
-    index does not list are ignored, as loaders do. ``metadata`` is the first shard's
-    ``__metadata__``; the index's own ``metadata`` object is kept in ``index_metadata``.
-    ``TensorInfo.extra["shard"]`` names each tensor's shard.
-    """
-
-    format = "safetensors-sharded"
-    kind = STRUCTURAL
-
-    def __init__(self, index_path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(index_path)
-        self._open: OrderedDict[str, SafetensorsReader] = OrderedDict()
-        self._closed = False
-        index = read_index(self.path)
-        self.index_metadata: dict[str, Any] = dict(index.get("metadata") or {})
-        directory = os.path.dirname(os.path.abspath(self.path))
-        weight_map: dict[str, Any] = index["weight_map"]
-        by_shard: dict[Any, list[str]] = {}
-        for key, shard in weight_map.items():
-            if not isinstance(shard, str):
-                raise CheckpointError(self.path, f"weight_map has a shard name that is not a file name: {shard!r}")
-            by_shard.setdefault(shard, []).append(key)
-        self._paths = {shard: _safe_member(self.path, directory, shard) for shard in sorted(by_shard)}
-        self.tensors = {}
-        self._where: dict[str, str] = {}
-        self.metadata = {}
-        for number, (shard, shard_path) in enumerate(self._paths.items()):
-            with SafetensorsReader(shard_path) as reader:
-                if number == 0:
-                    self.metadata = dict(reader.metadata)
-                wanted = set(by_shard[shard])
-                missing = [key for key in by_shard[shard] if key not in reader.tensors]
-                if missing:
-                    raise CheckpointError(self.path, f"the index puts {missing[0]!r} in {shard!r}, "
-                                                     f"which does not hold it ({len(missing)} missing)")
-                for key, info in reader.tensors.items():
-                    if key in wanted:
-                        self.tensors[key] = TensorInfo(key, info.shape, info.dtype,
-                                                       extra={**info.extra, "shard": shard})
-                        self._where[key] = shard
-
-    def _shard(self, shard: str) -> SafetensorsReader:
-        reader = self._open.get(shard)
-        if reader is not None:
-            self._open.move_to_end(shard)
-            return reader
-        reader = SafetensorsReader(self._paths[shard])
-        self._open[shard] = reader
-        if len(self._open) > MAX_OPEN_SHARDS:
-            self._open.popitem(last=False)[1].close()
-        return reader
-
-    def read(self, key: str) -> np.ndarray:
-        if self._closed:
-            raise ModelSurgeonError(f"{self.path} is closed")
-        if key not in self._where:
-            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        reader = self._shard(self._where[key])
-        info, now = self.tensors[key], reader.tensors.get(key)
-        if now is None or (now.shape, now.dtype, now.extra.get("data_offsets")) != \
-                (info.shape, info.dtype, info.extra.get("data_offsets")):
-            raise CheckpointError(self.path, f"shard {self._where[key]!r} changed after the checkpoint was opened")
-        return reader.read(key)
-
-    def close(self) -> None:
-        self._closed = True
-        while self._open:
-            self._open.popitem()[1].close()
 
 
 # ---------------------------------------------------------------------------------------------

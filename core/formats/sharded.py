@@ -2,13 +2,17 @@
 
 The index is ``{"metadata": {"total_size": bytes, ...}, "weight_map": {key: shard file}}``;
 shards are ``<name>-00001-of-0000N.<ext>`` beside it. :class:`ShardedReader` opens every shard
-(through the same format detection as any file, headers in parallel threads) and presents them
-as one checkpoint; tensor data is still read one tensor at a time, on demand.
+once to list its tensors (through the same format detection as any file; a few at a time in
+threads, so the forked validation of HDF5 shards runs on every core), then presents them as one
+checkpoint. Tensor data is read one tensor at a time, on demand, reopening shards as needed:
+at most :data:`MAX_OPEN_SHARDS` stay open, so a checkpoint of a thousand shards needs no more
+file descriptors than one of eight.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,13 +24,25 @@ from .base import CheckpointReader, TensorInfo
 from .safetensors_io import _safe_member, read_index
 
 Opener = Callable[[str], CheckpointReader]
+#: Shards kept open at once (least recently used ones are closed).
+MAX_OPEN_SHARDS = 8
 
 
 class ShardedReader(CheckpointReader):
-    """Every shard of an index as one checkpoint (format ``<shard format>-sharded``)."""
+    """Every shard of an index as one checkpoint (format ``<shard format>-sharded``).
+
+    Keys come shard by shard (shards sorted by file name, i.e. by their ``-0000i-of-`` number),
+    in each shard's own order; tensors a shard holds but the index does not list are ignored,
+    as loaders do. ``metadata`` is the first shard's; the index's own ``metadata`` object is
+    ``index_metadata``; ``TensorInfo.extra["shard"]`` names each tensor's shard. Shard paths
+    must stay inside the index's directory.
+    """
 
     def __init__(self, index_path: str | os.PathLike[str], opener: Opener) -> None:
         self.path = os.fspath(index_path)
+        self._opener = opener
+        self._open: OrderedDict[str, CheckpointReader] = OrderedDict()
+        self._closed = False
         index = read_index(self.path)
         self.index_metadata: dict[str, Any] = dict(index.get("metadata") or {})
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -35,55 +51,90 @@ class ShardedReader(CheckpointReader):
             if not isinstance(shard, str):
                 raise CheckpointError(self.path, f"weight_map has a shard name that is not a file name: {shard!r}")
             by_shard.setdefault(shard, []).append(key)
-        names = sorted(by_shard)
-        paths = [_safe_member(self.path, directory, name) for name in names]
-        if any(os.path.abspath(p) == os.path.abspath(self.path) for p in paths):
+        self._paths = {name: _safe_member(self.path, directory, name) for name in sorted(by_shard)}
+        if any(os.path.abspath(p) == os.path.abspath(self.path) for p in self._paths.values()):
             raise CheckpointError(self.path, "the index lists itself as a shard")
-        with ThreadPoolExecutor(max_workers=min(4, len(paths) or 1)) as pool:
-            results = list(pool.map(_try_open(opener), paths))
-        self._shards: dict[str, CheckpointReader] = {}
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        opened = [r for r in results if isinstance(r, CheckpointReader)]
-        if failure is not None:
-            for reader in opened:
-                reader.close()
-            raise failure
-        self._shards = dict(zip(names, opened))
-        first = opened[0] if opened else None
-        self.format = f"{first.format}-sharded" if first else "sharded"
-        self.kind = first.kind if first else "structural"
-        self.architecture = next((r.architecture for r in opened if r.architecture is not None), None)
-        self.graph = next((r.graph for r in opened if r.graph is not None), None)
-        self.metadata = dict(first.metadata) if first else {}
+        self.format, self.kind, self.metadata = "sharded", "structural", {}
         self.tensors = {}
         self._where: dict[str, str] = {}
-        for name, reader in self._shards.items():
-            missing = [key for key in by_shard[name] if key not in reader.tensors]
-            if missing:
-                self.close()
-                raise CheckpointError(self.path, f"the index puts {missing[0]!r} in {name!r}, which does not "
-                                                 f"hold it ({len(missing)} missing)")
-            for key in by_shard[name]:
-                info = reader.tensors[key]
+        try:
+            self._list(by_shard)
+        except BaseException:
+            self.close()
+            raise
+
+    def _list(self, by_shard: dict[str, list[str]]) -> None:
+        names = list(self._paths)
+        with ThreadPoolExecutor(max_workers=min(4, len(names) or 1)) as pool:
+            for start in range(0, len(names), MAX_OPEN_SHARDS):
+                batch = names[start:start + MAX_OPEN_SHARDS]
+                results = list(pool.map(_try_open(self._opener), [self._paths[n] for n in batch]))
+                for name, result in zip(batch, results):  # kept open (and closed on failure)
+                    if isinstance(result, CheckpointReader):
+                        self._keep(name, result)
+                failure = next((r for r in results if isinstance(r, BaseException)), None)
+                if failure is not None:
+                    raise failure
+                for name, reader in zip(batch, results):
+                    self._add(name, reader, by_shard[name], first=name == names[0])
+
+    def _add(self, name: str, reader: CheckpointReader, keys: list[str], first: bool) -> None:
+        if first:
+            self.format, self.kind, self.metadata = f"{reader.format}-sharded", reader.kind, dict(reader.metadata)
+        if self.architecture is None:
+            self.architecture = reader.architecture
+        if self.graph is None:
+            self.graph = reader.graph
+        missing = [key for key in keys if key not in reader.tensors]
+        if missing:
+            raise CheckpointError(self.path, f"the index puts {missing[0]!r} in {name!r}, which does not "
+                                             f"hold it ({len(missing)} missing)")
+        wanted = set(keys)
+        for key, info in reader.tensors.items():
+            if key in wanted:
                 alias = info.alias_of if info.alias_of in self._where else None
                 self.tensors[key] = TensorInfo(key, info.shape, info.dtype, info.role, info.structural, alias,
                                                {**info.extra, "shard": name})
                 self._where[key] = name
 
-    def read(self, key: str) -> np.ndarray:
+    def _keep(self, name: str, reader: CheckpointReader) -> None:
+        self._open[name] = reader
+        self._open.move_to_end(name)
+        while len(self._open) > MAX_OPEN_SHARDS:
+            self._open.popitem(last=False)[1].close()
+
+    def _shard(self, key: str) -> CheckpointReader:
+        """The open reader of ``key``'s shard, reopened if it was closed and checked to be unchanged."""
+        if self._closed:
+            raise ModelSurgeonError(f"{self.path} is closed")
         if key not in self._where:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        return self._shards[self._where[key]].read(key)
+        name = self._where[key]
+        reader = self._open.get(name)
+        if reader is not None:
+            self._open.move_to_end(name)
+            return reader
+        reader = self._opener(self._paths[name])
+        self._keep(name, reader)
+        for shard_key, info in self.tensors.items():
+            if self._where[shard_key] != name:
+                continue
+            now = reader.tensors.get(shard_key)
+            extra = {k: v for k, v in info.extra.items() if k != "shard"}
+            if now is None or (now.shape, now.dtype, now.extra) != (info.shape, info.dtype, extra):
+                raise CheckpointError(self.path, f"shard {name!r} changed after the checkpoint was opened")
+        return reader
+
+    def read(self, key: str) -> np.ndarray:
+        return self._shard(key).read(key)
 
     def extent(self, key: str) -> Any:
-        if key not in self._where:
-            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        return self._shards[self._where[key]].extent(key)
+        return self._shard(key).extent(key)
 
     def close(self) -> None:
-        for reader in self._shards.values():
-            reader.close()
-        self._shards = {}
+        self._closed = True
+        while self._open:
+            self._open.popitem()[1].close()
 
 
 def _try_open(opener: Opener) -> Callable[[str], Any]:
