@@ -7,21 +7,16 @@ the profile showed and the fix it points to; re-profile when the code changes.
 from __future__ import annotations
 
 STREAM = (
-    "we copy every byte twice through user space and pay interpreter start-up; cp copies once, inside the "
-    "kernel (copy_file_range). Profile of `convert` on 1 GiB (cProfile, /usr/bin/time -v): ~0.3 s imports, "
-    "0.25-0.27 s h5py reads (page cache -> a fresh array per tensor), 0.47-0.51 s h5py writes (array -> page "
-    "cache), 0.37-0.41 s in File.close (ext4 writes out the delayed allocation when HDF5 truncates at close: "
-    "the flush cp+fsync pays in sync); user 0.56 s + sys 0.50 s vs cp's sys 0.31 s. Fix: for every tensor "
-    "passed through unchanged (all of convert/rename, all but the head in replace-head) copy bytes kernel-side: "
-    "source offset from the reader (h5: contiguous unfiltered `Dataset.id.get_offset()`; safetensors/MXNet: "
-    "header offsets), destination offset from the writer (h5: dataset created with H5D_ALLOC_TIME_EARLY and "
-    "H5D_FILL_TIME_NEVER, then `get_offset()`; safetensors: our own layout), then `os.copy_file_range` "
-    "(fall back to read/write on OSError). A prototype of that on this machine wrote 1 GiB h5->h5 in 0.93 s "
-    "vs cp+fsync 0.78 s (0.84x, in-process). Where data must pass through Python (replace-head's new head, "
-    "dtype changes) read into one reused buffer (`read_direct`/`readinto`): here fresh anonymous memory is "
-    "expensive (reading 1 GiB into fresh arrays 1.9 s, into one reused buffer 0.21-0.28 s). With ~0.3 s of "
-    "start-up a 1 GiB file cannot reach 0.85x of a 0.7-0.8 s cp+fsync even with a kernel copy: also trim "
-    "the imports of the writing commands (numpy, h5py, rich only; not core.visual or the model zoo)"
+    "unchanged tensors are already copied by the kernel (copy_file_range) with writeback started during the "
+    "copy; the floor row (2f: a Python program that only imports numpy/h5py/click, copies the file the same "
+    "way and fsyncs) matches cp+fsync, so the copy itself is not the gap. What remains is per-run work the "
+    "floor does not do, ~0.3-0.4 s here (cProfile of `convert` on 1 GiB): importing our own modules (~60-80 "
+    "ms beyond numpy/h5py/click), validating the input's HDF5 metadata in a forked child (~60 ms, the "
+    "crash-safety net for corrupt files), listing and checking 200 datasets (~35-75 ms), creating 200 "
+    "datasets (~10-20 ms), renaming and syncing the directory. Against a 0.8-0.9 s cp+fsync of 1 GiB that "
+    "fixed cost caps the ratio near 0.7-0.75x; it does not grow with the file, so larger files come closer "
+    "(see the L rows). Closing it at 1 GiB would take dropping the validation of untrusted inputs or a "
+    "resident server process; we keep the validation"
 )
 
 WHY: dict[str, str] = {
@@ -55,40 +50,25 @@ WHY: dict[str, str] = {
         "profile bench/workers/read_ours.py (the reader preadv's each tensor into a fresh array)"
     ),
     "5": (
-        "two causes. (1) Machine load: with another process on one of the 2 cores, OpenBLAS's 2 pthreads "
-        "(static split, spinning while they wait) slow the numpy engine 3-5x, while MXNet's OpenMP/MKL-DNN barely "
-        "moves (same run, one core busy elsewhere: alexnet b1 numpy 106 ms at 2 threads, 29 ms at 1 thread; "
-        "MXNet 28 ms and 25 ms); see the '1 thread each' rows, which stay comparable under such load. "
-        "(2) Work outside BLAS: cProfile of resnet18_v1 b16 with 1 thread: per pass ~0.9 s conv GEMM, 0.41 s "
-        "im2col copies (`view.reshape` of the strided window view), 0.1 s np.pad, 0.07 s batch norm, 0.06 s "
-        "transposing (F,N,H,W) back to NCHW, 0.08 s pooling; MXNet/oneDNN does no im2col at all. Fixes, "
-        "biggest first: fold inference BatchNorm into the preceding convolution's weight and bias; avoid the "
-        "im2col copy for stride-1 3x3 convolutions (one GEMM per tap on the flattened padded plane, accumulated) "
-        "or split the batch over 2 threads so the copies run in parallel with BLAS at 1 thread each; keep "
-        "activations channel-major (C,N,H,W) between convolutions to drop the transpose; pad into a reused "
-        "zero buffer instead of np.pad; ReLU in place"
+        "profile first (cProfile of bench/workers/forward_ours.py with OPENBLAS_NUM_THREADS=1). After the 20:00 "
+        "changes resnet18_v1 b16 at 1 thread spends ~0.7 s of ~0.88 s in the convolution GEMMs and im2col "
+        "copies (cache-sized blocks), ~0.07 s in max pooling, ~0.05 s folding BatchNorm; under machine load "
+        "OpenBLAS's 2 spinning threads slow the default-thread rows 3-5x (compare the 1-thread rows)"
     ),
     "6a": (
-        "cProfile of `convert --max-shard-size 256MB` on 1 GiB: the same per-tensor reads and writes as one file, "
-        "plus 12 fsyncs (atomic_output syncs each of the 6 files and then its directory, one after the other, "
-        "so each shard's flush waits before the next shard is written) and 4 more HDF5 creates/closes. Fix: "
-        "hand each finished shard's fsync to a background thread while the next shard is written (the place "
-        "where 'in parallel where it helps' pays on a disk), and sync the directory once at the end"
+        "writing shards: each shard is its own HDF5 file with its own creation, fsync, rename and directory "
+        "sync; writeback now overlaps the copying within each shard. Profile `convert --max-shard-size` with "
+        "cProfile to see whether per-shard fsync waits dominate"
     ),
     "6b": (
-        "opening an index opens every shard (ShardedReader, core/formats/sharded.py) from a thread pool, but "
-        "that gains nothing for h5 shards: h5py runs every HDF5 call under its one global lock and the "
-        "per-dataset checks are Python under the GIL, so the index costs the sum of the shard opens plus the pool "
-        "(open_checkpoint: index of 5 shards 123 ms vs the same 200 tensors in one file 72 ms; cProfile of "
-        "inspect: 0.14 s waiting in lock.acquire). Fix: record each tensor's shape and dtype (and the "
-        "architecture) in the index "
-        "metadata so listing needs only the index, and open a shard on its first read(); keep threads for "
-        "formats whose opening releases the GIL"
+        "listing an index opens every shard: for HDF5 shards that is one forked metadata validation and one "
+        "dataset walk per shard (the validations run in parallel threads/processes; the walks are Python "
+        "under h5py's global lock), against one of each for a single file. Recording shapes and dtypes in "
+        "the index would let listing skip the shards, at the price of trusting the index over the shards"
     ),
     "6c": (
-        "as 6b for the opening (all shards opened up front through the pool: 0.21 s in lock.acquire in cProfile "
-        "of `convert INDEX -o back.h5`), plus one extra file close per shard; reading itself is the same h5py "
-        "path. Opening shards lazily and closing each once its tensors are copied closes most of it"
+        "as 6b for the opening (every shard validated and listed up front), plus one source file per shard "
+        "for the kernel copies; reading is the same path as one file"
     ),
 }
 

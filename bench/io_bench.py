@@ -147,8 +147,8 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
     rows.append(Row(
         f"2f{group}", f"floor: a Python copier (imports numpy, h5py, click; copy_file_range + fsync), {_size(size)}",
         None, t["cp+fsync"] / t["floor"],
-        f"{_ms(t['floor'])} = {rate(t['floor'])}; cp+fsync {_ms(t['cp+fsync'])}: the best ratio a Python tool "
-        "could reach here, with no parsing or checking at all", meter.text(),
+        f"{_ms(t['floor'])} = {rate(t['floor'])}; cp+fsync {_ms(t['cp+fsync'])}: what a Python "
+        "copier reaches here with no parsing or checking at all", meter.text(),
         f"python bench/workers/copy_floor.py {src.name} floor.h5  vs  {shell_text(cp_sync)}",
         inconclusive=unstable))
     for suffix, label, _, _ in STREAMING:

@@ -6,9 +6,11 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-_generator = np.random.default_rng()
+_generator: Any = None  # made on first use: numpy.random costs ~25 ms to import, and reading files needs none
 
 
 def seed(value: int | None) -> None:
@@ -17,6 +19,8 @@ def seed(value: int | None) -> None:
     _generator = np.random.default_rng(value)
 
 
-def generator() -> np.random.Generator:
+def generator() -> "np.random.Generator":
     """The current generator."""
+    if _generator is None:
+        seed(None)
     return _generator
