@@ -97,3 +97,24 @@ def test_a_shard_missing_from_disk_is_a_clear_error(cnn, tmp_path):
     sorted((tmp_path / "s").glob("model-00001-of-*.h5"))[0].unlink()
     result = CliRunner().invoke(cli, ["inspect", str(tmp_path / "s" / "model.h5.index.json")])
     assert result.exit_code == 4 and "missing" in result.stderr
+
+
+@pytest.mark.parametrize("fmt, index_name", [("h5", "model.h5.index.json"), ("mxnet", "model.params.index.json")])
+def test_many_shards_are_read_with_few_files_open(cnn, tmp_path, fmt, index_name, monkeypatch):
+    """At most MAX_OPEN_SHARDS shards stay open; the rest are reopened on demand, data and kernel copies alike."""
+    import os
+    from modelsurgeon.core.formats import sharded
+    monkeypatch.setattr(sharded, "MAX_OPEN_SHARDS", 2)
+    out = tmp_path / "shards"
+    assert run("convert", cnn, "-o", f"{out}/", "--format", fmt, "--max-shard-size", "4KB")[0] == 0
+    assert len(set(json.loads((out / index_name).read_text())["weight_map"].values())) > 4
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    with checkpoint.open_checkpoint(str(out / index_name)) as reader, \
+            checkpoint.open_checkpoint(str(cnn)) as original:
+        for _ in range(2):
+            for key in original.tensors:
+                np.testing.assert_array_equal(reader.read(key), original.read(key))
+        if fds is not None:
+            assert len(os.listdir("/proc/self/fd")) <= fds + 2 * 2  # two shards (h5py may hold two descriptors each)
+    assert run("convert", out / index_name, "-o", tmp_path / "back.h5")[0] == 0
+    assert run("diff", cnn, tmp_path / "back.h5", "--values")[0] == 0
