@@ -239,3 +239,15 @@ def test_the_real_writeback_call_is_harmless(tmp_path):
         handle.flush()
         extents.Writeback(handle.fileno()).start()
     assert (tmp_path / "f").read_bytes() == b"x" * 4096
+
+
+def test_reading_a_tensor_cut_off_after_opening_is_an_error_not_zeros(source):
+    """HDF5 itself reads past the end of a file as zeros; the reader refuses instead."""
+    path, arrays = source
+    with open_checkpoint(str(path)) as reader:
+        key = "features.2.table"
+        extent = reader.extent(key)
+        os.truncate(path, extent.offset + 8)
+        with pytest.raises(CheckpointError, match="past the end of the file"):
+            reader.read(key)
+        np.testing.assert_array_equal(reader.read("features.0.weight"), arrays["features.0.weight"])

@@ -138,6 +138,7 @@ class H5Reader(CheckpointReader):
         self.tensors = {}
         self._names: dict[str, str] = {}
         self._datasets: dict[str, h5py.Dataset] = {}  # looking a dataset up again costs more than reading a small one
+        self._extents: dict[str, Extent | None] = {}
         first_at: dict[Any, str] = {}
         group = f.get("tensors")
         if group is None:
@@ -206,12 +207,20 @@ class H5Reader(CheckpointReader):
     def read(self, key: str) -> np.ndarray:
         if key not in self._names:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        extent = self.extent(key)
+        if extent is not None and extent.offset + extent.nbytes > _size_now(self.path):
+            # HDF5 reads past the end of a file as zeros: a file cut short after opening must not
+            # turn into a model full of zeros
+            raise CheckpointError(self.path, f"tensor '{key}' lies past the end of the file "
+                                             "(it changed after it was opened?)")
         return h5safe.read_dataset(self._datasets[key], self.path)
 
     def extent(self, key: str) -> Extent | None:
         if key not in self._names:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        return h5safe.dataset_extent(self.dataset(key), self.path, self._file_id)
+        if key not in self._extents:
+            self._extents[key] = h5safe.dataset_extent(self.dataset(key), self.path, self._file_id)
+        return self._extents[key]
 
     def dataset(self, key: str) -> h5py.Dataset:
         return self._datasets[key]
@@ -219,6 +228,13 @@ class H5Reader(CheckpointReader):
     def close(self) -> None:
         if self._f.id.valid:
             self._f.close()
+
+
+def _size_now(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _write_text(group: h5py.Group, name: str, document: Any) -> None:
