@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,9 @@ DOC = ROOT / "docs" / "reliability.md"
 SAMPLES = ROOT / "sample_models"
 FIXTURES = ROOT / "tests" / "fixtures"
 CORPUS = ROOT / "tests" / "fuzz_corpus"
+
+sys.path.insert(0, str(ROOT / "tests"))
+from system_helpers import console_script, drop_permission_override, tmpfs  # noqa: E402
 START, END = "<!-- bad-inputs:start -->", "<!-- bad-inputs:end -->"
 
 
@@ -251,40 +253,6 @@ CASES = [
 ]
 
 
-@contextlib.contextmanager
-def mounted(directory: Path, kind: str) -> Iterator[bool]:
-    """A 1 MiB tmpfs at ``directory`` (read-only for ``ro``); False where mounting is impossible."""
-    directory.mkdir(exist_ok=True)
-    options = "ro,size=1m" if kind == "ro" else "size=1m"
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)], capture_output=True)
-    except OSError:
-        yield False
-        return
-    if done.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        if subprocess.run(["umount", str(directory)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(directory)], capture_output=True)
-
-
-def drop_permission_override() -> None:
-    """preexec_fn: as root, lose CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH, so chmod applies to the command."""
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for capability in (1, 2):
-            if libc.prctl(24, capability, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
-def console_script() -> str:
-    beside = Path(sys.executable).parent / "modelsurgeon"
-    return str(beside) if beside.exists() else (shutil.which("modelsurgeon") or "modelsurgeon")
-
-
 def run_subprocess(args: list[str], directory: Path, privileged: str = "") -> tuple[int, str]:
     done = subprocess.run([console_script(), *args], cwd=directory, capture_output=True, text=True,
                           preexec_fn=drop_permission_override if privileged == "nodac" else None)
@@ -298,7 +266,8 @@ def run_case(case: Case, scratch: Path, runner: Callable[[list[str], Path, str],
     args = case.make(directory)
     if case.privileged.startswith("mount:"):
         where = args[-1].split("/")[0]
-        with mounted(directory / where, case.privileged.split(":")[1]) as ok:
+        kind = case.privileged.split(":")[1]
+        with tmpfs(directory / where, "ro,size=1m" if kind == "ro" else "size=1m") as ok:
             if not ok:
                 return None
             code, text = runner(args, directory, case.privileged)

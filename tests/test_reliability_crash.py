@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from modelsurgeon.core.formats.atomic import TEMP_PREFIX
+from system_helpers import console_script, drop_permission_override, tmpfs
 
 #: (label, arguments before -o, output file name)
 COMMANDS = [
@@ -39,14 +40,6 @@ COMMANDS = [
 ]
 KILLS_PER_COMMAND = 12
 TENSORS = 96  # of 1 MiB each, plus a small head: ~97 MB
-
-
-def console_script() -> str:
-    """The installed ``modelsurgeon`` (beside this interpreter: .venv/bin in CI, /work/venv/bin here)."""
-    beside = Path(sys.executable).parent / "modelsurgeon"
-    found = str(beside) if beside.exists() else shutil.which("modelsurgeon")
-    assert found, "the modelsurgeon console script is not installed beside the interpreter or on PATH"
-    return found
 
 
 def sha256(path: Path) -> str:
@@ -237,30 +230,10 @@ def test_temp_names_carry_the_writer(tmp_path, monkeypatch):
 
 # -- promise 5: full disk, read-only, no permission, missing directory, output = input, two writers --
 
-import contextlib
-import ctypes
 import errno
 
 from cli_helpers import error_line, invoke
 from modelsurgeon.cli.errors import ExitCode
-
-
-@contextlib.contextmanager
-def tmpfs(directory: Path, options: str):
-    """A tiny tmpfs at ``directory`` (we run as root in CI); yields False where mounting is impossible."""
-    directory.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)], capture_output=True)
-    except OSError:
-        done = None
-    if done is None or done.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        if subprocess.run(["umount", str(directory)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(directory)], capture_output=True)
 
 
 def _run(*args, preexec=None) -> subprocess.CompletedProcess:
@@ -320,23 +293,13 @@ def test_read_only_file_system_exits_9(tmp_path, monkeypatch):
         assert os.listdir(target) == []
 
 
-def _without_permission_override() -> None:
-    """In the child: as root, drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so the
-    exec'd command obeys file permissions like any user (root ignores chmod otherwise)."""
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 def test_directory_without_write_permission_exits_9(tmp_path):
     source = Path(__file__).resolve().parent.parent / "sample_models" / "cnn.h5"
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        done = _run("convert", source, "-o", locked / "out.h5", preexec=_without_permission_override)
+        done = _run("convert", source, "-o", locked / "out.h5", preexec=drop_permission_override)
         assert done.returncode == ExitCode.IO_ERROR, done.stderr
         assert _one_error_line(done) == f"{locked / 'out.h5'}: permission denied to write in {locked}"
         assert os.listdir(locked) == []

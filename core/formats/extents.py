@@ -53,6 +53,7 @@ Locate = Callable[[TensorInfo], "Extent | None"]
 
 
 def file_id(st: os.stat_result) -> tuple[int, int]:
+    """Which file a stat result is of: (device, inode)."""
     return st.st_dev, st.st_ino
 
 

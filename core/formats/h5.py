@@ -29,7 +29,7 @@ from ..errors import CheckpointError, ModelSurgeonError
 from . import h5safe
 from .atomic import atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from .extents import Extent, ExtentCopier, Locate, usable
+from .extents import Extent, ExtentCopier, Locate, file_id, usable
 
 FORMAT_NAME = "modelsurgeon"
 FORMAT_VERSION = 1
@@ -134,7 +134,7 @@ class H5Reader(CheckpointReader):
         self.creator = h5safe.attribute(f, "creator", path, "")
         st = os.stat(path)
         file_size = st.st_size
-        self._file_id = (st.st_dev, st.st_ino)
+        self._file_id = file_id(st)
         self.tensors = {}
         self._names: dict[str, str] = {}
         self._datasets: dict[str, h5py.Dataset] = {}  # looking a dataset up again costs more than reading a small one

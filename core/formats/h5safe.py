@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from ..errors import CheckpointError
+from .extents import Extent
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: A dataset may declare this many bytes more than it stores (compression) before it is a bomb.
@@ -381,9 +382,8 @@ def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> 
                                     f"{stored} for it ({file_size} in all): refused as a shape bomb")
 
 
-def dataset_extent(ds: h5py.Dataset, path: str, file_id: tuple[int, int]) -> Any:
+def dataset_extent(ds: h5py.Dataset, path: str, file_id: tuple[int, int]) -> Extent | None:
     """The bytes of a contiguous, unfiltered, fully written dataset as an Extent; else None."""
-    from .extents import Extent
     try:
         dsid = ds.id
         plist = dsid.get_create_plist()

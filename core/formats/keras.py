@@ -59,7 +59,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
-from .extents import Extent
+from .extents import Extent, file_id
 from .h5safe import attribute, check_dataset, children, dataset_extent, open_h5, read_dataset
 from .safetensors_io import bf16_to_f32, f8_to_f32
 
@@ -235,7 +235,7 @@ class KerasH5Reader(CheckpointReader):
         self._f = open_h5(self.path)
         try:
             st = os.stat(self.path)
-            self._file_id = (st.st_dev, st.st_ino)
+            self._file_id = file_id(st)
             self._load()
         except CheckpointError:
             self._f.close()

@@ -46,7 +46,7 @@ from ..errors import CheckpointError, SurgeryError, brief_list
 from ..symbol import MX_DTYPE_FLAGS
 from .atomic import atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
-from .extents import Extent, ExtentCopier, Locate, usable
+from .extents import Extent, ExtentCopier, Locate, file_id, usable
 
 __all__ = [
     "MXNetNpzReader",
@@ -258,7 +258,7 @@ class MXNetParamsReader(CheckpointReader):
     def _index(self) -> None:
         path = self.path
         st = os.fstat(self._handle.fileno())
-        size, self._file_id = st.st_size, (st.st_dev, st.st_ino)
+        size, self._file_id = st.st_size, file_id(st)
         cur = _Cursor(self._handle, path, size)
         if size < 8:
             raise CheckpointError(path, f"not an MXNet .params file: only {size} bytes")
@@ -719,12 +719,11 @@ def write_params(
         for info, flag in zip(infos, flags):
             ndim = len(info.shape)
             extent = locate(info) if locate is not None else None
+            out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
             if usable(extent, info.dtype, info.nbytes):
-                out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
                 copier.append(out, extent)
             else:
                 arr = _fetched(info, fetch)
-                out.write(struct.pack(f"<IIi{ndim}qiii", magic, 0, ndim, *info.shape, 1, 0, flag))
                 out.write(_raw(arr))
                 copier.wrote(arr.nbytes)
                 del arr

@@ -61,7 +61,7 @@ import numpy as np
 from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
 from .atomic import atomic_output
 from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo
-from .extents import Extent, ExtentCopier, Locate, usable
+from .extents import Extent, ExtentCopier, Locate, file_id, usable
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -366,7 +366,7 @@ class SafetensorsReader(CheckpointReader):
             raise CheckpointError(path, "the file changed while it was being opened")
         length, header = read_header(path, self._file, opened.st_size)
         self._data_start = 8 + length
-        self._file_id = (opened.st_dev, opened.st_ino)
+        self._file_id = file_id(opened)
         package = _open_package(path)  # the package's own validation of the whole layout
         try:
             metadata = package.metadata()

@@ -57,6 +57,7 @@ class ShardedReader(CheckpointReader):
         self.format, self.kind, self.metadata = "sharded", "structural", {}
         self.tensors = {}
         self._where: dict[str, str] = {}
+        self._keys: dict[str, list[str]] = {}  # shard -> the keys read from it, in its order
         try:
             self._list(by_shard)
         except BaseException:
@@ -96,6 +97,7 @@ class ShardedReader(CheckpointReader):
                 self.tensors[key] = TensorInfo(key, info.shape, info.dtype, info.role, info.structural, alias,
                                                {**info.extra, "shard": name})
                 self._where[key] = name
+                self._keys.setdefault(name, []).append(key)
 
     def _keep(self, name: str, reader: CheckpointReader) -> None:
         self._open[name] = reader
@@ -116,9 +118,8 @@ class ShardedReader(CheckpointReader):
             return reader
         reader = self._opener(self._paths[name])
         self._keep(name, reader)
-        for shard_key, info in self.tensors.items():
-            if self._where[shard_key] != name:
-                continue
+        for shard_key in self._keys.get(name, []):
+            info = self.tensors[shard_key]
             now = reader.tensors.get(shard_key)
             extra = {k: v for k, v in info.extra.items() if k != "shard"}
             if now is None or (now.shape, now.dtype, now.extra) != (info.shape, info.dtype, extra):
