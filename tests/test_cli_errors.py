@@ -199,9 +199,9 @@ def test_exit_code_io_error_permission_denied(ws, monkeypatch):
     from modelsurgeon.core.formats import atomic
 
     def denied(*args, **kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
+        raise PermissionError(errno.EACCES, "Permission denied", args[0])
 
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic, "_create_temp", denied)
     result = ws.invoke("convert", ws["cnn.h5"], "-o", ws.out("c.h5"), code=None)
     message = error_line(result)
     assert "permission denied" in message

@@ -2,7 +2,8 @@
 
 * every reader's ``extent(key)`` names exactly the bytes ``read(key)`` returns;
 * the writers (HDF5, safetensors, MXNet ``.params``, sharded) copy located tensors without
-  fetching them, and the file is byte for byte what fetching would have written;
+  fetching them (large ones by the kernel, small ones with one read), and the file is byte for
+  byte what fetching would have written;
 * without ``copy_file_range`` (another file system, another platform) the fallback writes the same;
 * a source that shrank or was replaced after it was opened is an error, and nothing is written.
 """
@@ -27,14 +28,14 @@ from modelsurgeon.core.rewrite import reader_source, write_checkpoint, write_sha
 from cli_helpers import invoke
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-BIG = extents.MIN_EXTENT_BYTES  # bytes: tensors at least this large are copied by the kernel
+BIG = extents.KERNEL_COPY_BYTES  # bytes: tensors at least this large are copied by the kernel
 
 
 def _tensors() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
     return {
         "features.0.weight": rng.standard_normal((64, BIG // 64 // 4 + 3)).astype(np.float32),
-        "features.0.bias": rng.standard_normal(64).astype(np.float32),  # small: fetched
+        "features.0.bias": rng.standard_normal(64).astype(np.float32),  # small: one pread, no kernel copy
         "features.1.weight": rng.standard_normal((BIG // 8,)).astype(np.float64),
         "features.1.mask": rng.integers(0, 2, BIG * 2).astype(bool),  # bool: always fetched
         "features.2.table": rng.integers(-9, 9, (4, BIG // 4)).astype(np.int8),
@@ -119,9 +120,26 @@ def test_writers_copy_located_tensors_and_write_the_same_bytes(fmt, source, tmp_
 
         write_checkpoint(str(copied_out), fmt, reader.kind, infos, counting_fetch, locate=locate)
     assert _digest(copied_out) == _digest(fetched_out)
-    big = {k for k, a in arrays.items() if a.nbytes >= BIG and a.dtype != bool}
-    assert big and not big & set(fetched), "located tensors were fetched"
-    assert set(fetched) == set(arrays) - big
+    assert set(fetched) == {k for k, a in arrays.items() if a.dtype == bool}, "located tensors were fetched"
+
+
+@pytest.mark.parametrize("fmt", ["h5", "safetensors", "mxnet"])
+def test_only_large_tensors_are_copied_by_the_kernel(fmt, source, tmp_path, monkeypatch):
+    path, arrays = source
+    calls: list[int] = []
+    kernel_copy = os.copy_file_range
+
+    def counting(src, dst, count, *args):
+        calls.append(count)
+        return kernel_copy(src, dst, count, *args)
+
+    monkeypatch.setattr(os, "copy_file_range", counting)
+    with open_checkpoint(str(path)) as reader:
+        fetch, locate = reader_source(reader)
+        write_checkpoint(str(tmp_path / f"out.{fmt}"), fmt, reader.kind, list(reader.tensors.values()), fetch,
+                         locate=locate)
+    large = sorted(a.nbytes for a in arrays.values() if a.nbytes >= BIG and a.dtype != bool)
+    assert sorted(calls) == large
 
 
 @pytest.mark.parametrize("fmt", ["h5", "safetensors"])

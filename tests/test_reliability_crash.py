@@ -287,7 +287,7 @@ def test_read_only_file_system_exits_9(tmp_path, monkeypatch):
             def read_only(*args, **kwargs):
                 raise OSError(errno.EROFS, "Read-only file system")
 
-            monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)
+            monkeypatch.setattr(atomic, "_create_temp", read_only)
             message = error_line(invoke("convert", source, "-o", target / "out.h5", code=ExitCode.IO_ERROR))
         assert message == f"{target / 'out.h5'}: cannot write in {target}: read-only file system"
         assert os.listdir(target) == []

@@ -16,13 +16,11 @@ b'data'
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import errno
-import hashlib
 import os
 import re
-import socket
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -33,7 +31,13 @@ _OURS = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)@([0-9a-f]{8})-")
 
 
 def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+    """Eight hex digits naming this host (a CRC of its name: a tag to compare, not a secret)."""
+    try:
+        name = os.uname().nodename
+    except AttributeError:  # Windows
+        import socket
+        name = socket.gethostname()
+    return f"{binascii.crc32(name.encode('utf-8', 'replace')):08x}"
 
 
 def temp_prefix() -> str:
@@ -57,7 +61,7 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
     with contextlib.suppress(OSError):
         clean_stale_temps(directory)  # a killed earlier run's leftovers; frees their space first
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=".part", dir=directory)
+        fd, tmp = _create_temp(directory)
     except PermissionError:
         raise WriteError(f"{target}: permission denied to write in {directory}") from None
     except OSError as exc:
@@ -82,6 +86,19 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
             # the disk filled up (or went read-only) mid-write: say which output, and that it is absent
             raise WriteError(f"{target}: {_WRITE_ERRORS[exc.errno]} while writing; nothing was written") from None
         raise
+
+
+def _create_temp(directory: str) -> tuple[int, str]:
+    """Create a new, empty, private temporary file in ``directory`` (as ``tempfile.mkstemp`` does)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    prefix = temp_prefix()
+    for _ in range(100):
+        path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}.part")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", directory)
 
 
 #: Errors that mean "the output cannot be written here", reported as a WriteError naming the output.

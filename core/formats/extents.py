@@ -27,8 +27,9 @@ import numpy as np
 from ..errors import CheckpointError
 from .base import TensorInfo
 
-#: Tensors smaller than this are read and written as arrays: a system call each buys nothing.
-MIN_EXTENT_BYTES = 64 << 10
+#: Extents smaller than this move as one ``pread`` and one write: for them a kernel copy's set-up
+#: costs more than the bytes (and a buffered output need not be flushed). Larger ones the kernel copies.
+KERNEL_COPY_BYTES = 64 << 10
 #: The buffer of the read/write fallback.
 FALLBACK_CHUNK = 8 << 20
 #: ``copy_file_range`` errors that mean "not here", after which the fallback takes over.
@@ -59,7 +60,7 @@ def file_id(st: os.stat_result) -> tuple[int, int]:
 
 def usable(extent: Extent | None, dtype: np.dtype, nbytes: int) -> bool:
     """Whether ``extent`` can stand in for a tensor the writer stores as ``dtype``, ``nbytes`` long."""
-    return (extent is not None and nbytes >= MIN_EXTENT_BYTES and extent.nbytes == nbytes
+    return (extent is not None and extent.nbytes == nbytes
             and np.dtype(extent.dtype) == np.dtype(dtype).newbyteorder("<") and np.dtype(dtype).kind != "b")
 
 
@@ -129,6 +130,13 @@ class ExtentCopier:
 
     def copy(self, extent: Extent, at: int) -> None:
         """Copy ``extent`` to byte ``at`` of the output (the output's file position is not used)."""
+        if extent.nbytes < KERNEL_COPY_BYTES:
+            data = self._small(extent)
+            written = 0
+            while written < len(data):
+                written += os.pwrite(self._fd, data[written:], at + written)
+            self._writeback.wrote(len(data))
+            return
         source = self._source(extent.path, extent.file_id)
         done = 0
         while done < extent.nbytes:
@@ -145,10 +153,22 @@ class ExtentCopier:
 
     def append(self, handle: BinaryIO, extent: Extent) -> None:
         """Copy ``extent`` at a buffered output's position and move the output past it."""
+        if extent.nbytes < KERNEL_COPY_BYTES:
+            handle.write(self._small(extent))
+            self._writeback.wrote(extent.nbytes)
+            return
         handle.flush()
         at = handle.tell()
         self.copy(extent, at)
         handle.seek(at + extent.nbytes)
+
+    def _small(self, extent: Extent) -> bytes:
+        """The bytes of a small extent, read with one ``pread``."""
+        data = os.pread(self._source(extent.path, extent.file_id), extent.nbytes, extent.offset)
+        if len(data) != extent.nbytes:
+            raise CheckpointError(extent.path, f"ends before byte {extent.offset + extent.nbytes} "
+                                               "(it changed after it was opened?)")
+        return data
 
     def _step(self, source: int, count: int, src: int, dst: int) -> int:
         if self._kernel:

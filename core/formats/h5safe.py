@@ -297,7 +297,7 @@ def _touch_dataset(dataset: Any, budget: list[int]) -> None:
 
 def attribute(obj: Any, name: str, path: str, default: Any = None) -> Any:
     """The value of attribute ``name`` of ``obj`` (``default`` if absent), bounded by :data:`ATTR_LIMIT`."""
-    where = getattr(obj, "name", None) or "/"
+    where = _Name(obj)
     try:
         if name not in obj.attrs:
             return default
@@ -316,24 +316,41 @@ def attribute(obj: Any, name: str, path: str, default: Any = None) -> Any:
         raise CheckpointError(path, f"cannot read attribute {name!r} of {where} (corrupt?): {_short(exc)}") from None
 
 
+class _Name:
+    """An object's path for an error message, looked up only if a message is written (it costs a call)."""
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def __str__(self) -> str:
+        return getattr(self._obj, "name", None) or "/"
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
 
 
 def children(group: h5py.Group, path: str) -> Iterator[tuple[str, h5py.Group | h5py.Dataset]]:
-    """Yield (name, object) for each member of ``group``, refusing links out of the file."""
+    """Yield (name, object) for each member of ``group``, refusing links out of the file.
+
+    Objects are opened through h5py's low-level API: for a file of hundreds of tensors that is
+    half the cost of ``group[name]``, with the same result.
+    """
     try:
         names = list(group.keys())
     except (OSError, RuntimeError, KeyError) as exc:
         raise CheckpointError(path, f"cannot list {group.name} (corrupt?): {_short(exc)}") from None
+    gid = group.id
     for name in names:
         if not _plain_name(name):
             raise CheckpointError(path, f"{group.name}/{name!r} has control characters or invalid UTF-8 in its "
                                         "name; refused")
+        raw = name.encode("utf-8")
         try:
-            link = group.get(name, getlink=True)
-        except (OSError, RuntimeError, KeyError) as exc:
+            hard = gid.links.get_info(raw).type == h5py.h5l.TYPE_HARD
+            link = None if hard else group.get(name, getlink=True)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(path, f"cannot read link {group.name}/{name!r}: {_short(exc)}") from None
         if isinstance(link, h5py.ExternalLink):
             raise CheckpointError(path, f"{group.name}/{name!r} is an external link to "
@@ -341,11 +358,21 @@ def children(group: h5py.Group, path: str) -> Iterator[tuple[str, h5py.Group | h
         if isinstance(link, h5py.SoftLink):
             raise CheckpointError(path, f"{group.name}/{name!r} is a soft link to {link.path!r}; "
                                         "soft links are refused")
+        if not hard:
+            raise CheckpointError(path, f"{group.name}/{name!r} is a user-defined link; refused")
         try:
-            obj = group[name]
-        except (OSError, RuntimeError, KeyError) as exc:
+            yield name, _wrap(h5py.h5o.open(gid, raw))
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(path, f"cannot open {group.name}/{name!r} (corrupt?): {_short(exc)}") from None
-        yield name, obj
+
+
+def _wrap(oid: Any) -> Any:
+    """The high-level object for a low-level identifier, as ``group[name]`` gives it."""
+    if isinstance(oid, h5py.h5d.DatasetID):
+        return h5py.Dataset(oid)
+    if isinstance(oid, h5py.h5g.GroupID):
+        return h5py.Group(oid)
+    return h5py.Datatype(oid)
 
 
 def _plain_name(name: str | bytes) -> bool:
@@ -362,14 +389,18 @@ def _plain_name(name: str | bytes) -> bool:
 
 def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> None:
     """Refuse external, virtual and shape-bomb datasets (metadata only; reads no data)."""
-    where = ds.name
+    where = _Name(ds)
     try:
-        if ds.is_virtual:
+        dsid = ds.id
+        plist = dsid.get_create_plist()
+        if plist.get_layout() == h5py.h5d.VIRTUAL:
             raise CheckpointError(path, f"{where} is a virtual dataset; virtual datasets are refused")
-        if ds.external:
+        if plist.get_external_count():
             raise CheckpointError(path, f"{where} stores its data in external files; refused")
-        declared = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize) if ds.shape else ds.dtype.itemsize
-        stored = ds.id.get_storage_size()
+        shape, itemsize = dsid.shape, dsid.dtype.itemsize
+        declared = int(np.prod(shape, dtype=np.float64) * itemsize) if shape else itemsize
+        filtered = plist.get_nfilters() > 0  # a filter may compress (gzip, lzf, szip, plugins)
+        stored = dsid.get_storage_size()
     except CheckpointError:
         raise
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
@@ -377,7 +408,7 @@ def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> 
     if file_size is None:
         file_size = os.path.getsize(path)
     limit = max(BOMB_FLOOR, BOMB_RATIO * max(stored, 1))
-    if declared > limit or (ds.compression is None and declared > max(file_size, 1) and declared > 0):
+    if declared > limit or (not filtered and declared > max(file_size, 1) and declared > 0):
         raise CheckpointError(path, f"{where} declares {declared} bytes of data but the file holds "
                                     f"{stored} for it ({file_size} in all): refused as a shape bomb")
 
