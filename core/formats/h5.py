@@ -17,9 +17,11 @@ gives the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import h5py
@@ -268,7 +270,7 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
     total = sum(info.nbytes for info in infos if info.alias_of is None)
     done = 0
     from .. import __version__
-    with atomic_output(path, overwrite=overwrite) as tmp, \
+    with atomic_output(path, overwrite=overwrite) as tmp, _write_errors(), \
             h5py.File(tmp, "w", track_order=True, libver=("earliest", "v110")) as f, \
             ExtentCopier(os.open(tmp, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), owned=True) as copier:
         f.attrs["format"] = FORMAT_NAME
@@ -277,12 +279,22 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
         f.attrs["creator"] = f"modelsurgeon {__version__}"
         group = f.create_group("tensors", track_order=True)
         dcpl, lcpl = _creation_plist(), _link_plist()
+        # All metadata first, then all data: HDF5 writes metadata out as it goes, and a write into
+        # a page the kernel is writing back waits for the disk; with the metadata done before the
+        # first tensor, the data phase is pure copying (and the file's bytes are the same).
+        datasets = []
         for info in infos:
             name = escape_key(info.key)
             if info.alias_of is not None:
                 group[name] = group[escape_key(info.alias_of)]
                 continue
             ds = _create_dataset(group, name, info, dcpl, lcpl)
+            if info.role is not None:
+                ds.attrs["role"] = info.role
+            if info.structural:
+                ds.attrs["structural"] = json.dumps(list(info.structural))
+            datasets.append((ds, info))
+        for ds, info in datasets:
             extent = locate(info) if locate is not None else None
             if usable(extent, info.dtype, info.nbytes):
                 copier.copy(extent, ds.id.get_offset())
@@ -295,10 +307,6 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                     ds.write_direct(array)
                     copier.wrote(array.nbytes)
                 del array
-            if info.role is not None:
-                ds.attrs["role"] = info.role
-            if info.structural:
-                ds.attrs["structural"] = json.dumps(list(info.structural))
             done += info.nbytes
             if progress is not None:
                 progress(done, total)
@@ -311,6 +319,23 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
             if metadata:
                 _write_text(meta, "metadata", dict(sorted(metadata.items())))
     h5safe.trust(path)  # our own output: reading it back needs no validation in a child
+
+
+_ERRNO = re.compile(r"\berrno = (\d+)")
+
+
+@contextlib.contextmanager
+def _write_errors() -> Iterator[None]:
+    """HDF5 reports a failed write (a full disk...) as a RuntimeError that quotes the errno;
+    raise it as the OSError it is, so the output is reported like any other write error."""
+    try:
+        yield
+    except RuntimeError as exc:
+        match = _ERRNO.search(str(exc))
+        if match is None:
+            raise
+        number = int(match.group(1))
+        raise OSError(number, os.strerror(number)) from None
 
 
 def _creation_plist() -> Any:
