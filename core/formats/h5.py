@@ -294,6 +294,7 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
             if info.structural:
                 ds.attrs["structural"] = json.dumps(list(info.structural))
             datasets.append((ds, info))
+        f.flush()
         for ds, info in datasets:
             extent = locate(info) if locate is not None else None
             if usable(extent, info.dtype, info.nbytes):
