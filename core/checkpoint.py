@@ -79,8 +79,12 @@ def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
     path = os.fspath(path)
     kind = detect_format(path)
     if kind == "hdf5":
-        handle = h5safe.open_h5(path)
         from .formats import h5
+        if h5safe.VALIDATE:  # the validating child lists our files too: nothing is parsed twice
+            listing = h5safe.validate_in_child(path, h5.survey)
+            if listing is not None:
+                return H5Reader(path, survey=listing)
+        handle = h5safe.open_h5(path)
         try:
             if h5.is_ours(handle):
                 return H5Reader(path, handle)

@@ -407,8 +407,31 @@ def test_open_checkpoint_lists_without_reading_data(saved, monkeypatch):
         assert reader.metadata == {}
         assert "5.weight" in reader and len(reader) == 8
         assert reader.total_bytes() == (72 + 4 * 5 + 12 + 3) * 4
-        with pytest.raises(AssertionError, match="tensor data of /tensors/0.bias was read"):
-            reader.read("0.bias")
+        bias = reader.read("0.bias")  # stored as plain bytes: one pread, no HDF5 read
+    with h5py.File(saved, "r") as f:
+        np.testing.assert_array_equal(bias, f["tensors/0.bias"][()])
+
+
+def test_the_validating_child_lists_the_file_and_this_process_never_parses_it(saved, monkeypatch):
+    """The child that validates an input also lists it (h5.survey): here HDF5 never opens the file."""
+    h5safe._validated.clear()
+    here, real_file = os.getpid(), h5py.File
+
+    def refuse(*args, **kwargs):
+        if os.getpid() != here:  # the forked child opens the file, of course
+            return real_file(*args, **kwargs)
+        raise AssertionError("HDF5 opened the input in the calling process")
+
+    with h5py.File(saved, "r") as f:
+        expected = {name: f["tensors"][name][()] for name in f["tensors"]}
+    monkeypatch.setattr(h5py, "File", refuse)
+    with checkpoint.open_checkpoint(str(saved)) as reader:
+        assert list(reader.tensors) == list(expected)
+        assert reader.architecture["root"]["type"] == "HybridSequential"
+        for key, value in expected.items():
+            array = reader.read(key)
+            np.testing.assert_array_equal(array, value)
+            array += 1  # a fresh, writable array
 
 
 def test_read_unknown_key(saved):
@@ -693,4 +716,5 @@ def test_legitimate_compressed_data_is_accepted(tmp_path):
     value = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
     _edit(path, lambda f: f["tensors"].create_dataset("extra", data=value, compression="gzip"))
     with checkpoint.open_checkpoint(str(path)) as reader:
+        assert reader.extent("extra") is None  # compressed: read through HDF5, opened on demand
         np.testing.assert_array_equal(reader.read("extra"), value)

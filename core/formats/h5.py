@@ -101,142 +101,209 @@ def _attr_text(f: h5py.File, name: str, path: str) -> str:
 
 
 class H5Reader(CheckpointReader):
-    """Reads our HDF5 checkpoints; validates the whole layout before listing anything."""
+    """Reads our HDF5 checkpoints; validates the whole layout before listing anything.
+
+    The listing comes from :func:`survey`: run in the child process that validates the file
+    (``survey=`` its result; the library then never parses this file's metadata here), or run
+    here on an open ``handle``. Tensors stored as plain bytes are read with ``pread``; HDF5 is
+    opened in this process only for the others (chunked, compressed, big-endian, bool).
+    """
 
     format = "modelsurgeon-h5"
 
-    def __init__(self, path: str, handle: h5py.File | None = None, writable: bool = False) -> None:
+    def __init__(self, path: str, handle: h5py.File | None = None, writable: bool = False,
+                 survey: dict[str, Any] | None = None) -> None:
         self.path = os.fspath(path)
-        self._f = handle if handle is not None else h5safe.open_h5(self.path, "r+" if writable else "r")
+        self._f: h5py.File | None = None
+        self._fd = -1
+        if survey is None:
+            self._f = handle if handle is not None else h5safe.open_h5(self.path, "r+" if writable else "r")
         try:
-            self._load()
-        except CheckpointError:
-            self._f.close()
-            raise
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
-            self._f.close()  # h5py reports damaged metadata with assorted exception types
-            raise CheckpointError(self.path, f"corrupt HDF5 metadata: {' '.join(str(exc).split())[:200]}") from None
+            if survey is None:
+                survey = _survey_open(self._f, self.path)
+            self._adopt(survey)
         except BaseException:
-            self._f.close()
+            self.close()
             raise
 
-    def _load(self) -> None:
-        f, path = self._f, self.path
-        if not is_ours(f):
-            raise CheckpointError(path, "HDF5 file is not a modelsurgeon checkpoint (no format attribute)")
-        version = h5safe.attribute(f, "format_version", path)
-        if not isinstance(version, (int, np.integer)):
-            raise CheckpointError(path, "root attribute 'format_version' is missing or not an integer")
-        if int(version) > FORMAT_VERSION:
-            raise CheckpointError(path, f"written in format version {int(version)} by a newer modelsurgeon; "
-                                        f"this version reads up to {FORMAT_VERSION}")
-        self.kind = _attr_text(f, "kind", path)
-        if self.kind not in KINDS:
-            raise CheckpointError(path, f"unknown checkpoint kind {self.kind!r} (expected structural or named)")
-        self.creator = h5safe.attribute(f, "creator", path, "")
-        st = os.stat(path)
-        file_size = st.st_size
-        self._file_id = file_id(st)
+    def _adopt(self, survey: dict[str, Any]) -> None:
+        self.kind = survey["kind"]
+        self.creator = survey["creator"]
+        self.architecture = survey["architecture"]
+        self.graph = survey["graph"]
+        self.metadata = survey["metadata"]
+        self._file_id = file_id(os.stat(self.path))
         self.tensors = {}
         self._names: dict[str, str] = {}
-        self._datasets: dict[str, h5py.Dataset] = {}  # looking a dataset up again costs more than reading a small one
         self._extents: dict[str, Extent | None] = {}
-        first_at: dict[Any, str] = {}
-        group = f.get("tensors")
-        if group is None:
-            raise CheckpointError(path, "no /tensors group")
-        if isinstance(group, h5py.Group) and len(group) > MAX_TENSORS:
-            raise CheckpointError(path, f"/tensors holds {len(group)} members, more than the {MAX_TENSORS} "
-                                        "modelsurgeon reads: refused")
-        for name, obj in h5safe.children(group, path):
-            if not isinstance(obj, h5py.Dataset):
-                raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
-            h5safe.check_dataset(obj, path, file_size)
-            key = unescape_key(name)
-            if key in self._names:
-                raise CheckpointError(path, f"key {key!r} is stored twice (datasets {self._names[key]!r} and {name!r})")
-            if obj.dtype not in DTYPES:
-                raise CheckpointError(path, f"tensor '{key}' has unsupported dtype {obj.dtype}")
-            address = h5py.h5o.get_info(obj.id).addr
-            role = h5safe.attribute(obj, "role", path)
-            role = role.decode() if isinstance(role, bytes) else role
-            if role is not None and role not in ROLES:
-                raise CheckpointError(path, f"tensor '{key}' has unknown role {role!r}")
-            self.tensors[key] = TensorInfo(key, tuple(int(d) for d in obj.shape), obj.dtype, role,
-                                           self._structural(obj, key), first_at.get(address))
-            first_at.setdefault(address, key)
+        for key, name, shape, dtype, role, structural, alias_of, offset in survey["tensors"]:
+            info = TensorInfo(key, tuple(shape), np.dtype(dtype), role, tuple(structural), alias_of)
+            self.tensors[key] = info
             self._names[key] = name
-            self._datasets[key] = obj
-        meta = f.get("meta")
-        if meta is not None and not isinstance(meta, h5py.Group):
-            raise CheckpointError(path, "/meta should be a group")
-        members = dict(h5safe.children(meta, path)) if meta is not None else {}
-        self.architecture = self._json(members, "architecture")
-        self.graph = self._json(members, "graph")
-        metadata = self._json(members, "metadata") or {}
-        if not isinstance(metadata, dict):
-            raise CheckpointError(path, "/meta/metadata must be a JSON object")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise CheckpointError(path, "/meta/metadata must map strings to strings")
-        self.metadata = metadata
-
-    def _structural(self, ds: h5py.Dataset, key: str) -> tuple[str, ...]:
-        raw = h5safe.attribute(ds, "structural", self.path)
-        if raw is None:
-            return ()
-        try:
-            names = json.loads(raw)
-        except (TypeError, ValueError):
-            names = None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CheckpointError(self.path, f"tensor '{key}' has a malformed 'structural' attribute")
-        return tuple(names)
-
-    def _json(self, members: dict[str, Any], name: str) -> Any:
-        obj = members.get(name)
-        if obj is None:
-            return None
-        if not isinstance(obj, h5py.Dataset):
-            raise CheckpointError(self.path, f"/meta/{name} should be a dataset")
-        text = h5safe.read_text(obj, self.path)
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise CheckpointError(self.path, f"/meta/{name} is not valid JSON") from None
-        except RecursionError:
-            raise CheckpointError(self.path, f"/meta/{name} is nested too deeply to read") from None
+            self._extents[key] = None if offset is None else Extent(self.path, offset, info.nbytes, info.dtype,
+                                                                    self._file_id)
 
     def read(self, key: str) -> np.ndarray:
-        if key not in self._names:
-            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
         extent = self.extent(key)
-        if extent is not None and extent.offset + extent.nbytes > _size_now(self.path):
-            # HDF5 reads past the end of a file as zeros: a file cut short after opening must not
-            # turn into a model full of zeros
+        if extent is None and self.tensors[key].size == 0:
+            return np.empty(self.tensors[key].shape, self.tensors[key].dtype)
+        if extent is None:
+            return h5safe.read_dataset(self.dataset(key), self.path)
+        array = np.empty(self.tensors[key].shape, extent.dtype)
+        if os.preadv(self._descriptor(), [memoryview(array).cast("B")], extent.offset) != extent.nbytes:
+            # HDF5 would read past the end of a file as zeros: a file cut short after opening
+            # must not turn into a model full of zeros
             raise CheckpointError(self.path, f"tensor '{key}' lies past the end of the file "
                                              "(it changed after it was opened?)")
-        return h5safe.read_dataset(self._datasets[key], self.path)
+        return array
+
+    def _descriptor(self) -> int:
+        """A descriptor to ``pread`` from: HDF5's own if it has the file open, else one of ours."""
+        if self._f is not None:
+            return self._f.id.get_vfd_handle()
+        if self._fd < 0:
+            self._fd = _open_same(self.path, self._file_id)
+        return self._fd
 
     def extent(self, key: str) -> Extent | None:
         if key not in self._names:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
-        if key not in self._extents:
-            self._extents[key] = h5safe.dataset_extent(self.dataset(key), self.path, self._file_id)
         return self._extents[key]
 
     def dataset(self, key: str) -> h5py.Dataset:
-        return self._datasets[key]
+        """The HDF5 dataset of tensor ``key`` (opens the file in this process if needed)."""
+        if key not in self._names:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        if self._f is None:
+            if file_id(os.stat(self.path)) != self._file_id:
+                raise CheckpointError(self.path, "was replaced by another file after it was opened")
+            self._f = h5safe.open_h5(self.path)
+        return self._f["tensors"][self._names[key]]
 
     def close(self) -> None:
-        if self._f.id.valid:
+        if self._f is not None and self._f.id.valid:
             self._f.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
-def _size_now(path: str) -> int:
+def survey(f: h5py.File, path: str, visit: Callable[[h5py.Dataset], None] = lambda ds: None) -> dict[str, Any] | None:
+    """Everything :class:`H5Reader` needs from one of our files, as JSON-ready data; None if the
+    file is not ours. Checks the whole layout: a malformed file raises CheckpointError.
+
+    This runs in the child process that validates an input (h5safe.validate_in_child), which
+    sends the result back, and in this process for files that need no validation. It touches
+    exactly what the reader touches later; ``visit(dataset)`` is called for each tensor dataset
+    (the validating child reads chunked data there).
+    """
+    if not is_ours(f):
+        return None
+    version = h5safe.attribute(f, "format_version", path)
+    if not isinstance(version, (int, np.integer)):
+        raise CheckpointError(path, "root attribute 'format_version' is missing or not an integer")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(path, f"written in format version {int(version)} by a newer modelsurgeon; "
+                                    f"this version reads up to {FORMAT_VERSION}")
+    kind = _attr_text(f, "kind", path)
+    if kind not in KINDS:
+        raise CheckpointError(path, f"unknown checkpoint kind {kind!r} (expected structural or named)")
+    creator = h5safe.attribute(f, "creator", path, "")
+    creator = creator.decode("utf-8", "replace") if isinstance(creator, bytes) else str(creator)
+    file_size = os.stat(path).st_size
+    tensors: list[list[Any]] = []
+    names: dict[str, str] = {}
+    first_at: dict[Any, str] = {}
+    group = f.get("tensors")
+    if group is None:
+        raise CheckpointError(path, "no /tensors group")
+    if isinstance(group, h5py.Group) and len(group) > MAX_TENSORS:
+        raise CheckpointError(path, f"/tensors holds {len(group)} members, more than the {MAX_TENSORS} "
+                                    "modelsurgeon reads: refused")
+    for name, obj in h5safe.children(group, path):
+        if not isinstance(obj, h5py.Dataset):
+            raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
+        offset = h5safe.check_dataset(obj, path, file_size)
+        visit(obj)
+        key = unescape_key(name)
+        if key in names:
+            raise CheckpointError(path, f"key {key!r} is stored twice (datasets {names[key]!r} and {name!r})")
+        dtype = obj.id.dtype
+        if dtype not in DTYPES:
+            raise CheckpointError(path, f"tensor '{key}' has unsupported dtype {dtype}")
+        address = h5py.h5o.get_info(obj.id).addr
+        role = h5safe.attribute(obj, "role", path)
+        role = role.decode() if isinstance(role, bytes) else role
+        if role is not None and role not in ROLES:
+            raise CheckpointError(path, f"tensor '{key}' has unknown role {role!r}")
+        tensors.append([key, name, [int(d) for d in obj.id.shape], dtype.str, role, _structural(obj, key, path),
+                        first_at.get(address), offset])
+        first_at.setdefault(address, key)
+        names[key] = name
+    meta = f.get("meta")
+    if meta is not None and not isinstance(meta, h5py.Group):
+        raise CheckpointError(path, "/meta should be a group")
+    members = dict(h5safe.children(meta, path)) if meta is not None else {}
+    metadata = _json(members, "metadata", path) or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(path, "/meta/metadata must be a JSON object")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise CheckpointError(path, "/meta/metadata must map strings to strings")
+    return {"kind": kind, "creator": creator, "tensors": tensors, "architecture": _json(members, "architecture", path),
+            "graph": _json(members, "graph", path), "metadata": metadata}
+
+
+def _survey_open(f: h5py.File, path: str) -> dict[str, Any]:
+    """:func:`survey` of an open file, turning h5py's assorted complaints into one CheckpointError."""
     try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+        result = survey(f, path)
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(path, f"corrupt HDF5 metadata: {' '.join(str(exc).split())[:200]}") from None
+    if result is None:
+        raise CheckpointError(path, "HDF5 file is not a modelsurgeon checkpoint (no format attribute)")
+    return result
+
+
+def _structural(ds: h5py.Dataset, key: str, path: str) -> list[str]:
+    raw = h5safe.attribute(ds, "structural", path)
+    if raw is None:
+        return []
+    try:
+        names = json.loads(raw)
+    except (TypeError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(path, f"tensor '{key}' has a malformed 'structural' attribute")
+    return names
+
+
+def _json(members: dict[str, Any], name: str, path: str) -> Any:
+    obj = members.get(name)
+    if obj is None:
+        return None
+    if not isinstance(obj, h5py.Dataset):
+        raise CheckpointError(path, f"/meta/{name} should be a dataset")
+    text = h5safe.read_text(obj, path)
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise CheckpointError(path, f"/meta/{name} is not valid JSON") from None
+    except RecursionError:
+        raise CheckpointError(path, f"/meta/{name} is nested too deeply to read") from None
+
+
+def _open_same(path: str, expected: tuple[int, int]) -> int:
+    """A descriptor for reading ``path``, which must still be the file that was opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
+    if file_id(os.fstat(fd)) != expected:
+        os.close(fd)
+        raise CheckpointError(path, "was replaced by another file after it was opened")
+    return fd
 
 
 def _write_text(group: h5py.Group, name: str, document: Any) -> None:

@@ -14,17 +14,22 @@ attribute and dataset property, and a little of each dataset's data). If the chi
 signal, or makes no progress for :data:`VALIDATE_IDLE_TIMEOUT` seconds, the file is refused;
 only then does the calling process open it. Forking after h5py is imported costs a few
 milliseconds; the child's walk costs what the reader's own walk costs.
+
+A reader may hand the child its own listing function instead (a *survey*, see
+:func:`validate_in_child`): the child then touches exactly what that reader touches, sends the
+listing back, and the calling process never parses the file's metadata at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import os
 import select
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import h5py
@@ -54,6 +59,11 @@ _CACHE_SIZE = 64
 #: The child's last byte on the pipe: it walked the file (Python errors included), or ran out of
 #: memory. No verdict before the end of the pipe means it died by a signal.
 _DONE, _NO_MEMORY = b"!", b"M"
+#: Before the verdict, a child asked for a survey sends ``R``, the survey's length and its JSON.
+_SURVEY = b"R"
+#: ``survey(file, path, visit)``: a reader's whole listing of an open file as JSON data (None: not
+#: its file), calling ``visit(dataset)`` for each dataset it lists (before reading anything else of it).
+Survey = Callable[[h5py.File, str, Callable[[h5py.Dataset], None]], Any]
 
 
 def is_hdf5(head: bytes) -> bool:
@@ -88,36 +98,43 @@ def _identity(path: str) -> tuple[Any, ...] | None:
     return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def validate_in_child(path: str) -> None:
+def validate_in_child(path: str, survey: Survey | None = None) -> Any:
     """Walk the file's metadata in a forked child; CheckpointError if the child crashes or hangs.
 
     Python-level errors in the child are ignored: the reader meets them again when it opens the
     file, and reports them in its own words. A file already validated (same inode, size and
     times) is not walked again.
+
+    With ``survey`` (a reader's whole listing of a file, as JSON data), the child runs it instead
+    of the walk, touching the data of each dataset it lists as the walk would, and sends the
+    result back; this returns it, and the calling process never parses the file's metadata
+    itself. A file the survey does not list (not the reader's, or malformed) is walked as usual
+    and this returns None, as it does for a file validated before or changed meanwhile: the
+    caller then opens the file (safely: it is validated) and reads it itself.
     """
     identity = _identity(path)
     if identity is None:
-        return  # missing or unreadable: h5py.File reports it
+        return None  # missing or unreadable: h5py.File reports it
     if identity in _validated:
-        return
+        return None
     read_fd, write_fd = os.pipe()
     try:
         pid = os.fork()
     except OSError:
         os.close(read_fd)
         os.close(write_fd)
-        return  # cannot fork (process limit): open without the safety net rather than fail
+        return None  # cannot fork (process limit): open without the safety net rather than fail
     if pid == 0:  # the child: never returns
         verdict = _DONE
         try:
             os.close(read_fd)
-            verdict = _child_main(path, write_fd)
+            verdict = _child_main(path, write_fd, survey)
         finally:
             with contextlib.suppress(OSError):
                 os.write(write_fd, verdict)
             os._exit(0)
     os.close(write_fd)
-    last, status = b"", None
+    received, status = bytearray(), None
     try:
         poller = select.poll()  # not select(): it fails for descriptors past 1024
         poller.register(read_fd, select.POLLIN | select.POLLHUP)
@@ -126,10 +143,10 @@ def validate_in_child(path: str) -> None:
                 raise CheckpointError(path, f"the HDF5 library made no progress reading this file's metadata "
                                             f"for {VALIDATE_IDLE_TIMEOUT:g} s (a corrupt file can make it loop "
                                             "forever): refused as corrupt")
-            chunk = os.read(read_fd, 4096)
+            chunk = os.read(read_fd, 1 << 16)
             if not chunk:
                 break  # end of file: the child has exited
-            last = chunk[-1:]
+            received += chunk
         with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: the kernel reaped it already
             _, status = os.waitpid(pid, 0)
         pid = 0
@@ -140,6 +157,7 @@ def validate_in_child(path: str) -> None:
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.waitpid(pid, 0)
+    last = bytes(received[-1:])
     if last == _NO_MEMORY:
         raise CheckpointError(path, f"reading this file's metadata needs more than {VALIDATE_MEMORY >> 20} MiB "
                                     "of memory: refused as corrupt or hostile")
@@ -158,6 +176,20 @@ def validate_in_child(path: str) -> None:
     if len(_validated) >= _CACHE_SIZE:
         _validated.clear()
     _validated[identity] = None
+    return _survey_result(received, identity, path)
+
+
+def _survey_result(received: bytearray, identity: tuple[Any, ...], path: str) -> Any:
+    """The survey the child sent (``R``, its length in 8 bytes, its JSON, before the verdict), if
+    it sent one and the file is still the one it surveyed."""
+    start = received.find(_SURVEY)
+    if start < 0 or _identity(path) != identity:
+        return None
+    body = start + 1 + 8
+    size = int.from_bytes(received[start + 1:body], "little")
+    if body + size != len(received) - 1:
+        return None
+    return json.loads(received[body:body + size].decode("utf-8"))
 
 
 def trust(path: str) -> None:
@@ -169,7 +201,7 @@ def trust(path: str) -> None:
         _validated[identity] = None
 
 
-def _child_main(path: str, progress_fd: int) -> bytes:
+def _child_main(path: str, progress_fd: int, survey: Survey | None = None) -> bytes:
     """The child's whole life: quiet, bounded, then walk the file."""
     parent = os.getppid()
     with contextlib.suppress(Exception):
@@ -203,12 +235,39 @@ def _child_main(path: str, progress_fd: int) -> bytes:
 
     signal.alarm(idle)
     try:
-        _walk_everything(path, tick)
+        # a file the survey lists needs no other walk: the survey touches what the reader will
+        if survey is None or not _send_survey(path, survey, tick, progress_fd):
+            _walk_everything(path, tick)
     except MemoryError:
         return _NO_MEMORY
     except BaseException:  # noqa: BLE001 - Python-level errors are the reader's to report
         return _DONE
     return _DONE
+
+
+def _send_survey(path: str, survey: Survey, tick: Callable[[], None], fd: int) -> bool:
+    """Run ``survey`` on the file and send its result to the parent; False if there is none."""
+    budget = [VALIDATE_DATA_BUDGET]
+
+    def visit(dataset: h5py.Dataset) -> None:
+        tick()
+        with contextlib.suppress(Exception):
+            _touch_dataset(dataset.id, budget)  # chunked data, read later in the parent
+
+    try:
+        with h5py.File(path, "r") as f:
+            document = survey(f, path, visit)
+        if document is None:
+            return False
+        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - the parent reads the file itself and reports what is wrong
+        return False
+    view = memoryview(_SURVEY + len(body).to_bytes(8, "little") + body)
+    while view:
+        view = view[os.write(fd, view):]
+    return True
 
 
 def _limit_memory() -> None:
@@ -299,9 +358,10 @@ def attribute(obj: Any, name: str, path: str, default: Any = None) -> Any:
     """The value of attribute ``name`` of ``obj`` (``default`` if absent), bounded by :data:`ATTR_LIMIT`."""
     where = _Name(obj)
     try:
-        if name not in obj.attrs:
+        raw = name.encode("utf-8")
+        if not h5py.h5a.exists(obj.id, raw):
             return default
-        aid = h5py.h5a.open(obj.id, name.encode("utf-8"))
+        aid = h5py.h5a.open(obj.id, raw)
         shape = aid.shape or ()
         itemsize = aid.dtype.itemsize
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError) as exc:
@@ -387,20 +447,29 @@ def _plain_name(name: str | bytes) -> bool:
     return True
 
 
-def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> None:
-    """Refuse external, virtual and shape-bomb datasets (metadata only; reads no data)."""
+def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> int | None:
+    """Refuse external, virtual and shape-bomb datasets (metadata only; reads no data).
+
+    Returns where the dataset's values lie in the file as plain bytes (contiguous, unfiltered,
+    fully written, little-endian, not bool: what :func:`read_dataset` returns, in C order), or
+    None when they are not stored so.
+    """
     where = _Name(ds)
     try:
         dsid = ds.id
         plist = dsid.get_create_plist()
-        if plist.get_layout() == h5py.h5d.VIRTUAL:
+        layout = plist.get_layout()
+        if layout == h5py.h5d.VIRTUAL:
             raise CheckpointError(path, f"{where} is a virtual dataset; virtual datasets are refused")
         if plist.get_external_count():
             raise CheckpointError(path, f"{where} stores its data in external files; refused")
-        shape, itemsize = dsid.shape, dsid.dtype.itemsize
-        declared = int(np.prod(shape, dtype=np.float64) * itemsize) if shape else itemsize
+        shape, dtype = dsid.shape, dsid.dtype
+        declared = math.prod(shape) * dtype.itemsize
         filtered = plist.get_nfilters() > 0  # a filter may compress (gzip, lzf, szip, plugins)
         stored = dsid.get_storage_size()
+        plain = (layout == h5py.h5d.CONTIGUOUS and not filtered and dtype.kind != "b" and dtype.byteorder != ">"
+                 and 0 < declared == stored)
+        offset = dsid.get_offset() if plain else None
     except CheckpointError:
         raise
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
@@ -411,23 +480,16 @@ def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> 
     if declared > limit or (not filtered and declared > max(file_size, 1) and declared > 0):
         raise CheckpointError(path, f"{where} declares {declared} bytes of data but the file holds "
                                     f"{stored} for it ({file_size} in all): refused as a shape bomb")
+    return None if offset is None else int(offset)
 
 
-def dataset_extent(ds: h5py.Dataset, path: str, file_id: tuple[int, int]) -> Extent | None:
+def dataset_extent(ds: h5py.Dataset, path: str, file_id: tuple[int, int],
+                   file_size: int | None = None) -> Extent | None:
     """The bytes of a contiguous, unfiltered, fully written dataset as an Extent; else None."""
-    try:
-        dsid = ds.id
-        plist = dsid.get_create_plist()
-        if (plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count()
-                or ds.dtype.kind == "b" or ds.dtype.byteorder == ">"):
-            return None
-        offset = dsid.get_offset()
-        nbytes = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
-        if offset is None or nbytes == 0 or dsid.get_storage_size() != nbytes:
-            return None
-    except (OSError, RuntimeError, ValueError, TypeError):
-        return None  # whatever h5py cannot say, reading the dataset will report
-    return Extent(path, int(offset), nbytes, ds.dtype, file_id)
+    offset = check_dataset(ds, path, file_size)
+    if offset is None:
+        return None
+    return Extent(path, offset, math.prod(ds.shape) * ds.dtype.itemsize, ds.dtype, file_id)
 
 
 def read_dataset(ds: h5py.Dataset, path: str) -> np.ndarray:

@@ -235,7 +235,7 @@ class KerasH5Reader(CheckpointReader):
         self._f = open_h5(self.path)
         try:
             st = os.stat(self.path)
-            self._file_id = file_id(st)
+            self._file_id, self._file_size = file_id(st), st.st_size
             self._load()
         except CheckpointError:
             self._f.close()
@@ -404,7 +404,7 @@ class KerasH5Reader(CheckpointReader):
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
         if self._codes[key] is not None:
             return None  # stored as bf16/fp8 and widened on reading
-        return dataset_extent(self._datasets[key], self.path, self._file_id)
+        return dataset_extent(self._datasets[key], self.path, self._file_id, self._file_size)
 
     def close(self) -> None:
         if self._f.id.valid:
