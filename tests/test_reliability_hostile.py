@@ -35,7 +35,7 @@ from modelsurgeon.core.checkpoint import (
     read_graph_file,
 )
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
-from modelsurgeon.core.formats import h5safe
+from modelsurgeon.core.formats import h5, h5safe
 from modelsurgeon.core.symbol import Graph
 
 PEERS = Path(__file__).resolve().parent / "fixtures" / "peers"
@@ -648,6 +648,30 @@ def test_the_validating_child_sees_what_the_readers_touch(tmp_path):
         f.visititems(count)
         attributes += len(f.attrs)
     assert len(seen) == len(objects) + attributes
+
+
+def test_for_our_files_the_child_runs_the_readers_own_listing(tmp_path):
+    """The survey visits every tensor dataset (where the child reads chunked data), and what the child
+    sends back is what the reader would have listed itself."""
+    path = str(SAMPLES / "cnn-named.h5")
+    visited = []
+    with h5py.File(path) as f:
+        here = h5.survey(f, path, visited.append)
+        assert [ds.name.rsplit("/", 1)[1] for ds in visited] == list(f["tensors"])
+    h5safe._validated.clear()
+    assert h5safe.validate_in_child(path, h5.survey) == json.loads(json.dumps(here))
+    assert h5safe.validate_in_child(path, h5.survey) is None  # validated already: the caller lists it
+
+
+def test_a_file_the_listing_refuses_is_walked_and_the_reader_says_why(tmp_path):
+    path = tmp_path / "odd.h5"
+    shutil.copy(SAMPLES / "cnn.h5", path)
+    with h5py.File(path, "a") as f:
+        f["tensors"].create_group("not-a-tensor")
+    h5safe._validated.clear()
+    assert h5safe.validate_in_child(str(path), h5.survey) is None
+    with pytest.raises(CheckpointError, match="/tensors/not-a-tensor is a group"):
+        open_checkpoint(str(path))
 
 
 # -- the table of bad inputs in docs/reliability.md --------------------------------------------------
