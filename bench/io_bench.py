@@ -116,13 +116,15 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
             run(argv, cwd=ctx.workdir)
         times: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in jobs}
         for rep in range(reps):
-            warm(src)
             # Rotate the order each repetition: a job right after another big write can find the
             # (virtual) disk still busy, and no command should always be the one that pays for it.
             shift = rep % len(jobs)
             for name, argv, out in jobs[shift:] + jobs[:shift]:
                 remove(out)
-                sync_disk()  # untimed: no job pays for the previous job's dirty pages
+                # untimed: every job finds the input in the page cache (seven 4 GiB outputs per
+                # repetition evict it otherwise) and pays for none of the previous job's dirty pages
+                warm(src)
+                sync_disk()
                 result = run(argv, cwd=ctx.workdir)
                 times[name].append((result.seconds, result.max_rss))
             log(f"  {src.name} rep {rep + 1}/{reps}: " + ", ".join(

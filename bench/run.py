@@ -111,7 +111,7 @@ def _header(ctx: Context, args: argparse.Namespace, started: float, seconds: flo
                          f"peak RSS {facts['max_rss'] / MiB:.0f} MiB).")
     lines += [
         "- Each command runs in a fresh process from the work directory (the file names in the commands are "
-        "those files); streaming figures are warm-cache (the input read once first) and every timed write "
+        "those files); streaming figures are warm-cache (the input read before each job) and every timed write "
         "starts after an untimed `sync`. Ratios compare medians; \"other load\" is the CPU (in cores) other "
         "processes used while that benchmark ran, and the 1-minute load average at its start; a benchmark is "
         f"repeated when others used more than {harness.BUSY_LIMIT} cores.",
