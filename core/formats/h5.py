@@ -18,6 +18,7 @@ gives the same bytes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -56,6 +57,8 @@ def escape_key(key: str) -> str:
         raise ModelSurgeonError(f"tensor keys must be non-empty strings, not {key!r}")
     if key == ".":
         return "%2E"
+    if _ESCAPED.search(key) is None:
+        return key  # nearly every key
     out = []
     for char in key:
         if char in "%/" or ord(char) < 0x20 or ord(char) == 0x7F:
@@ -63,6 +66,9 @@ def escape_key(key: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+_ESCAPED = re.compile("[%/\x00-\x1f\x7f]")
 
 
 def unescape_key(name: str) -> str:
@@ -428,9 +434,14 @@ def _link_plist() -> Any:
 def _create_dataset(group: h5py.Group, name: str, info: TensorInfo, dcpl: Any, lcpl: Any) -> h5py.Dataset:
     """The low-level calls h5py's ``create_dataset`` makes, minus its per-call checks (same bytes)."""
     space = h5py.h5s.create_simple(info.shape) if info.shape else h5py.h5s.create(h5py.h5s.SCALAR)
-    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), h5py.h5t.py_create(info.dtype, logical=1), space,
-                           dcpl=dcpl, lcpl=lcpl)
+    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), _file_type(info.dtype), space, dcpl=dcpl, lcpl=lcpl)
     return h5py.Dataset(dsid)
+
+
+@functools.lru_cache(maxsize=None)
+def _file_type(dtype: np.dtype) -> Any:
+    """The HDF5 type a dtype is stored as (one per dtype: building it costs more than the dataset)."""
+    return h5py.h5t.py_create(dtype, logical=1)
 
 
 def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[str, Any] | None = None,
