@@ -194,14 +194,15 @@ class H5Reader(CheckpointReader):
             self._fd = -1
 
 
-def survey(f: h5py.File, path: str, visit: Callable[[h5py.Dataset], None] = lambda ds: None) -> dict[str, Any] | None:
+def survey(f: h5py.File, path: str,
+           visit: Callable[[h5py.Dataset, bool], None] = lambda ds, plain: None) -> dict[str, Any] | None:
     """Everything :class:`H5Reader` needs from one of our files, as JSON-ready data; None if the
     file is not ours. Checks the whole layout: a malformed file raises CheckpointError.
 
     This runs in the child process that validates an input (h5safe.validate_in_child), which
     sends the result back, and in this process for files that need no validation. It touches
-    exactly what the reader touches later; ``visit(dataset)`` is called for each tensor dataset
-    (the validating child reads chunked data there).
+    exactly what the reader touches later; ``visit(dataset, plain)`` is called for each tensor dataset,
+    ``plain`` when its values lie in the file as plain bytes (the validating child reads the others).
     """
     if not is_ours(f):
         return None
@@ -230,7 +231,7 @@ def survey(f: h5py.File, path: str, visit: Callable[[h5py.Dataset], None] = lamb
         if not isinstance(obj, h5py.Dataset):
             raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
         offset = h5safe.check_dataset(obj, path, file_size)
-        visit(obj)
+        visit(obj, offset is not None)
         key = unescape_key(name)
         if key in names:
             raise CheckpointError(path, f"key {key!r} is stored twice (datasets {names[key]!r} and {name!r})")

@@ -62,8 +62,9 @@ _DONE, _NO_MEMORY = b"!", b"M"
 #: Before the verdict, a child asked for a survey sends ``R``, the survey's length and its JSON.
 _SURVEY = b"R"
 #: ``survey(file, path, visit)``: a reader's whole listing of an open file as JSON data (None: not
-#: its file), calling ``visit(dataset)`` for each dataset it lists (before reading anything else of it).
-Survey = Callable[[h5py.File, str, Callable[[h5py.Dataset], None]], Any]
+#: its file), calling ``visit(dataset, plain)`` for each dataset it lists, ``plain`` when its values
+#: are plain bytes in the file (a plain read; the others' chunk index and filters are touched).
+Survey = Callable[[h5py.File, str, Callable[[h5py.Dataset, bool], None]], Any]
 
 
 def is_hdf5(head: bytes) -> bool:
@@ -249,10 +250,11 @@ def _send_survey(path: str, survey: Survey, tick: Callable[[], None], fd: int) -
     """Run ``survey`` on the file and send its result to the parent; False if there is none."""
     budget = [VALIDATE_DATA_BUDGET]
 
-    def visit(dataset: h5py.Dataset) -> None:
+    def visit(dataset: h5py.Dataset, plain: bool) -> None:
         tick()
-        with contextlib.suppress(Exception):
-            _touch_dataset(dataset.id, budget)  # chunked data, read later in the parent
+        if not plain:
+            with contextlib.suppress(Exception):
+                _touch_dataset(dataset.id, budget)  # chunked data, read later in the parent
 
     try:
         with h5py.File(path, "r") as f:
