@@ -7,6 +7,7 @@ code from :class:`~modelsurgeon.cli.errors.ExitCode`; tracebacks only with ``--t
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -121,4 +122,23 @@ def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv)
+    """The console script: run one command, then leave at once.
+
+    By the time a command returns, everything it opened is closed and its outputs are in place,
+    so the interpreter's teardown (freeing every module and object, HDF5's and OpenBLAS's exit
+    hooks: ~50 ms, a tenth of a small command) buys nothing. Print what is buffered and exit.
+    """
+    try:
+        cli.main(args=argv)
+        code: Any = 0
+    except SystemExit as done:
+        code = done.code
+    if code is not None and not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`), or a closed stream
+            pass
+    os._exit(code or 0)

@@ -70,3 +70,21 @@ def test_version_starts_without_numpy_or_h5py():
             "print(sorted(m for m in ('numpy', 'h5py', 'rich') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_console_script_flushes_everything_and_keeps_its_exit_codes(tmp_path):
+    """``main`` leaves with os._exit after the command (no interpreter teardown): what it printed must
+    still arrive whole, and every exit code must survive."""
+    import json
+    import subprocess
+    from system_helpers import console_script
+    script = console_script()
+    sample = str(ROOT / "sample_models" / "cnn.h5")
+    done = subprocess.run([script, "inspect", sample, "--json"], capture_output=True, text=True)
+    assert done.returncode == 0 and json.loads(done.stdout)["tensors"]
+    done = subprocess.run([script, "inspect", str(tmp_path / "missing.h5")], capture_output=True, text=True)
+    assert done.returncode == 3 and done.stderr.startswith("Error: ")
+    done = subprocess.run([script, "--no-such-option"], capture_output=True, text=True)
+    assert done.returncode == 2 and "No such option" in done.stderr
+    done = subprocess.run([script, "convert", sample, "-o", str(tmp_path / "out.h5")], capture_output=True, text=True)
+    assert done.returncode == 0 and (tmp_path / "out.h5").exists() and "wrote" in done.stderr
