@@ -7,16 +7,14 @@ the profile showed and the fix it points to; re-profile when the code changes.
 from __future__ import annotations
 
 STREAM = (
-    "unchanged tensors are already copied by the kernel (copy_file_range) with writeback started during the "
-    "copy; the floor row (2f: a Python program that only imports numpy/h5py/click, copies the file the same "
-    "way and fsyncs) matches cp+fsync, so the copy itself is not the gap. What remains is per-run work the "
-    "floor does not do, ~0.3-0.4 s here (cProfile of `convert` on 1 GiB): importing our own modules (~60-80 "
-    "ms beyond numpy/h5py/click), validating the input's HDF5 metadata in a forked child (~60 ms, the "
-    "crash-safety net for corrupt files), listing and checking 200 datasets (~35-75 ms), creating 200 "
-    "datasets (~10-20 ms), renaming and syncing the directory. Against a 0.8-0.9 s cp+fsync of 1 GiB that "
-    "fixed cost caps the ratio near 0.7-0.75x; it does not grow with the file, so larger files come closer "
-    "(see the L rows). Closing it at 1 GiB would take dropping the validation of untrusted inputs or a "
-    "resident server process; we keep the validation"
+    "unchanged tensors are copied by the kernel (copy_file_range) with writeback started during the copy, and "
+    "the floor row (2f: a Python program that only imports numpy/h5py/click, copies the file the same way and "
+    "fsyncs) matches cp+fsync, so the copy is not the gap. What remains is ~0.1-0.2 s per run the floor does "
+    "not do (timelines of `convert` on the 1 MiB twin): our own imports (25-50 ms), the forked child that "
+    "validates and lists the input (55-100 ms; the crash-safety net for corrupt files), creating the output's "
+    "metadata (20-40 ms). Against a ~1 s cp+fsync of 1 GiB that puts the ratio at 0.83-0.9x, on the line, and "
+    "in some periods every CPU-bound step here runs 2-3x slower while cp's kernel copy does not. Closing it "
+    "for good would take dropping the validation of untrusted inputs (refused) or a resident process"
 )
 
 WHY: dict[str, str] = {
@@ -25,7 +23,7 @@ WHY: dict[str, str] = {
     "2r": STREAM,
     "2h": STREAM,
     "2m": (
-        "peak RSS is the interpreter and its imports (~55-65 MiB: numpy, h5py, click, rich) plus the tensors "
+        "peak RSS is the interpreter and its imports (~40-55 MiB: numpy, h5py, click) plus the tensors "
         "alive at once. Above budget means more than about one tensor is alive: check with tracemalloc which "
         "arrays overlap (the fetched array and a converted/contiguous copy, or the next tensor fetched before "
         "the last is released); the reused-buffer and copy_file_range fix for throughput also removes them"
@@ -61,10 +59,9 @@ WHY: dict[str, str] = {
         "cProfile to see whether per-shard fsync waits dominate"
     ),
     "6b": (
-        "listing an index opens every shard: for HDF5 shards that is one forked metadata validation and one "
-        "dataset walk per shard (the validations run in parallel threads/processes; the walks are Python "
-        "under h5py's global lock), against one of each for a single file. Recording shapes and dtypes in "
-        "the index would let listing skip the shards, at the price of trusting the index over the shards"
+        "listing an index opens every shard: for HDF5 shards that is one forked child per shard that validates "
+        "and lists it (run in parallel), against one for a single file. Recording shapes and dtypes in the "
+        "index would let listing skip the shards, at the price of trusting the index over the shards"
     ),
     "6c": (
         "as 6b for the opening (every shard validated and listed up front), plus one source file per shard "
