@@ -434,6 +434,20 @@ def test_the_validating_child_lists_the_file_and_this_process_never_parses_it(sa
             array += 1  # a fresh, writable array
 
 
+def test_reading_plain_bytes_survives_short_reads(saved, monkeypatch):
+    """One ``preadv`` returns at most ~2 GiB on Linux: the reader keeps reading until the tensor is whole."""
+    real = os.preadv
+
+    def stingy(fd, buffers, offset):
+        return real(fd, [memoryview(buffers[0])[:7]], offset)
+
+    with h5py.File(saved, "r") as f:
+        expected = f["tensors/0.weight"][()]
+    with checkpoint.open_checkpoint(str(saved)) as reader:
+        monkeypatch.setattr(os, "preadv", stingy)
+        np.testing.assert_array_equal(reader.read("0.weight"), expected)
+
+
 def test_read_unknown_key(saved):
     with checkpoint.open_checkpoint(str(saved)) as reader:
         with pytest.raises(ModelSurgeonError, match="no tensor 'nope' in"):

@@ -156,11 +156,15 @@ class H5Reader(CheckpointReader):
         if extent is None:
             return h5safe.read_dataset(self.dataset(key), self.path)
         array = np.empty(self.tensors[key].shape, extent.dtype)
-        if os.preadv(self._descriptor(), [memoryview(array).cast("B")], extent.offset) != extent.nbytes:
-            # HDF5 would read past the end of a file as zeros: a file cut short after opening
-            # must not turn into a model full of zeros
-            raise CheckpointError(self.path, f"tensor '{key}' lies past the end of the file "
-                                             "(it changed after it was opened?)")
+        view, fd, done = memoryview(array.reshape(-1)).cast("B"), self._descriptor(), 0
+        while done < extent.nbytes:  # one call reads at most ~2 GiB on Linux
+            got = os.preadv(fd, [view[done:]], extent.offset + done)
+            if got == 0:
+                # HDF5 would read past the end of a file as zeros: a file cut short after opening
+                # must not turn into a model full of zeros
+                raise CheckpointError(self.path, f"tensor '{key}' lies past the end of the file "
+                                                 "(it changed after it was opened?)")
+            done += got
         return array
 
     def _descriptor(self) -> int:

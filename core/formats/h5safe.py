@@ -190,7 +190,10 @@ def _survey_result(received: bytearray, identity: tuple[Any, ...], path: str) ->
     size = int.from_bytes(received[start + 1:body], "little")
     if body + size != len(received) - 1:
         return None
-    return json.loads(received[body:body + size].decode("utf-8"))
+    try:
+        return json.loads(received[body:body + size].decode("utf-8"))
+    except ValueError:  # cannot happen with our own child; the caller then reads the file itself
+        return None
 
 
 def trust(path: str) -> None:
