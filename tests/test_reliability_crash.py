@@ -92,21 +92,26 @@ def references(big_input, tmp_path_factory) -> dict[str, tuple[str, float, float
         label, _, name = command
         directory = tmp_path_factory.mktemp(f"ref-{label}")
         output = directory / name
-        started = time.monotonic()
-        process = subprocess.Popen(_argv(command, input_path, output), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
-        appeared = None
-        while process.poll() is None:
-            if appeared is None and temps(directory):
-                appeared = time.monotonic() - started
-            time.sleep(0.0005)
-        total = time.monotonic() - started
-        assert process.returncode == 0, process.stderr.read().decode()
+        runs = []
+        for _ in range(2):  # the first run pays for cold caches; kills are timed from the quicker one
+            started = time.monotonic()
+            process = subprocess.Popen(_argv(command, input_path, output), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE)
+            appeared = None
+            while process.poll() is None:
+                if appeared is None and temps(directory):
+                    appeared = time.monotonic() - started
+                time.sleep(0.0005)
+            total = time.monotonic() - started
+            assert process.returncode == 0, process.stderr.read().decode()
+            runs.append((total, appeared if appeared is not None else total * 0.5, sha256(output)))
+        assert runs[0][2] == runs[1][2], f"{label}: two runs wrote different files"
         with open_checkpoint(str(output)) as reader:  # the complete output is a valid checkpoint
             assert len(reader.tensors) == 2 * TENSORS + 2
             for key in reader.keys():
                 reader.read(key)
-        found[label] = (sha256(output), total, appeared if appeared is not None else total * 0.5)
+        total, appeared, digest = min(runs)
+        found[label] = (digest, total, appeared)
     return found
 
 
@@ -129,9 +134,9 @@ def _kill_one(command, input_path: Path, directory: Path, reference, rng: random
         while process.poll() is None and not any(t.startswith(mine) for t in temps(directory)) \
                 and time.monotonic() - started < total * 3:
             time.sleep(0.0005)
-        time.sleep(rng.uniform(0, max(0.8 * (total - appeared), 0.02)))
+        time.sleep(rng.uniform(0, max(0.6 * (total - appeared), 0.02)))
     else:  # the rest anywhere: start-up, reading, validation, writing, renaming
-        time.sleep(rng.uniform(0, 0.8 * total))  # a run can be quicker than the reference run
+        time.sleep(rng.uniform(0, 0.6 * total))  # a run can be quicker than the reference run
     running = process.poll() is None
     writing = any(t.startswith(f"{TEMP_PREFIX}{process.pid}@") for t in temps(directory))
     if running:
