@@ -64,6 +64,39 @@ def usable(extent: Extent | None, dtype: np.dtype, nbytes: int) -> bool:
             and np.dtype(extent.dtype) == np.dtype(dtype).newbyteorder("<") and np.dtype(dtype).kind != "b")
 
 
+def open_source(path: str, expected: tuple[int, int]) -> int:
+    """A descriptor for reading ``path``, which must still be the file (``file_id``) that was opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
+    if file_id(os.fstat(fd)) != expected:
+        os.close(fd)
+        raise CheckpointError(path, "was replaced by another file after it was opened")
+    return fd
+
+
+def read_exact(fd: int, path: str, buffer: memoryview, offset: int, what: str) -> None:
+    """Fill ``buffer`` (a byte view) from byte ``offset`` of ``fd``, in as many reads as it takes (one
+    returns at most ~2 GiB on Linux). A file that ends first is an error, never zeros."""
+    done, total = 0, len(buffer)
+    while done < total:
+        try:
+            if hasattr(os, "preadv"):
+                got = os.preadv(fd, [buffer[done:]], offset + done)
+            else:  # Windows
+                os.lseek(fd, offset + done, os.SEEK_SET)
+                chunk = os.read(fd, min(total - done, 1 << 30))
+                buffer[done:done + len(chunk)] = chunk
+                got = len(chunk)
+        except OSError as exc:
+            raise CheckpointError(path, f"{what}: read error: {exc.strerror or exc}") from None
+        if not got:
+            raise CheckpointError(path, f"{what} runs past the end of the file (it ended after {done} of "
+                                        f"{total} bytes: truncated since it was opened?)")
+        done += got
+
+
 #: Bytes written between two calls that start writing the output out to disk.
 WRITEBACK_EVERY = 64 << 20
 
@@ -190,13 +223,7 @@ class ExtentCopier:
     def _source(self, path: str, expected: tuple[int, int]) -> int:
         fd = self._sources.get(path)
         if fd is None:
-            try:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError as exc:
-                raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
-            self._sources[path] = fd
-            if file_id(os.fstat(fd)) != expected:
-                raise CheckpointError(path, "was replaced by another file after it was opened")
+            fd = self._sources[path] = open_source(path, expected)
         return fd
 
     def close(self) -> None:

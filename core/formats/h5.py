@@ -32,7 +32,7 @@ from ..errors import CheckpointError, ModelSurgeonError
 from . import h5safe
 from .atomic import atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from .extents import Extent, ExtentCopier, Locate, file_id, usable
+from .extents import Extent, ExtentCopier, Locate, file_id, open_source, read_exact, usable
 
 FORMAT_NAME = "modelsurgeon"
 FORMAT_VERSION = 1
@@ -156,15 +156,9 @@ class H5Reader(CheckpointReader):
         if extent is None:
             return h5safe.read_dataset(self.dataset(key), self.path)
         array = np.empty(self.tensors[key].shape, extent.dtype)
-        view, fd, done = memoryview(array.reshape(-1)).cast("B"), self._descriptor(), 0
-        while done < extent.nbytes:  # one call reads at most ~2 GiB on Linux
-            got = os.preadv(fd, [view[done:]], extent.offset + done)
-            if got == 0:
-                # HDF5 would read past the end of a file as zeros: a file cut short after opening
-                # must not turn into a model full of zeros
-                raise CheckpointError(self.path, f"tensor '{key}' lies past the end of the file "
-                                                 "(it changed after it was opened?)")
-            done += got
+        # (HDF5 would read past the end of a file cut short after opening as zeros; this refuses)
+        read_exact(self._descriptor(), self.path, memoryview(array.reshape(-1)).cast("B"), extent.offset,
+                   f"tensor {key!r}")
         return array
 
     def _descriptor(self) -> int:
@@ -172,7 +166,7 @@ class H5Reader(CheckpointReader):
         if self._f is not None:
             return self._f.id.get_vfd_handle()
         if self._fd < 0:
-            self._fd = _open_same(self.path, self._file_id)
+            self._fd = open_source(self.path, self._file_id)
         return self._fd
 
     def extent(self, key: str) -> Extent | None:
@@ -305,18 +299,6 @@ def _json(members: dict[str, Any], name: str, path: str) -> Any:
         raise CheckpointError(path, f"/meta/{name} is nested too deeply to read") from None
 
 
-def _open_same(path: str, expected: tuple[int, int]) -> int:
-    """A descriptor for reading ``path``, which must still be the file that was opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot open: {exc.strerror or exc}") from None
-    if file_id(os.fstat(fd)) != expected:
-        os.close(fd)
-        raise CheckpointError(path, "was replaced by another file after it was opened")
-    return fd
-
-
 def _write_text(group: h5py.Group, name: str, document: Any) -> None:
     text = json.dumps(document, sort_keys=False, separators=(",", ":"))
     group.create_dataset(name, data=text, dtype=h5py.string_dtype("utf-8"), track_times=False)
@@ -357,9 +339,9 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
         f.attrs["creator"] = f"modelsurgeon {__version__}"
         group = f.create_group("tensors", track_order=True)
         dcpl, lcpl = _creation_plist(), _link_plist()
-        # All metadata first, then all data: HDF5 writes metadata out as it goes, and a write into
-        # a page the kernel is writing back waits for the disk; with the metadata done before the
-        # first tensor, the data phase is pure copying (and the file's bytes are the same).
+        # All metadata first (flushed below), then all data: HDF5 writes metadata out as it goes,
+        # and a write into a page the kernel is writing back waits for the disk; with the metadata
+        # on disk before the first tensor, the data phase is pure copying.
         datasets = []
         for info in infos:
             name = escape_key(info.key)

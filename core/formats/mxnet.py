@@ -46,7 +46,7 @@ from ..errors import CheckpointError, SurgeryError, brief_list
 from ..symbol import MX_DTYPE_FLAGS
 from .atomic import atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
-from .extents import Extent, ExtentCopier, Locate, file_id, usable
+from .extents import Extent, ExtentCopier, Locate, file_id, read_exact, usable
 
 __all__ = [
     "MXNetNpzReader",
@@ -132,25 +132,6 @@ def _pread(handle: BinaryIO, path: str, n: int, offset: int) -> bytes:
         return handle.read(n)
     except OSError as exc:
         raise CheckpointError(path, f"read error at byte {offset}: {exc.strerror or exc}") from None
-
-
-def _read_exact_into(handle: BinaryIO, path: str, buf: memoryview, offset: int, what: str) -> None:
-    """Fill ``buf`` (a byte view) from ``offset``; a short read means the file shrank."""
-    done, total = 0, len(buf)
-    preadv = getattr(os, "preadv", None)
-    while done < total:
-        try:
-            if preadv is not None:
-                got = preadv(handle.fileno(), [buf[done:]], offset + done)
-            else:
-                handle.seek(offset + done)
-                got = handle.readinto(buf[done:])
-        except OSError as exc:
-            raise CheckpointError(path, f"{what}: read error: {exc.strerror or exc}") from None
-        if not got:
-            raise CheckpointError(path, f"{what}: the file ended after {done} of {total} bytes "
-                                        "(truncated since it was opened?)")
-        done += got
 
 
 def _fresh(dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, memoryview]:
@@ -430,7 +411,7 @@ class MXNetParamsReader(CheckpointReader):
             raise CheckpointError(self.path, "the file is closed")
         arr, buf = _fresh(info.dtype, info.shape)
         if len(buf):
-            _read_exact_into(self._handle, self.path, buf, info.extra["offset"], f"reading {key!r}")
+            read_exact(self._handle.fileno(), self.path, buf, info.extra["offset"], f"tensor {key!r}")
         return _normalize_bool(arr)
 
     def extent(self, key: str) -> Extent | None:
@@ -585,7 +566,7 @@ class MXNetNpzReader(CheckpointReader):
         arr, buf = _fresh(stored_dtype, shape)
         where = f"member {info.filename!r}"
         if data_at >= 0:
-            _read_exact_into(self._handle, self.path, buf, data_at, f"reading {where}")
+            read_exact(self._handle.fileno(), self.path, buf, data_at, where)
             head = _pread(self._handle, self.path, header_len, data_at - header_len)
             if (zlib.crc32(buf, zlib.crc32(head)) & 0xFFFFFFFF) != info.CRC:
                 raise CheckpointError(self.path, f"{where} fails its CRC check (corrupt)")
