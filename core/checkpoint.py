@@ -15,16 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import architecture as arch
 from .errors import CheckpointError, MismatchError, ModelSurgeonError, brief_list
 from .formats import h5safe
 from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
 from .formats.h5 import H5Reader, write_h5
-from .parameter import UNKNOWN, Parameter
-from .symbol import Graph
+from .lazy import lazy_module
+
+# The engine, loaded when a file carries an architecture or a graph, or a model is saved or loaded.
+arch = lazy_module(f"{__package__}.architecture")
+parameter = lazy_module(f"{__package__}.parameter")
+symbol = lazy_module(f"{__package__}.symbol")
 
 if TYPE_CHECKING:
     from .block import Block, HybridBlock
+    from .parameter import Parameter
+    from .symbol import Graph
 
 MAX_GRAPH_BYTES = 256 << 20
 ROLE_PREFIX = re.compile(r"^(arg|aux):")
@@ -166,7 +171,7 @@ def _reorder_by_model(reader: CheckpointReader) -> None:
             return
     elif reader.graph is not None:
         try:
-            order = Graph.from_json(reader.graph).variables()
+            order = symbol.Graph.from_json(reader.graph).variables()
         except ModelSurgeonError:
             return
     rank = {key: i for i, key in enumerate(order)}
@@ -183,7 +188,7 @@ def read_graph_file(path: str) -> Graph:
         with open(path, "rb") as handle:
             text = handle.read()
     try:
-        return Graph.from_json(text)
+        return symbol.Graph.from_json(text)
     except CheckpointError:
         raise
     except ModelSurgeonError as exc:
@@ -214,7 +219,7 @@ def _fits(model_shape: tuple[int, ...] | None, file_shape: tuple[int, ...]) -> b
     if model_shape is None:
         return True
     return len(model_shape) == len(file_shape) and all(
-        m in (UNKNOWN, f) for m, f in zip(model_shape, file_shape))
+        m in (parameter.UNKNOWN, f) for m, f in zip(model_shape, file_shape))
 
 
 def match(params: dict[str, Parameter], available: dict[str, tuple[tuple[int, ...], np.dtype]],
@@ -408,7 +413,7 @@ def model_from_reader(reader: CheckpointReader) -> "Block":
             object.__setattr__(block, "_input_specs", [(s, np.dtype(d)) for _, s, d in specs])
         keys = {info.key: info.key for info in reader.tensors.values()}
     elif reader.graph is not None:
-        graph = Graph.from_json(reader.graph)
+        graph = symbol.Graph.from_json(reader.graph)
         variables = set(graph.variables())
         keys = {info.key: info.key for info in reader.tensors.values()}
         inputs = [name for name in graph.variables() if name not in keys]

@@ -11,17 +11,22 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import architecture as arch
-from . import initializer as init_mod
-from .block import Block, HybridBlock
-from .checkpoint import match, mismatch_error, structural_view
+from .checkpoint import arch, match, mismatch_error, structural_view, symbol
 from .errors import ModelSurgeonError, SurgeryError, brief_list
 from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from .symbol import Graph
+from .lazy import lazy_module
+
+# The rest of the engine, loaded on first use (see checkpoint.py).
+block_mod = lazy_module(f"{__package__}.block")
+init_mod = lazy_module(f"{__package__}.initializer")
+
+if TYPE_CHECKING:
+    from .block import Block
+    from .symbol import Graph
 
 # -- rename -------------------------------------------------------------------------------------
 
@@ -123,7 +128,7 @@ def plan_rename(reader: CheckpointReader, rules: list[Rule], strict: bool = Fals
     if collisions:
         problems.append(f"{len(collisions)} collision(s), several keys would become one: {brief_list(collisions)}")
     if reader.graph is not None and reader.kind == NAMED:
-        others = set(Graph.from_json(reader.graph).variables()) - set(reader.tensors)
+        others = set(symbol.Graph.from_json(reader.graph).variables()) - set(reader.tensors)
         taken = [f"{old} -> {new}" for old, new in mapping.items() if new in others]
         if taken:
             problems.append(f"{len(taken)} key(s) would take the name of a graph input: {brief_list(taken)}")
@@ -144,7 +149,7 @@ def plan_rename(reader: CheckpointReader, rules: list[Rule], strict: bool = Fals
             plan.architecture = None
             plan.notes.append(f"architecture dropped: {exc}")
     if reader.graph is not None and reader.kind == NAMED:
-        plan.graph = Graph.from_json(reader.graph).rename_variables(mapping).to_dict()
+        plan.graph = symbol.Graph.from_json(reader.graph).rename_variables(mapping).to_dict()
     return plan
 
 
@@ -154,7 +159,7 @@ def _split(key: str) -> tuple[tuple[str, ...], str]:
 
 
 def _chain_type(cls: type[Block]) -> str:
-    return "HybridSequential" if issubclass(cls, HybridBlock) else "Sequential"
+    return "HybridSequential" if issubclass(cls, block_mod.HybridBlock) else "Sequential"
 
 
 def rename_architecture(document: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -332,7 +337,7 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
         if dense:
             return _head_at(reader, keys, dense[-1], "the last Dense layer in the architecture")
     if reader.graph is not None:
-        graph = Graph.from_json(reader.graph)
+        graph = symbol.Graph.from_json(reader.graph)
         for node in reversed(graph.op_nodes()):
             if node.op in ("FullyConnected", "Convolution") and len(node.inputs) >= 2:
                 names = [graph.nodes[i].name for i, _, _ in node.inputs]
@@ -417,7 +422,7 @@ def _check_replaceable(reader: CheckpointReader, head: Head) -> None:
         if head.path in layers:
             later = layers[layers.index(head.path) + 1:]
     elif reader.graph is not None:
-        graph = Graph.from_json(reader.graph)
+        graph = symbol.Graph.from_json(reader.graph)
         users = [node for node in graph.op_nodes()
                  if any(graph.nodes[i].is_variable and graph.nodes[i].name in reader.tensors for i, _, _ in node.inputs)]
         index = next((n for n, node in enumerate(users)
@@ -450,7 +455,7 @@ def _resize_in_architecture(document: dict[str, Any], head: Head, classes: int) 
 
 def _resize_in_graph(document: dict[str, Any], head: Head, classes: int,
                      shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
-    graph = Graph.from_json(document)
+    graph = symbol.Graph.from_json(document)
     index = {node.name: i for i, node in enumerate(graph.nodes)}
     if head.weight not in index:
         return graph.to_dict()
@@ -519,7 +524,7 @@ def plan_to_named(reader: CheckpointReader, model: Block | None = None,
         if document is None:
             raise SurgeryError(f"{reader.path} records no architecture; name the model with --model ZOO_NAME")
         model = arch.build(document)
-    if not isinstance(model, HybridBlock):
+    if not isinstance(model, block_mod.HybridBlock):
         raise SurgeryError("only HybridBlocks can be traced into a graph")
     params = model.collect_params()
     shared = {i.key: params[i.alias_of] for i in reader.tensors.values() if i.alias_of in params}
@@ -614,7 +619,7 @@ def _usage(graph: Graph, names: set[str]) -> list[tuple[str, str, str]]:
 
 
 def _align(reader: CheckpointReader, model: Block, input_shape: tuple[int, ...] | None) -> ConvertPlan:
-    if not isinstance(model, HybridBlock):
+    if not isinstance(model, block_mod.HybridBlock):
         raise SurgeryError("only HybridBlocks can be traced for alignment")
     shape = _input_shape(model, None, input_shape)
     # Dimensions fixed only by the input (deferred in_units...) are wildcards when aligning:
@@ -627,7 +632,7 @@ def _align(reader: CheckpointReader, model: Block, input_shape: tuple[int, ...] 
     our_uses = _usage(ours, set(params))
     notes = []
     if reader.graph is not None:
-        theirs = Graph.from_json(reader.graph)
+        theirs = symbol.Graph.from_json(reader.graph)
         their_uses = _usage(theirs, set(reader.tensors))
         how = "graph order, operator and shape"
     else:

@@ -88,3 +88,45 @@ def test_the_console_script_flushes_everything_and_keeps_its_exit_codes(tmp_path
     assert done.returncode == 2 and "No such option" in done.stderr
     done = subprocess.run([script, "convert", sample, "-o", str(tmp_path / "out.h5")], capture_output=True, text=True)
     assert done.returncode == 0 and (tmp_path / "out.h5").exists() and "wrote" in done.stderr
+
+
+def test_surgery_on_a_plain_file_never_loads_the_engine(tmp_path):
+    """The engine (Blocks, graphs, the model zoo) loads on first use: `convert` and `replace-head` of a
+    file without an architecture or graph never import it; a file with one still gets it."""
+    import subprocess
+    import sys
+    plain, out = tmp_path / "plain.h5", tmp_path / "out.h5"
+    code = f"""
+import sys
+import numpy as np
+from modelsurgeon.core.formats.base import STRUCTURAL, TensorInfo
+from modelsurgeon.core.formats.h5 import write_h5
+arrays = {{"features.0.weight": np.ones((4, 3), np.float32), "output.weight": np.ones((5, 4), np.float32),
+          "output.bias": np.zeros(5, np.float32)}}
+write_h5({str(plain)!r}, STRUCTURAL, [TensorInfo(k, a.shape, a.dtype) for k, a in arrays.items()],
+         lambda info: arrays[info.key])
+from modelsurgeon.cli.main import cli
+for argv in (["convert", {str(plain)!r}, "-o", {str(out)!r}, "-q"],
+             ["replace-head", {str(plain)!r}, "-o", {str(out)!r}, "--classes", "2", "--force", "-q"],
+             ["replace-head", {str(ROOT / "sample_models" / "cnn.h5")!r}, "-o", {str(out)!r}, "--classes", "3",
+              "--force", "-q"]):
+    try:
+        cli.main(argv)
+    except SystemExit as done:
+        assert not done.code, done.code
+    print("model_zoo" if "modelsurgeon.core.model_zoo" in sys.modules else "-")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["-", "-", "model_zoo"]
+
+
+def test_lazy_module_hands_back_loaded_modules_and_refuses_missing_ones():
+    import json
+
+    import pytest
+
+    from modelsurgeon.core.lazy import lazy_module
+    assert lazy_module("json") is json
+    with pytest.raises(ImportError, match="no module named"):
+        lazy_module("modelsurgeon.core.no_such_module")
