@@ -228,12 +228,11 @@ def survey(f: h5py.File, path: str,
     for name, obj in h5safe.children(group, path):
         if not isinstance(obj, h5py.Dataset):
             raise CheckpointError(path, f"/tensors/{name} is a group; tensors must be datasets")
-        offset = h5safe.check_dataset(obj, path, file_size)
+        offset, shape, dtype = h5safe.dataset_layout(obj, path, file_size)
         visit(obj, offset is not None)
         key = unescape_key(name)
         if key in names:
             raise CheckpointError(path, f"key {key!r} is stored twice (datasets {names[key]!r} and {name!r})")
-        dtype = obj.id.dtype
         if dtype not in DTYPES:
             raise CheckpointError(path, f"tensor '{key}' has unsupported dtype {dtype}")
         address = h5py.h5o.get_info(obj.id).addr
@@ -241,7 +240,7 @@ def survey(f: h5py.File, path: str,
         role = role.decode() if isinstance(role, bytes) else role
         if role is not None and role not in ROLES:
             raise CheckpointError(path, f"tensor '{key}' has unknown role {role!r}")
-        tensors.append([key, name, [int(d) for d in obj.id.shape], dtype.str, role, _structural(obj, key, path),
+        tensors.append([key, name, [int(d) for d in shape], dtype.str, role, _structural(obj, key, path),
                         first_at.get(address), offset])
         first_at.setdefault(address, key)
         names[key] = name

@@ -459,6 +459,13 @@ def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> 
     fully written, little-endian, not bool: what :func:`read_dataset` returns, in C order), or
     None when they are not stored so.
     """
+    return dataset_layout(ds, path, file_size)[0]
+
+
+def dataset_layout(ds: h5py.Dataset, path: str,
+                   file_size: int | None = None) -> tuple[int | None, tuple[int, ...], np.dtype]:
+    """:func:`check_dataset`'s offset, with the dataset's shape and dtype it read on the way (each
+    costs HDF5 calls, which add up over hundreds of tensors)."""
     where = _Name(ds)
     try:
         dsid = ds.id
@@ -485,16 +492,16 @@ def check_dataset(ds: h5py.Dataset, path: str, file_size: int | None = None) -> 
     if declared > limit or (not filtered and declared > max(file_size, 1) and declared > 0):
         raise CheckpointError(path, f"{where} declares {declared} bytes of data but the file holds "
                                     f"{stored} for it ({file_size} in all): refused as a shape bomb")
-    return None if offset is None else int(offset)
+    return (None if offset is None else int(offset)), shape, dtype
 
 
 def dataset_extent(ds: h5py.Dataset, path: str, file_id: tuple[int, int],
                    file_size: int | None = None) -> Extent | None:
     """The bytes of a contiguous, unfiltered, fully written dataset as an Extent; else None."""
-    offset = check_dataset(ds, path, file_size)
+    offset, shape, dtype = dataset_layout(ds, path, file_size)
     if offset is None:
         return None
-    return Extent(path, offset, math.prod(ds.shape) * ds.dtype.itemsize, ds.dtype, file_id)
+    return Extent(path, offset, math.prod(shape) * dtype.itemsize, dtype, file_id)
 
 
 def read_dataset(ds: h5py.Dataset, path: str) -> np.ndarray:
