@@ -5,8 +5,9 @@
     python bench/run.py --quick     # 256 MiB file, no 4 GiB file, fewer repetitions (a fast check)
     python bench/run.py --only stream,inplace --keep
 
-Run it with the interpreter modelsurgeon is installed in (``/work/venv/bin/python``). A full run
-rewrites the table in bench/README.md; --quick and --only print it (use --readme to write it anyway).
+It installs this checkout into a fresh venv in its work directory (``pip install .``, as the README
+does) and times that; ``--current-env`` times the modelsurgeon installed beside the interpreter running
+it instead. A full run rewrites the table in bench/README.md; --quick and --only print it (use --readme to write it anyway).
 Every figure is a ratio against its baseline measured in the same run; see bench/README.md.
 """
 
@@ -24,6 +25,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parent.parent
 
 import harness  # noqa: E402
 import io_bench  # noqa: E402
@@ -71,6 +73,35 @@ def _workdir(requested: str | None, need: int) -> Path:
     return Path(tempfile.mkdtemp(prefix="modelsurgeon-bench-", dir=best))
 
 
+def _install(workdir: Path) -> tuple[str, str, str]:
+    """A fresh virtual environment with this checkout installed as the README installs it.
+
+    ``pip install .`` (not editable): an editable install's import hook costs every process 10-30 ms
+    at start-up (it imports pathlib and searches its own finder), which no user of the tool pays and
+    which would count against every command timed here. Returns (python, console script, header text).
+    """
+    venv = workdir / "venv"
+    log(f"installing {REPO} into {venv} (pip install ., as the README does)")
+    harness.run([sys.executable, "-m", "venv", str(venv)])
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    harness.run(pip + [str(REPO)])
+    harness.run(pip + ["threadpoolctl"], check=False)  # optional: names the BLAS kernel in the header
+    return python, str(venv / "bin" / "modelsurgeon"), (
+        "modelsurgeon installed for this run into a fresh venv with `pip install .` (as the README does: "
+        "not editable, modules compiled to bytecode at install)")
+
+
+def _current_install() -> tuple[str, str, str]:
+    """The modelsurgeon installed beside this interpreter (``--current-env``)."""
+    here = Path(sys.executable).parent
+    cli = str(here / "modelsurgeon") if (here / "modelsurgeon").exists() else shutil.which("modelsurgeon")
+    if cli is None:
+        raise SystemExit("the modelsurgeon console script is not installed beside this interpreter "
+                         "(pip install -e . in the venv, or leave out --current-env)")
+    return sys.executable, cli, _precompile(sys.executable)
+
+
 def _precompile(python: str) -> str:
     """Compile modelsurgeon's modules to bytecode, as a regular ``pip install`` does at install time.
 
@@ -112,7 +143,9 @@ def _header(ctx: Context, args: argparse.Namespace, started: float, seconds: flo
     lines += [
         "- Each command runs in a fresh process from the work directory (the file names in the commands are "
         "those files); streaming figures are warm-cache (the input read before each job) and every timed write "
-        "starts after an untimed `sync`. Ratios compare medians; \"other load\" is the CPU (in cores) other "
+        "starts after an untimed `sync`. Ratios compare medians, except the streaming throughput rows (2c-2f), "
+        "which take the median of per-repetition ratios (each repetition's cp+fsync over that repetition's run); "
+        "\"other load\" is the CPU (in cores) other "
         "processes used while that benchmark ran, and the 1-minute load average at its start; a benchmark is "
         f"repeated when others used more than {harness.BUSY_LIMIT} cores.",
     ]
@@ -153,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(default %(default)s; 0: never wait)")
     parser.add_argument("--wait-budget", type=float, default=harness.WAIT_BUDGET,
                         help="seconds of waiting for a quiet machine the whole run may spend (default %(default)s)")
+    parser.add_argument("--current-env", action="store_true",
+                        help="time the modelsurgeon installed beside this interpreter instead of installing "
+                             "this checkout into a fresh venv first (no network needed; an editable install "
+                             "adds its start-up cost to every command)")
     parser.add_argument("--readme", action="store_true", help="write bench/README.md even with --quick/--only")
     parser.add_argument("--no-readme", action="store_true", help="only print the table")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
@@ -172,18 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     if "stream-large" not in chosen:
         large_mib = 0
     need = int((main_mib * 3.3 + large_mib * 2.2) * MiB) + GiB
-    here = Path(sys.executable).parent
-    cli = str(here / "modelsurgeon") if (here / "modelsurgeon").exists() else shutil.which("modelsurgeon")
-    if cli is None:
-        raise SystemExit("the modelsurgeon console script is not installed beside this interpreter "
-                         "(pip install -e . in the venv, then run bench/run.py with that venv's python)")
     workdir = _workdir(args.workdir, need)
-    ctx = Context(workdir=workdir, quick=args.quick, cli=cli, python=sys.executable,
+    python, cli, installed = _current_install() if args.current_env else _install(workdir)
+    ctx = Context(workdir=workdir, quick=args.quick, cli=cli, python=python,
                   main_bytes=int(main_mib * MiB), large_bytes=int(large_mib * MiB),
                   mxnet_python=_interpreter(args.mxnet_python, DEFAULT_MXNET, "mxnet"),
                   torch_python=_interpreter(args.torch_python, DEFAULT_TORCH, "torch"))
     ctx.facts["disk"] = harness.disk(workdir)
-    ctx.facts["bytecode"] = _precompile(sys.executable)
+    ctx.facts["bytecode"] = installed
     log(f"work directory {workdir}; benchmarks: {', '.join(chosen)}")
     started = time.time()
     rows: list[Row] = []
