@@ -7,14 +7,14 @@ the profile showed and the fix it points to; re-profile when the code changes.
 from __future__ import annotations
 
 STREAM = (
-    "unchanged tensors are copied by the kernel (copy_file_range) with writeback started during the copy, and "
-    "the floor row (2f: a Python program that only imports numpy/h5py/click, copies the file the same way and "
-    "fsyncs) matches cp+fsync, so the copy is not the gap. What remains is ~0.1-0.2 s per run the floor does "
-    "not do (timelines of `convert` on the 1 MiB twin): our own imports (25-50 ms), the forked child that "
-    "validates and lists the input (55-100 ms; the crash-safety net for corrupt files), creating the output's "
-    "metadata (20-40 ms). Against a ~1 s cp+fsync of 1 GiB that puts the ratio at 0.83-0.9x, on the line, and "
-    "in some periods every CPU-bound step here runs 2-3x slower while cp's kernel copy does not. Closing it "
-    "for good would take dropping the validation of untrusted inputs (refused) or a resident process"
+    "unchanged tensors are copied by the kernel (copy_file_range) while a helper thread starts their writeback, "
+    "as the floor row (2f: a Python program that only imports numpy/h5py/click and copies the file that way) "
+    "does, so compare with 2f first: if the floor also trails cp+fsync, the disk or CPU was slow in this run. "
+    "Above the floor each run pays ~0.05-0.08 s (installed, on the 1 MiB twin): the forked child that "
+    "validates and lists the input (~20 ms of HDF5 calls for 200 datasets, plus the fork; the crash-safety "
+    "net for corrupt files), our imports, and the output's metadata. In slow periods that fixed cost grows "
+    "2-3x while cp's kernel copy does not; closing it for good would take dropping the validation of "
+    "untrusted inputs (refused) or a resident process"
 )
 
 WHY: dict[str, str] = {

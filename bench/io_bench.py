@@ -99,7 +99,7 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
     largest = facts["largest_tensor_bytes"]
     budget = largest + 100 * MiB
     large = size > ctx.main_bytes
-    reps = ctx.reps(5 if large else 7, 3)  # single runs vary 2-3x here (VM memory, writeback): medians
+    reps = ctx.reps(7, 3)  # single runs vary 2-3x here (VM memory, writeback): medians of 7
     copy = ctx.workdir / "copy.h5"
     cp_sync = ["sh", "-c", f"cp {src.name} {copy.name} && sync {copy.name}"]
     cp_plain = ["cp", src.name, copy.name]
