@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checkpoint import arch, match, mismatch_error, structural_view, symbol
+from .checkpoint import match, mismatch_error, structural_view
 from .errors import ModelSurgeonError, SurgeryError, brief_list
 from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .lazy import lazy_module
 
-# The rest of the engine, loaded on first use (see checkpoint.py).
+# The engine, loaded on first use: most surgery on plain tensor files never touches it.
+arch = lazy_module(f"{__package__}.architecture")
 block_mod = lazy_module(f"{__package__}.block")
 init_mod = lazy_module(f"{__package__}.initializer")
+symbol = lazy_module(f"{__package__}.symbol")
 
 if TYPE_CHECKING:
     from .block import Block
