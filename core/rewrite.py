@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from .errors import ModelSurgeonError
 from .formats.base import NAMED, CheckpointReader, TensorInfo
 from .formats.extents import Extent, Locate
 from .formats.h5 import write_h5
+
+if TYPE_CHECKING:
+    from .formats.atomic import CommitQueue
 
 OUTPUT_FORMATS = ("h5", "mxnet", "safetensors", "npz")
 Fetch = Callable[[TensorInfo], np.ndarray]
@@ -78,18 +81,20 @@ def symbol_path_for(params_path: str) -> str:
 def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                      architecture: dict[str, Any] | None = None, graph: dict[str, Any] | None = None,
                      metadata: dict[str, str] | None = None, progress: Callable[[int, int], None] | None = None,
-                     overwrite: bool = True, locate: Locate | None = None) -> list[str]:
+                     overwrite: bool = True, locate: Locate | None = None,
+                     later: CommitQueue | None = None) -> list[str]:
     """Write ``infos`` to ``path`` in format ``fmt``; returns notes on what was not carried over.
 
     ``locate(info)``, where given, says where an unchanged tensor's bytes already lie in a file
     (:meth:`CheckpointReader.extent`); the writers then copy those bytes in the kernel instead
     of calling ``fetch`` (formats/extents.py). :func:`reader_source` makes both from a reader.
+    ``later`` (HDF5 only) queues the commit of the finished file instead of making it here.
     """
     notes: list[str] = []
     metadata = dict(metadata or {})
     if fmt == "h5":
         write_h5(path, kind, infos, fetch, architecture=architecture, graph=graph, metadata=metadata,
-                 progress=progress, overwrite=overwrite, locate=locate)
+                 progress=progress, overwrite=overwrite, locate=locate, later=later)
         return notes
     if not overwrite and os.path.exists(path):
         from .errors import OutputExistsError
@@ -214,28 +219,36 @@ def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[Ten
     weight_map: dict[str, str] = {}
     notes = []
     written: list[str] = []
+    from .formats.atomic import CommitQueue, atomic_output
+    commits = CommitQueue()
     try:
-        for name, group in zip(names, groups):
-            keys = {i.key for i in group}
-            # a link can only point inside its own shard; across shards the tensor is copied
-            local = [i if i.alias_of is None or i.alias_of in keys else
-                     TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) for i in group]
-            part = (lambda done, _t, base=offset: progress(base + done, total)) if progress else None
-            target = os.path.join(directory, name)
-            shard_notes = write_checkpoint(target, fmt, kind, local, fetch, architecture=architecture,
-                                           graph=graph if fmt == "h5" else None, metadata=metadata,
-                                           progress=part, overwrite=overwrite, locate=locate)
-            written.append(target)
-            notes += [n for n in shard_notes if n not in notes]
-            offset += sum(i.nbytes for i in local if i.alias_of is None)
-            weight_map.update({i.key: name for i in group})
-        from .formats.atomic import atomic_output
+        # Each HDF5 shard is committed (fsynced, renamed) on a helper thread while the next one is
+        # written, so the disk flushes one shard as the next is copied; all are in place before
+        # the index is written.
+        with commits:
+            for name, group in zip(names, groups):
+                keys = {i.key for i in group}
+                # a link can only point inside its own shard; across shards the tensor is copied
+                local = [i if i.alias_of is None or i.alias_of in keys else
+                         TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) for i in group]
+                part = (lambda done, _t, base=offset: progress(base + done, total)) if progress else None
+                target = os.path.join(directory, name)
+                shard_notes = write_checkpoint(target, fmt, kind, local, fetch, architecture=architecture,
+                                               graph=graph if fmt == "h5" else None, metadata=metadata,
+                                               progress=part, overwrite=overwrite, locate=locate,
+                                               later=commits if fmt == "h5" else None)
+                if fmt != "h5":  # committed already (an HDF5 shard is once the queue says so)
+                    written.append(target)
+                notes += [n for n in shard_notes if n not in notes]
+                offset += sum(i.nbytes for i in local if i.alias_of is None)
+                weight_map.update({i.key: name for i in group})
+            commits.wait()
         index = {"metadata": {"total_size": total, "format": fmt, "kind": kind}, "weight_map": weight_map}
         with atomic_output(index_path, overwrite=overwrite) as tmp:
             with open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
     except BaseException:
-        for target in written:
+        for target in written + commits.committed:
             if os.path.exists(target):
                 os.unlink(target)
         raise

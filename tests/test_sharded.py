@@ -118,3 +118,56 @@ def test_many_shards_are_read_with_few_files_open(cnn, tmp_path, fmt, index_name
             assert len(os.listdir("/proc/self/fd")) <= fds + 2 * 2  # two shards (h5py may hold two descriptors each)
     assert run("convert", out / index_name, "-o", tmp_path / "back.h5")[0] == 0
     assert run("diff", cnn, tmp_path / "back.h5", "--values")[0] == 0
+
+
+def test_a_shard_that_cannot_be_committed_fails_the_run_cleanly(cnn, tmp_path, monkeypatch):
+    """HDF5 shards are committed on a helper thread while the next one is written. When one commit
+    fails (the disk fills at its fsync), the run fails with the usual one-line error, removes the
+    shards it had put in place and leaves no temporary file; whatever of an earlier run it had not
+    yet replaced (later shards, the index) is left as it was."""
+    import errno
+    import os
+
+    from modelsurgeon.core.formats import atomic
+    out = tmp_path / "shards"
+    assert run("convert", cnn, "-o", f"{out}/", "--max-shard-size", "5KB")[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    shards = sorted(n for n in before if not n.endswith(".json"))
+    assert len(shards) >= 3
+    real_fsync, calls = os.fsync, []
+
+    def third_fails(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 5:  # each committed shard fsyncs its file and its directory: shard 3's file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", third_fails)
+    result = CliRunner().invoke(cli, ["convert", str(cnn), "-o", f"{out}/", "--max-shard-size", "5KB",
+                                      "--force", "--json"])
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    assert result.exit_code == 9, result.output
+    assert "no space left on device" in json.loads(result.stdout)["error"]["message"]
+    left = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert not any(n.startswith(atomic.TEMP_PREFIX) for n in left)
+    # shards 1-2 were replaced and then removed with the failed run (as before the queue); shard 3
+    # was not replaced, nor anything after it, nor the index, which comes last
+    assert sorted(left) == sorted([*shards[2:], "model.h5.index.json"])
+    assert all(left[n] == before[n] for n in left)
+
+
+def test_commit_queue_left_by_an_error_commits_nothing_more(tmp_path):
+    from modelsurgeon.core.formats.atomic import CommitQueue, atomic_output
+    queue = CommitQueue()
+    with pytest.raises(RuntimeError), queue:
+        for name in ("a", "b"):
+            with atomic_output(tmp_path / name, later=queue) as tmp:
+                Path(tmp).write_bytes(name.encode())
+        queue.wait()  # a and b are in place
+        with atomic_output(tmp_path / "c", later=queue) as tmp:
+            Path(tmp).write_bytes(b"c")
+        raise RuntimeError("the writer failed while c was queued")
+    assert queue.committed[:2] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names in (["a", "b"], ["a", "b", "c"])  # c committed before the failure reached the queue, or dropped
+    assert (str(tmp_path / "c") in queue.committed) == ("c" in names)

@@ -20,9 +20,11 @@ import binascii
 import contextlib
 import errno
 import os
+import queue
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import OutputExistsError, WriteError
 
@@ -46,11 +48,14 @@ def temp_prefix() -> str:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[str]:
+def atomic_output(path: str | os.PathLike[str], overwrite: bool = True,
+                  later: CommitQueue | None = None, then: Callable[[], None] | None = None) -> Iterator[str]:
     """Yield a temporary path in ``path``'s directory; on success it is renamed onto ``path``.
 
     On any exception (or a crash) the target is untouched and the temporary file is removed
     (a crash leaves at most a ``.modelsurgeon-tmp-*`` file, which :func:`clean_stale_temps` removes).
+    With ``later``, the commit (fsync, rename, directory sync) is queued there instead of done
+    before this returns; ``then`` runs once the target is in place.
     """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
@@ -69,8 +74,18 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
             raise WriteError(f"{target}: cannot write in {directory}: {_WRITE_ERRORS[exc.errno]}") from None
         raise
     os.close(fd)
-    try:
+    with _removed_on_failure(tmp, target):
         yield tmp
+    if later is not None:
+        with _removed_on_failure(tmp, target):  # the queue refuses work once a commit failed
+            later.submit(tmp, target, lambda: _commit(tmp, target, directory, overwrite, then))
+    else:
+        _commit(tmp, target, directory, overwrite, then)
+
+
+def _commit(tmp: str, target: str, directory: str, overwrite: bool, then: Callable[[], None] | None) -> None:
+    """Make the finished ``tmp`` durable and put it in place of ``target``."""
+    with _removed_on_failure(tmp, target):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(target))
@@ -79,6 +94,14 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
         else:
             _publish_new(tmp, target)
         _sync_directory(directory)
+    if then is not None:
+        then()
+
+
+@contextlib.contextmanager
+def _removed_on_failure(tmp: str, target: str) -> Iterator[None]:
+    try:
+        yield
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -86,6 +109,69 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Itera
             # the disk filled up (or went read-only) mid-write: say which output, and that it is absent
             raise WriteError(f"{target}: {_WRITE_ERRORS[exc.errno]} while writing; nothing was written") from None
         raise
+
+
+class CommitQueue:
+    """Commits finished outputs (fsync, rename, directory sync) in order on a helper thread.
+
+    A sharded write queues each shard's commit here and goes on writing the next shard, so the
+    disk flushes one shard while the next is copied instead of idling between them. :meth:`wait`
+    returns once every queued output is in place, raising the first failure. Left by an exception,
+    it finishes the commit under way, removes the temporaries still queued and commits nothing more;
+    :attr:`committed` lists the targets put in place, for the caller to remove.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[str, str, Callable[[], None]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self.committed: list[str] = []
+
+    def __enter__(self) -> CommitQueue:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self._abandoned = True
+        self._stop()
+
+    def submit(self, tmp: str, target: str, commit: Callable[[], None]) -> None:
+        """Queue ``commit``, which puts the finished ``tmp`` in place of ``target``."""
+        self._raise_failure()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="modelsurgeon-commit", daemon=True)
+            self._thread.start()
+        self._jobs.put((tmp, target, commit))
+
+    def wait(self) -> None:
+        """Return once everything queued is committed; raise the first commit that failed."""
+        self._stop()
+        self._raise_failure()
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            tmp, target, commit = job
+            if self._abandoned or self._error is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                continue
+            try:
+                commit()
+            except BaseException as exc:  # noqa: BLE001 - handed to the writing thread by wait()
+                self._error = exc
+            else:
+                self.committed.append(target)
 
 
 def _create_temp(directory: str) -> tuple[int, str]:
@@ -142,9 +228,13 @@ def _mode_for(target: str) -> int:
     try:
         return os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
-        mask = os.umask(0)
-        os.umask(mask)
+        with _UMASK_LOCK:  # reading the umask means setting it: one thread at a time (CommitQueue)
+            mask = os.umask(0)
+            os.umask(mask)
         return 0o666 & ~mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def clean_stale_temps(directory: str, older_than: float = 3600.0) -> int:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from . import h5safe
-from .atomic import atomic_output
+from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, ExtentCopier, Locate, file_id, open_source, read_exact, usable
 
@@ -306,12 +306,13 @@ def _write_text(group: h5py.Group, name: str, document: Any) -> None:
 def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
              architecture: dict[str, Any] | None = None, graph: dict[str, Any] | None = None,
              metadata: dict[str, str] | None = None, progress: Progress | None = None,
-             overwrite: bool = True, locate: Locate | None = None) -> None:
+             overwrite: bool = True, locate: Locate | None = None, later: CommitQueue | None = None) -> None:
     """Write a checkpoint atomically, fetching and writing one tensor at a time.
 
     An info with ``alias_of`` set becomes a hard link to that earlier key (shared tensor).
     Where ``locate(info)`` gives the tensor's bytes in another file (an unchanged input tensor),
-    they are copied into the dataset's space by the kernel instead of fetched.
+    they are copied into the dataset's space by the kernel instead of fetched. With ``later``, the
+    finished file is committed (fsynced and renamed into place) on that queue's thread.
     """
     if kind not in KINDS:
         raise ModelSurgeonError(f"kind must be 'structural' or 'named', not {kind!r}")
@@ -329,7 +330,9 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
     total = sum(info.nbytes for info in infos if info.alias_of is None)
     done = 0
     from .. import __version__
-    with atomic_output(path, overwrite=overwrite) as tmp, _write_errors(), \
+    # our own output: reading it back needs no validation in a child
+    with atomic_output(path, overwrite=overwrite, later=later, then=lambda: h5safe.trust(path)) as tmp, \
+            _write_errors(), \
             h5py.File(tmp, "w", track_order=True, libver=("earliest", "v110")) as f, \
             ExtentCopier(os.open(tmp, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), owned=True) as copier:
         f.attrs["format"] = FORMAT_NAME
@@ -378,7 +381,6 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
                 _write_text(meta, "graph", graph)
             if metadata:
                 _write_text(meta, "metadata", dict(sorted(metadata.items())))
-    h5safe.trust(path)  # our own output: reading it back needs no validation in a child
 
 
 _ERRNO = re.compile(r"\berrno = (\d+)")
