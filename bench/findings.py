@@ -54,7 +54,7 @@ WHY: dict[str, str] = {
         "OpenBLAS's 2 spinning threads slow the default-thread rows 3-5x (compare the 1-thread rows)"
     ),
     "6a": (
-        "writing shards: each shard is its own file with its own creation and metadata; HDF5 shards are "
+        "writing shards: each shard is its own file with its own creation and metadata; shards are "
         "committed (fsync, rename, directory sync) on a helper thread while the next is written. Time the "
         "fsyncs of `convert --max-shard-size` (they should overlap the copying) and the per-shard set-up"
     ),

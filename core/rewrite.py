@@ -88,7 +88,8 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
     ``locate(info)``, where given, says where an unchanged tensor's bytes already lie in a file
     (:meth:`CheckpointReader.extent`); the writers then copy those bytes in the kernel instead
     of calling ``fetch`` (formats/extents.py). :func:`reader_source` makes both from a reader.
-    ``later`` (HDF5 only) queues the commit of the finished file instead of making it here.
+    ``later`` (an :class:`atomic.CommitQueue`) takes the commit of the finished file instead of
+    making it here.
     """
     notes: list[str] = []
     metadata = dict(metadata or {})
@@ -109,7 +110,8 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
         metadata[ST_KIND] = kind
         if any(i.role for i in flat) or any(i.structural for i in flat):
             notes.append("safetensors has no per-tensor roles or structural names; kept only the keys")
-        safetensors_io.write_safetensors(path, flat, fetch, metadata=metadata, progress=progress, locate=locate)
+        safetensors_io.write_safetensors(path, flat, fetch, metadata=metadata, progress=progress, locate=locate,
+                                         later=later)
         return notes
     if fmt in ("mxnet", "npz"):
         from .formats import mxnet
@@ -118,9 +120,10 @@ def write_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[TensorInfo]
             from .errors import OutputExistsError
             raise OutputExistsError(f"{symbol_file} already exists (use --force to overwrite it)")
         if fmt == "mxnet":
-            mxnet.write_params(path, flat, fetch, roles=kind == NAMED, progress=progress, locate=locate)
+            mxnet.write_params(path, flat, fetch, roles=kind == NAMED, progress=progress, locate=locate,
+                               later=later)
         else:
-            mxnet.write_npz(path, flat, fetch, roles=kind == NAMED, progress=progress)
+            mxnet.write_npz(path, flat, fetch, roles=kind == NAMED, progress=progress, later=later)
         if architecture is not None:
             notes.append("the architecture is not carried over: MXNet parameter files have no place for it")
         if metadata:
@@ -218,11 +221,10 @@ def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[Ten
     offset = 0
     weight_map: dict[str, str] = {}
     notes = []
-    written: list[str] = []
     from .formats.atomic import CommitQueue, atomic_output
     commits = CommitQueue()
     try:
-        # Each HDF5 shard is committed (fsynced, renamed) on a helper thread while the next one is
+        # Each shard is committed (fsynced, renamed) on a helper thread while the next one is
         # written, so the disk flushes one shard as the next is copied; all are in place before
         # the index is written.
         with commits:
@@ -236,19 +238,16 @@ def write_sharded_checkpoint(path: str, fmt: str, kind: str, infos: Sequence[Ten
                 shard_notes = write_checkpoint(target, fmt, kind, local, fetch, architecture=architecture,
                                                graph=graph if fmt == "h5" else None, metadata=metadata,
                                                progress=part, overwrite=overwrite, locate=locate,
-                                               later=commits if fmt == "h5" else None)
-                if fmt != "h5":  # committed already (an HDF5 shard is once the queue says so)
-                    written.append(target)
+                                               later=commits)
                 notes += [n for n in shard_notes if n not in notes]
                 offset += sum(i.nbytes for i in local if i.alias_of is None)
                 weight_map.update({i.key: name for i in group})
-            commits.wait()
         index = {"metadata": {"total_size": total, "format": fmt, "kind": kind}, "weight_map": weight_map}
         with atomic_output(index_path, overwrite=overwrite) as tmp:
             with open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
     except BaseException:
-        for target in written + commits.committed:
+        for target in commits.committed:
             if os.path.exists(target):
                 os.unlink(target)
         raise

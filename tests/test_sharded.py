@@ -120,8 +120,11 @@ def test_many_shards_are_read_with_few_files_open(cnn, tmp_path, fmt, index_name
     assert run("diff", cnn, tmp_path / "back.h5", "--values")[0] == 0
 
 
-def test_a_shard_that_cannot_be_committed_fails_the_run_cleanly(cnn, tmp_path, monkeypatch):
-    """HDF5 shards are committed on a helper thread while the next one is written. When one commit
+@pytest.mark.parametrize("fmt, index_name", [("h5", "model.h5.index.json"),
+                                             ("safetensors", "model.safetensors.index.json"),
+                                             ("mxnet", "model.params.index.json")])
+def test_a_shard_that_cannot_be_committed_fails_the_run_cleanly(cnn, tmp_path, monkeypatch, fmt, index_name):
+    """Shards are committed on a helper thread while the next one is written. When one commit
     fails (the disk fills at its fsync), the run fails with the usual one-line error, removes the
     shards it had put in place and leaves no temporary file; whatever of an earlier run it had not
     yet replaced (later shards, the index) is left as it was."""
@@ -130,7 +133,7 @@ def test_a_shard_that_cannot_be_committed_fails_the_run_cleanly(cnn, tmp_path, m
 
     from modelsurgeon.core.formats import atomic
     out = tmp_path / "shards"
-    assert run("convert", cnn, "-o", f"{out}/", "--max-shard-size", "5KB")[0] == 0
+    assert run("convert", cnn, "-o", f"{out}/", "--format", fmt, "--max-shard-size", "5KB")[0] == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     shards = sorted(n for n in before if not n.endswith(".json"))
     assert len(shards) >= 3
@@ -143,8 +146,8 @@ def test_a_shard_that_cannot_be_committed_fails_the_run_cleanly(cnn, tmp_path, m
         real_fsync(fd)
 
     monkeypatch.setattr(atomic.os, "fsync", third_fails)
-    result = CliRunner().invoke(cli, ["convert", str(cnn), "-o", f"{out}/", "--max-shard-size", "5KB",
-                                      "--force", "--json"])
+    result = CliRunner().invoke(cli, ["convert", str(cnn), "-o", f"{out}/", "--format", fmt,
+                                      "--max-shard-size", "5KB", "--force", "--json"])
     monkeypatch.setattr(atomic.os, "fsync", real_fsync)
     assert result.exit_code == 9, result.output
     assert "no space left on device" in json.loads(result.stdout)["error"]["message"]
@@ -152,7 +155,7 @@ def test_a_shard_that_cannot_be_committed_fails_the_run_cleanly(cnn, tmp_path, m
     assert not any(n.startswith(atomic.TEMP_PREFIX) for n in left)
     # shards 1-2 were replaced and then removed with the failed run (as before the queue); shard 3
     # was not replaced, nor anything after it, nor the index, which comes last
-    assert sorted(left) == sorted([*shards[2:], "model.h5.index.json"])
+    assert sorted(left) == sorted([*shards[2:], index_name])
     assert all(left[n] == before[n] for n in left)
 
 
@@ -171,3 +174,16 @@ def test_commit_queue_left_by_an_error_commits_nothing_more(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names in (["a", "b"], ["a", "b", "c"])  # c committed before the failure reached the queue, or dropped
     assert (str(tmp_path / "c") in queue.committed) == ("c" in names)
+
+
+def test_commit_queue_raises_a_failed_commit_when_its_block_ends(tmp_path, monkeypatch):
+    """Leaving the block normally reports a commit that failed, even without a wait()."""
+    import errno
+    import os
+
+    from modelsurgeon.core.formats import atomic
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    with pytest.raises(atomic.WriteError, match="no space left"), atomic.CommitQueue() as queue:
+        with atomic.atomic_output(tmp_path / "a", later=queue) as tmp:
+            Path(tmp).write_bytes(b"a")
+    assert list(tmp_path.iterdir()) == []

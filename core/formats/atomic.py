@@ -135,6 +135,8 @@ class CommitQueue:
         if kind is not None:
             self._abandoned = True
         self._stop()
+        if kind is None:
+            self._raise_failure()  # a commit that failed fails the block, waited for or not
 
     def submit(self, tmp: str, target: str, commit: Callable[[], None]) -> None:
         """Queue ``commit``, which puts the finished ``tmp`` in place of ``target``."""

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import CheckpointError, SurgeryError, brief_list
 from ..symbol import MX_DTYPE_FLAGS
-from .atomic import atomic_output
+from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
 from .extents import Extent, ExtentCopier, Locate, file_id, read_exact, usable
 
@@ -662,6 +662,7 @@ def write_params(
     np_shape: bool = False,
     allow_mxnet2_dtypes: bool = False,
     locate: Locate | None = None,
+    later: CommitQueue | None = None,
 ) -> None:
     """Write MXNet's legacy binary ``.params`` (dict form), streaming one tensor at a time.
 
@@ -673,7 +674,7 @@ def write_params(
     MXNet 2 and are refused unless ``allow_mxnet2_dtypes``. ``fetch(info)`` must return exactly
     ``info.shape``/``info.dtype``; where ``locate(info)`` gives the tensor's bytes in another file,
     the kernel copies them instead (extents.py). The file appears atomically; on any error nothing
-    is written.
+    is written. With ``later`` its commit is queued there (atomic.CommitQueue).
     """
     names = _plan(infos, roles)
     flags = []
@@ -695,7 +696,7 @@ def write_params(
     magic = V3_MAGIC if np_shape else V2_MAGIC
     total = sum(info.nbytes for info in infos)
     done = 0
-    with atomic_output(path) as tmp, open(tmp, "wb") as out, ExtentCopier(out.fileno()) as copier:
+    with atomic_output(path, later=later) as tmp, open(tmp, "wb") as out, ExtentCopier(out.fileno()) as copier:
         out.write(struct.pack("<QQQ", LIST_MAGIC, 0, len(infos)))
         for info, flag in zip(infos, flags):
             ndim = len(info.shape)
@@ -725,10 +726,11 @@ def write_npz(
     *,
     roles: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    later: CommitQueue | None = None,
 ) -> None:
     """Write an MXNet 2-style ``.npz``: an uncompressed zip of ``<name>.npy``, one member at a time.
 
-    Names as in :func:`write_params`. Member timestamps are fixed (1980-01-01), so equal inputs give
+    Names and ``later`` as in :func:`write_params`. Member timestamps are fixed (1980-01-01), so equal inputs give
     equal files. ZIP64 records are used only for members near 4 GiB.
     """
     names = _plan(infos, roles, limit=0xFFFF - len(".npy"), what=".npz (zip)")  # zip names are at most 64 KiB - 1
@@ -738,7 +740,7 @@ def write_npz(
                                "parameters cannot hold")
     total = sum(info.nbytes for info in infos)
     done = 0
-    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+    with atomic_output(path, later=later) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for info, name in zip(infos, names):
             arr = _fetched(info, fetch)
             member = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
-from .atomic import atomic_output
+from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, ExtentCopier, Locate, file_id, usable
 
@@ -640,7 +640,7 @@ def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: 
 def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo], fetch: Fetch, *,
                       metadata: dict[str, str] | None = None, progress: Progress | None = None,
                       overwrite: bool = True, keep_source_dtype: bool = True,
-                      locate: Locate | None = None) -> None:
+                      locate: Locate | None = None, later: CommitQueue | None = None) -> None:
     """Write a safetensors file atomically, fetching and writing one tensor at a time.
 
     ``fetch(info)`` returns the tensor's array (for an info with ``alias_of``, the info of the
@@ -648,12 +648,13 @@ def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo],
     info's shape and dtype. ``progress(done_bytes, total_bytes)`` is called after each tensor.
     Where ``locate(info)`` gives the tensor's bytes in another file, the kernel copies them
     (extents.py). See the module docstring for ordering, byte identity and ``keep_source_dtype``.
+    With ``later`` the file's commit is queued there (atomic.CommitQueue).
     """
     infos = list(infos)
     header, rows = _plan(infos, metadata, keep_source_dtype)
     total = sum(size for _, _, size in rows)
     by_key = {info.key: info for info in infos}
-    with atomic_output(path, overwrite=overwrite) as tmp:
+    with atomic_output(path, overwrite=overwrite, later=later) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(header)
             _write_tensors(handle, rows, fetch, by_key, progress, 0, total, locate)
@@ -685,7 +686,8 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
     every shard's ``__metadata__``; the index gets ``{"metadata": {"total_size": <tensor
     bytes>}, "weight_map": {...}}`` as ``json.dumps(indent=2, sort_keys=True) + "\\n"``.
     Each file is written atomically and the index last, so a failure leaves no new index (and
-    this call's finished shards are removed).
+    this call's finished shards are removed). Each shard is committed (fsync, rename) on a helper
+    thread while the next one is written (atomic.CommitQueue).
     """
     if not _is_int(max_shard_size) or max_shard_size <= 0:
         raise ModelSurgeonError(f"max_shard_size must be a positive number of bytes, not {max_shard_size!r}")
@@ -715,25 +717,25 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
     plans = [_plan(group, metadata, keep_source_dtype) for group in groups]
     total = sum(size for _, rows in plans for _, _, size in rows)
     weight_map: dict[str, str] = {}
-    written: list[str] = []
+    commits = CommitQueue()
     done = 0
     try:
-        for name, (header, rows) in zip(names, plans, strict=True):
-            target = os.path.join(directory, name)
-            with atomic_output(target, overwrite=overwrite) as tmp:
-                with open(tmp, "wb") as handle:
-                    handle.write(header)
-                    done = _write_tensors(handle, rows, fetch, by_key, progress, done, total, locate)
-            written.append(target)
-            for info, _, _ in rows:
-                weight_map[info.key] = name
+        with commits:
+            for name, (header, rows) in zip(names, plans, strict=True):
+                target = os.path.join(directory, name)
+                with atomic_output(target, overwrite=overwrite, later=commits) as tmp:
+                    with open(tmp, "wb") as handle:
+                        handle.write(header)
+                        done = _write_tensors(handle, rows, fetch, by_key, progress, done, total, locate)
+                for info, _, _ in rows:
+                    weight_map[info.key] = name
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
         with atomic_output(index_path, overwrite=overwrite) as tmp:
             with open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
     except BaseException:
-        for target in written:
+        for target in commits.committed:
             with contextlib.suppress(OSError):
                 os.unlink(target)
         raise
-    return [*written, index_path]
+    return [*commits.committed, index_path]
