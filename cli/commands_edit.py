@@ -304,7 +304,7 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: str 
 
 
 def _zoo_model(name: str, reader: CheckpointReader) -> Any:
-    from modelsurgeon.core.model_zoo import vision
+    from modelsurgeon.core.engine.model_zoo import vision
     try:  # the zoo model gets as many classes as the file's head has
         classes = reader.tensors[surgery.find_head(reader).weight].shape[0]
     except ModelSurgeonError:
@@ -329,8 +329,8 @@ def zoo(name: str | None, classes: int, seed: int, list_models: bool, target: Ta
       modelsurgeon zoo --list
       modelsurgeon zoo resnet18_v1 -o resnet18.h5 --classes 10 --seed 0
     """
-    from modelsurgeon.core import initializer, random
-    from modelsurgeon.core.model_zoo import vision
+    from modelsurgeon.core.engine import initializer, random
+    from modelsurgeon.core.engine.model_zoo import vision
     if list_models or name is None:
         if name is None and not list_models:
             raise click.UsageError("give a model NAME (see --list)")
@@ -346,7 +346,7 @@ def zoo(name: str | None, classes: int, seed: int, list_models: bool, target: Ta
     net.initialize(initializer.Xavier())
     net(np.zeros((1, *vision.INPUT_SHAPE), np.float32))
     infos, params = checkpoint.parameter_infos(net)
-    from modelsurgeon.core import architecture
+    from modelsurgeon.core.engine import architecture
     notes: list[str] = []
     if not target.dry_run:
         notes = target.write(out, STRUCTURAL, infos, lambda i: params[i.key].data(),

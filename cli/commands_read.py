@@ -68,7 +68,7 @@ def describe_architecture(reader: CheckpointReader) -> dict[str, Any] | None:
 def describe_graph(reader: CheckpointReader) -> dict[str, Any] | None:
     if reader.graph is None:
         return None
-    from modelsurgeon.core.symbol import Graph
+    from modelsurgeon.core.engine.symbol import Graph
     graph = Graph.from_json(reader.graph)
     operators = Counter(node.op for node in graph.op_nodes())
     inputs = [name for name in graph.variables() if name not in reader.tensors]

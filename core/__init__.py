@@ -21,12 +21,12 @@ __version__ = "0.1.0"
 #: Loaded on first use (PEP 562), so a command that only reads a file never imports the engine
 #: and the model zoo: name -> (module, attribute or None for the module itself).
 _LAZY = {
-    "Block": (".block", "Block"), "HybridBlock": (".block", "HybridBlock"),
-    "Constant": (".parameter", "Constant"), "Parameter": (".parameter", "Parameter"),
-    "SymbolBlock": (".symbol_block", "SymbolBlock"),
-    "name_scope": (".naming", "name_scope"), "reset_names": (".naming", "reset_names"),
-    "init": (".initializer", None), "initializer": (".initializer", None), "model_zoo": (".model_zoo", None),
-    "nd": (".nd", None), "nn": (".nn", None), "random": (".random", None),
+    "Block": (".engine.block", "Block"), "HybridBlock": (".engine.block", "HybridBlock"),
+    "Constant": (".engine.parameter", "Constant"), "Parameter": (".engine.parameter", "Parameter"),
+    "SymbolBlock": (".engine.symbol_block", "SymbolBlock"),
+    "name_scope": (".engine.naming", "name_scope"), "reset_names": (".engine.naming", "reset_names"),
+    "init": (".engine.initializer", None), "initializer": (".engine.initializer", None), "model_zoo": (".engine.model_zoo", None),
+    "nd": (".engine.nd", None), "nn": (".engine.nn", None), "random": (".engine.random", None),
 }
 
 

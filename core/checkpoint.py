@@ -22,14 +22,14 @@ from .formats.h5 import H5Reader, write_h5
 from .lazy import lazy_module
 
 # The engine, loaded when a file carries an architecture or a graph, or a model is saved or loaded.
-arch = lazy_module(f"{__package__}.architecture")
-parameter = lazy_module(f"{__package__}.parameter")
-symbol = lazy_module(f"{__package__}.symbol")
+arch = lazy_module(f"{__package__}.engine.architecture")
+parameter = lazy_module(f"{__package__}.engine.parameter")
+symbol = lazy_module(f"{__package__}.engine.symbol")
 
 if TYPE_CHECKING:
-    from .block import Block, HybridBlock
-    from .parameter import Parameter
-    from .symbol import Graph
+    from .engine.block import Block, HybridBlock
+    from .engine.parameter import Parameter
+    from .engine.symbol import Graph
 
 MAX_GRAPH_BYTES = 256 << 20
 ROLE_PREFIX = re.compile(r"^(arg|aux):")
@@ -311,7 +311,7 @@ def load_parameters(block: "Block", filename: str, allow_missing: bool = False, 
     Name-keyed files load through the structural names they record; a SymbolBlock loads by
     its graph's variable names.
     """
-    from .symbol_block import SymbolBlock
+    from .engine.symbol_block import SymbolBlock
     with open_checkpoint(filename) as reader:
         keys = {info.key: info.key for info in reader.tensors.values()}
         if reader.kind == NAMED and not isinstance(block, SymbolBlock):
@@ -400,7 +400,7 @@ def model_from_reader(reader: CheckpointReader) -> "Block":
 
     Raises ModelSurgeonError when the file has neither (keys-only files cannot run).
     """
-    from .symbol_block import SymbolBlock
+    from .engine.symbol_block import SymbolBlock
     if reader.kind == STRUCTURAL and reader.architecture is not None:
         block = arch.build(reader.architecture)
         params = block.collect_params()

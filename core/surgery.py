@@ -21,14 +21,14 @@ from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .lazy import lazy_module
 
 # The engine, loaded on first use: most surgery on plain tensor files never touches it.
-arch = lazy_module(f"{__package__}.architecture")
-block_mod = lazy_module(f"{__package__}.block")
-init_mod = lazy_module(f"{__package__}.initializer")
-symbol = lazy_module(f"{__package__}.symbol")
+arch = lazy_module(f"{__package__}.engine.architecture")
+block_mod = lazy_module(f"{__package__}.engine.block")
+init_mod = lazy_module(f"{__package__}.engine.initializer")
+symbol = lazy_module(f"{__package__}.engine.symbol")
 
 if TYPE_CHECKING:
-    from .block import Block
-    from .symbol import Graph
+    from .engine.block import Block
+    from .engine.symbol import Graph
 
 # -- rename -------------------------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
         return _head_at(reader, keys, "output", "the model zoo's convention: the head is named 'output'")
     if reader.kind == STRUCTURAL and reader.architecture is not None:
         block = arch.build(reader.architecture)
-        from .nn import Dense
+        from .engine.nn import Dense
         dense = [p for p, b in block.named_blocks() if isinstance(b, Dense)]
         if dense:
             return _head_at(reader, keys, dense[-1], "the last Dense layer in the architecture")
@@ -509,7 +509,7 @@ def _input_shape(block: Block, document: dict[str, Any] | None, input_shape: tup
         specs = arch.input_specs(document)
         if len(specs) == 1:
             return specs[0][1]
-    from .model_zoo import vision
+    from .engine.model_zoo import vision
     if isinstance(block, (vision.AlexNet, vision.ResNetV1, vision.ResNetV2, vision.VGG, vision.SqueezeNet,
                           vision.MobileNet)):
         return (1, *vision.INPUT_SHAPE)
@@ -607,7 +607,7 @@ def _ordered_with_aliases(infos: list[TensorInfo], rank: dict[str, int]) -> list
 
 def _usage(graph: Graph, names: set[str]) -> list[tuple[str, str, str]]:
     """(op, input role, variable) for each use of a parameter variable, in graph order."""
-    from . import ops
+    from .engine import ops
     uses, seen = [], set()
     for node in graph.op_nodes():
         roles = ops.get(node.op, node.name).inputs(ops.get(node.op).parse(node.attrs, node.name))

@@ -20,7 +20,7 @@ import uuid
 import numpy as np
 
 from modelsurgeon import core as gluon
-from modelsurgeon.core import nn
+from modelsurgeon.core.engine import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

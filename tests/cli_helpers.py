@@ -269,7 +269,7 @@ def write_variant(source: Path, target: Path, *, transform: Callable[[str, np.nd
 def repeated_blocks_file(path: Path, blocks: int = 4) -> Path:
     """``body`` = HybridSequential of ``blocks`` identical Dense(8, in_units=8), then ``output`` Dense(3)."""
     from modelsurgeon import core
-    from modelsurgeon.core import nn
+    from modelsurgeon.core.engine import nn
     with core.name_scope():
         body = nn.HybridSequential()
         for _ in range(blocks):
@@ -285,7 +285,7 @@ def repeated_blocks_file(path: Path, blocks: int = 4) -> Path:
 def nonfinite_file(path: Path) -> Path:
     """A Dense(4, in_units=3) whose weight holds 2 NaN, 1 +Inf and 1 -Inf among known finite values."""
     from modelsurgeon import core
-    from modelsurgeon.core import nn
+    from modelsurgeon.core.engine import nn
     with core.name_scope():
         net = nn.Dense(4, in_units=3)
         net.initialize()
@@ -304,7 +304,7 @@ def shared_file(path: Path) -> Path:
     """Two Dense(4, in_units=4) in a HybridSequential, the second sharing the first's Parameters
     (``1.weight``/``1.bias`` are stored as links to ``0.weight``/``0.bias``), with its architecture."""
     from modelsurgeon import core
-    from modelsurgeon.core import nn
+    from modelsurgeon.core.engine import nn
     with core.name_scope():
         net = nn.HybridSequential()
         first, second = nn.Dense(4, in_units=4), nn.Dense(4, in_units=4)

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from modelsurgeon.core import architecture as arch
-from modelsurgeon.core import nn
+from modelsurgeon.core.engine import architecture as arch
+from modelsurgeon.core.engine import nn
 from modelsurgeon.core.errors import ModelSurgeonError
-from modelsurgeon.core.model_zoo import vision
+from modelsurgeon.core.engine.model_zoo import vision
 
 ZOO = ("alexnet", "resnet18_v1", "resnet34_v1", "resnet18_v2", "vgg11", "squeezenet1.1",
        "mobilenet0.25", "mobilenet1.0")
@@ -125,7 +125,7 @@ def _doc(root):
 
 
 @pytest.mark.parametrize("evil", ["os.system", "__import__", "builtins.eval", "subprocess.Popen", "eval",
-                                  "Block", "HybridBlock", "SymbolBlock", "Parameter", "modelsurgeon.core.nn.Dense",
+                                  "Block", "HybridBlock", "SymbolBlock", "Parameter", "modelsurgeon.core.engine.nn.Dense",
                                   "dense", "__class__", ""])
 def test_unknown_types_are_refused_without_importing(evil):
     imported = []

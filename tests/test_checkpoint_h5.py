@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core import checkpoint, nn
+from modelsurgeon.core import checkpoint
+from modelsurgeon.core.engine import nn
 from modelsurgeon.core.errors import CheckpointError, MismatchError, ModelSurgeonError
 from modelsurgeon.core.formats import atomic, h5, h5safe
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, TensorInfo

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core import nn
+from modelsurgeon.core.engine import nn
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "format.md"
 ROOT_ATTRIBUTES = ("format", "kind", "format_version", "creator")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core import nn, ops
+from modelsurgeon.core.engine import nn, ops
 from modelsurgeon.core.errors import ModelSurgeonError, NotInitializedError, UnsupportedOpError
-from modelsurgeon.core.model_zoo import vision
-from modelsurgeon.core.symbol import Graph
+from modelsurgeon.core.engine.model_zoo import vision
+from modelsurgeon.core.engine.symbol import Graph
 
 ZOO = ("alexnet", "resnet18_v1", "resnet34_v1", "resnet18_v2", "vgg11", "squeezenet1.1",
        "mobilenet0.25", "mobilenet1.0")

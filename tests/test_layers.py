@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from modelsurgeon import core
-from modelsurgeon.core import nn
+from modelsurgeon.core.engine import nn
 
 HYPOTHESIS = settings(max_examples=60, derandomize=True, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
@@ -531,7 +531,7 @@ def test_float64_results_are_float64_accurate(rng):
     np.testing.assert_allclose(conv(x), expected, rtol=1e-12, atol=1e-12)
 
 
-# -- Conv2D -> BatchNorm (-> relu) fused in eager Sequential passes (core/nn/fusion.py) -------------
+# -- Conv2D -> BatchNorm (-> relu) fused in eager Sequential passes (core/engine/nn/fusion.py) -------------
 
 def _randomise_norms(net, rng):
     """BatchNorm statistics far from the identity, so a wrong fold shows."""
@@ -553,7 +553,7 @@ def _one_by_one(net, x):
 @pytest.mark.parametrize("scale", [True, False])
 @pytest.mark.parametrize("tail", ["relu", "sigmoid", "none"])
 def test_fused_conv_batchnorm_equals_running_the_layers_one_by_one(use_bias, scale, tail, rng, monkeypatch):
-    from modelsurgeon.core import ops
+    from modelsurgeon.core.engine import ops
     calls = []
     real = ops.convolution_batch_norm
     monkeypatch.setattr(ops, "convolution_batch_norm", lambda *a, **k: calls.append(k["relu"]) or real(*a, **k))

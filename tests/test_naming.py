@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core import nn
-from modelsurgeon.core.naming import UNIQUE_NAME_RE, next_block_name, reset_names, short_name
+from modelsurgeon.core.engine import nn
+from modelsurgeon.core.engine.naming import UNIQUE_NAME_RE, next_block_name, reset_names, short_name
 
 UNIQUE = re.compile(r"^param_[0-9a-f]{8}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{12}_bias$")
 

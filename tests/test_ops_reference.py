@@ -2,7 +2,7 @@
 
 Every case is one MXNet operator call with MXNet's string attributes (exactly what a
 ``-symbol.json`` holds). All cases run in a single MXNet subprocess; each is then compared
-with :func:`modelsurgeon.core.ops.invoke` on the same inputs and the same string attributes.
+with :func:`modelsurgeon.core.engine.ops.invoke` on the same inputs and the same string attributes.
 Without MXNet these comparisons skip locally and fail under CI (see conftest.py).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelsurgeon.core import ops
+from modelsurgeon.core.engine import ops
 from modelsurgeon.core.errors import ModelSurgeonError, UnsupportedOpError
 
 _GEN = np.random.default_rng(2024)
@@ -158,7 +158,7 @@ CONV_CASES = [case for case in CASES if case[1] == "Convolution"]
 @pytest.mark.parametrize("case", CONV_CASES, ids=[case[0] for case in CONV_CASES])
 def test_convolution_blocking_does_not_change_results(case, block, mxnet_outputs, monkeypatch):
     """im2col blocks of one output row, a few rows, or every image at once: MXNet's results each time."""
-    monkeypatch.setattr(ops, "IM2COL_BLOCK", block)
+    monkeypatch.setattr(ops.conv, "IM2COL_BLOCK", block)
     case_id, op, inputs, attrs = case
     np.testing.assert_allclose(ops.invoke(op, inputs, attrs), mxnet_outputs[case_id], rtol=2e-5, atol=2e-5)
 

@@ -114,7 +114,7 @@ for argv in (["convert", {str(plain)!r}, "-o", {str(out)!r}, "-q"],
         cli.main(argv)
     except SystemExit as done:
         assert not done.code, done.code
-    print("model_zoo" if "modelsurgeon.core.model_zoo" in sys.modules else "-")
+    print("model_zoo" if "modelsurgeon.core.engine.model_zoo" in sys.modules else "-")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core import init, nn
+from modelsurgeon.core import init
+from modelsurgeon.core.engine import nn
 from modelsurgeon.core.errors import DeferredInitializationError, NotInitializedError, ShapeError
 
 ALEX_INPUT = (2, 3, 63, 63)  # the smallest input AlexNet's feature stack accepts (features.9 in_units 256)

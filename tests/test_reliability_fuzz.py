@@ -72,8 +72,8 @@ def _targets(directory: Path) -> dict[str, tuple[str, bytes, object, int, int]]:
 
 
 def _architecture_sample() -> dict:
-    from modelsurgeon.core import architecture as arch
-    from modelsurgeon.core import nn
+    from modelsurgeon.core.engine import architecture as arch
+    from modelsurgeon.core.engine import nn
     net = nn.HybridSequential()
     net.add(nn.Conv2D(4, 3, in_channels=3), nn.BatchNorm(in_channels=4), nn.Activation("relu"),
             nn.MaxPool2D(2), nn.Flatten(), nn.Dense(10, in_units=36))

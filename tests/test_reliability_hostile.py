@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from cli_helpers import SAMPLES, digest, error_line, invoke
 from modelsurgeon.cli.errors import ExitCode
-from modelsurgeon.core import architecture as arch
+from modelsurgeon.core.engine import architecture as arch
 from modelsurgeon.core.checkpoint import (
     model_from_reader,
     open_checkpoint,
@@ -36,7 +36,7 @@ from modelsurgeon.core.checkpoint import (
 )
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
 from modelsurgeon.core.formats import h5, h5safe
-from modelsurgeon.core.symbol import Graph
+from modelsurgeon.core.engine.symbol import Graph
 
 PEERS = Path(__file__).resolve().parent / "fixtures" / "peers"
 BIG_ATTRIBUTE = np.zeros((h5safe.ATTR_LIMIT // 4) + 1024, np.float32)
@@ -273,7 +273,7 @@ def test_inspect_never_prints_raw_control_characters(tmp_path):
 
 EVIL_TYPES = ["os.system", "__import__", "builtins.eval", "subprocess.Popen", "eval", "exec", "posix.system",
               "pickle.loads", "importlib.import_module", "Block", "HybridBlock", "SymbolBlock", "__class__",
-              "modelsurgeon.core.nn.Dense", "..Dense", "Dense.__init__", "Dense\x00", " Dense"]
+              "modelsurgeon.core.engine.nn.Dense", "..Dense", "Dense.__init__", "Dense\x00", " Dense"]
 EVIL_CONFIGS = [{"__class__": "os.system"}, {"__init__": "os.system"}, {"__reduce__": ["os.system", ["id"]]},
                 {"units": {"__class__": "subprocess.Popen", "args": ["id"]}},
                 {"units": "__import__('os').system('id')"}, {"activation": "os.system"},
@@ -362,7 +362,7 @@ def _crafted_h5(path: Path, architecture=None, graph=None, kind="structural") ->
 def warmed(tmp_path_factory) -> None:
     """Run every code path once on benign files, so the watched runs import nothing of ours anew."""
     directory = tmp_path_factory.mktemp("warm")
-    from modelsurgeon.core import nn
+    from modelsurgeon.core.engine import nn
     net = nn.HybridSequential()
     net.add(nn.Dense(4, in_units=3))
     net.initialize()
@@ -375,7 +375,7 @@ def warmed(tmp_path_factory) -> None:
     invoke("run", benign, "--random-input", "1,3", "-o", directory / "y.npy")
     graph = json.loads((SAMPLES / "cnn-symbol.json").read_text())
     read_graph_file(str(SAMPLES / "cnn-symbol.json"))
-    from modelsurgeon.core.symbol_block import SymbolBlock
+    from modelsurgeon.core.engine.symbol_block import SymbolBlock
     SymbolBlock(Graph.from_json(graph), ["data"])
     _crafted_h5(directory / "g.h5", graph=graph, kind="named")
     with open_checkpoint(str(Path(__file__).resolve().parent / "fixtures" / "mxnet" / "dtypes" / "names.npz")) as reader:
@@ -438,7 +438,7 @@ def test_graph_operator_names_call_nothing(op, tmp_path, monkeypatch, warmed):
         with pytest.raises(ModelSurgeonError, match="operator|op"):
             Graph.from_json(graph).check_ops()
         with pytest.raises(ModelSurgeonError):
-            from modelsurgeon.core.symbol_block import SymbolBlock
+            from modelsurgeon.core.engine.symbol_block import SymbolBlock
             SymbolBlock(read_graph_file(str(symbol)), ["data"])
         run = invoke("run", path, "--random-input", "1,3,32,32", "-o", tmp_path / "y.npy", code=None)
     watch.assert_clean([op])

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from modelsurgeon.cli.main import cli
-from modelsurgeon.core import checkpoint, nn
+from modelsurgeon.core import checkpoint
+from modelsurgeon.core.engine import nn
 from modelsurgeon.core.rewrite import parse_size
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"

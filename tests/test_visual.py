@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from modelsurgeon.cli.main import cli
 from modelsurgeon.core import checkpoint, surgery, visual
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
-from modelsurgeon.core.symbol import Graph
+from modelsurgeon.core.engine.symbol import Graph
 from modelsurgeon.core.visual import placement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,8 +86,9 @@ def r34() -> MemoryReader:
 
     The tensors are zero-cost broadcast zeros: a picture never reads weights.
     """
-    from modelsurgeon.core import architecture, name_scope
-    from modelsurgeon.core.model_zoo import vision
+    from modelsurgeon.core import name_scope
+    from modelsurgeon.core.engine import architecture
+    from modelsurgeon.core.engine.model_zoo import vision
     with name_scope():
         net = vision.get_model("resnet34_v1", classes=1000)
         net.initialize()

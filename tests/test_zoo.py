@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core.model_zoo import vision
+from modelsurgeon.core.engine.model_zoo import vision
 
 ZOO = ("alexnet", "resnet18_v1", "resnet34_v1", "resnet18_v2", "vgg11", "squeezenet1.1",
        "mobilenet0.25", "mobilenet1.0")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from modelsurgeon.core import initializer, random
-from modelsurgeon.core.model_zoo import vision
+from modelsurgeon.core.engine import initializer, random
+from modelsurgeon.core.engine.model_zoo import vision
 from timing import blas_info, emit, parse_args, time_passes
 
 model, batches, reps, budget = parse_args()

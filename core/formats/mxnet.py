@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import CheckpointError, SurgeryError, brief_list
-from ..symbol import MX_DTYPE_FLAGS
+from ..engine.symbol import MX_DTYPE_FLAGS
 from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
 from .extents import Extent, ExtentCopier, Locate, file_id, read_exact, usable

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import ModelSurgeonError
 from ..formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from ..symbol import MX_DTYPE_FLAGS, Graph
+from ..engine.symbol import MX_DTYPE_FLAGS, Graph
 
 #: Diff states from the most to the least important; a layer takes the first state any of its
 #: tensors has. ``changed`` means same key, shape and dtype but different values.
@@ -359,7 +359,7 @@ def build_picture(reader: CheckpointReader, input_shape: tuple[int, ...] | None 
 def _recorded_inputs(document: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     if not isinstance(document, dict):
         return {}
-    from .. import architecture as arch
+    from ..engine import architecture as arch
     try:
         return {name: (shape, dtype) for name, shape, dtype in arch.input_specs(document)}
     except ModelSurgeonError:
@@ -379,8 +379,8 @@ def _document_nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]
 
 def _from_architecture(reader: CheckpointReader, input_shape: tuple[int, ...] | None,
                        notes: list[str]) -> Picture | None:
-    from .. import architecture as arch
-    from ..naming import name_scope
+    from ..engine import architecture as arch
+    from ..engine.naming import name_scope
     document = reader.architecture
     if not isinstance(document, dict):
         return None
@@ -409,7 +409,7 @@ def _from_architecture(reader: CheckpointReader, input_shape: tuple[int, ...] | 
 def _trace(model: Any, shape: tuple[int, ...], dtype: str) -> tuple[Graph, dict[str, Any], dict[str, tuple[str, ...]],
                                                                    dict[str, tuple[int, ...]]]:
     """Trace ``model`` on zeros; remember which blocks were running when each operator was recorded."""
-    from ..symbol import tracing
+    from ..engine.symbol import tracing
     owners: dict[str, tuple[str, ...]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     with tracing(placeholders=True) as tracer:
@@ -496,7 +496,7 @@ def _definition_order(reader: CheckpointReader, document: dict[str, Any],
                       configs: dict[str, tuple[str, dict[str, Any]]],
                       recorded: dict[str, tuple[tuple[int, ...], str]]) -> Picture:
     """Leaves of the layer tree in order, chained: right for sequential models, a sketch otherwise."""
-    from .. import architecture as arch
+    from ..engine import architecture as arch
     layers: list[Layer] = []
     for name, (shape, _) in recorded.items():
         layers.append(Layer(f"input:{name}", name, "input", shape=shape, kind="input"))
@@ -653,7 +653,7 @@ def _infer_shapes(graph: Graph, tensors: dict[str, TensorInfo], inputs: dict[int
     Parameters of unknown shape (a bare MXNet ``-symbol.json`` says ``(64, 0, 3, 3)``) are
     inferred from their operator's input; returns (output shape by node, inferred parameter shapes).
     """
-    from .. import ops
+    from ..engine import ops
     graph.check_ops()
     last_use: dict[int, int] = {}
     for index, node in enumerate(graph.nodes):

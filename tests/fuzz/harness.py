@@ -137,9 +137,9 @@ def isolated(function: Callable[..., Any], *args: Any, time_limit: int = TIME_LI
 
 def open_and_read(path: str) -> str:
     """What every command does first: open, list, read every tensor; build the documents."""
-    from modelsurgeon.core import architecture as arch
+    from modelsurgeon.core.engine import architecture as arch
     from modelsurgeon.core.checkpoint import open_checkpoint
-    from modelsurgeon.core.symbol import Graph
+    from modelsurgeon.core.engine.symbol import Graph
     with open_checkpoint(path) as reader:
         for key in reader.keys():
             reader.read(key)
@@ -153,7 +153,7 @@ def open_and_read(path: str) -> str:
 def graph_file(path: str) -> str:
     """A ``-symbol.json`` as ``run``/``imports`` use it: read, validate, build a SymbolBlock."""
     from modelsurgeon.core.checkpoint import read_graph_file
-    from modelsurgeon.core.symbol_block import SymbolBlock
+    from modelsurgeon.core.engine.symbol_block import SymbolBlock
     graph = read_graph_file(path)
     params = {n.name for n in graph.nodes if n.is_variable and n.name != "data"}
     inputs = [name for name in graph.variables() if name not in params] or graph.variables()[:1]
@@ -163,7 +163,7 @@ def graph_file(path: str) -> str:
 
 def architecture_text(text: bytes) -> str:
     """An architecture document as a reader would get it from ``/meta/architecture``."""
-    from modelsurgeon.core import architecture as arch
+    from modelsurgeon.core.engine import architecture as arch
     from modelsurgeon.core.errors import ModelSurgeonError
     try:
         document = json.loads(text)

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import nn
 from .block import Block
-from .errors import ModelSurgeonError
+from ..errors import ModelSurgeonError
 from .model_zoo import vision
 
 DOCUMENT_FORMAT = "modelsurgeon-architecture"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .block import HybridBlock
-from .errors import ModelSurgeonError
+from ..errors import ModelSurgeonError
 from .parameter import UNKNOWN, Parameter
 from .symbol import MX_DTYPE_FLAGS, Graph
 
@@ -39,7 +39,7 @@ def _variable_parameter(name: str, attrs: dict[str, str], aux: bool) -> Paramete
 
 
 class SymbolBlock(HybridBlock):
-    """Runs a :class:`~modelsurgeon.core.symbol.Graph` with numpy.
+    """Runs a :class:`~modelsurgeon.core.engine.symbol.Graph` with numpy.
 
     Args:
         outputs: the graph (a Graph, or graph JSON as a string or dict).
@@ -98,7 +98,7 @@ class SymbolBlock(HybridBlock):
     def imports(symbol_file: str, input_names: "str | Sequence[str]", param_file: str | None = None,
                 allow_missing: bool = False, ignore_extra: bool = False, **_: Any) -> "SymbolBlock":
         """Rebuild a block from ``-symbol.json`` and a parameter file of any supported format."""
-        from .checkpoint import read_graph_file
+        from ..checkpoint import read_graph_file
         block = SymbolBlock(read_graph_file(symbol_file), input_names)
         if param_file is not None:
             block.load_parameters(param_file, allow_missing=allow_missing, ignore_extra=ignore_extra,

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import initializer as _init
 from . import naming, random, symbol
-from .errors import DeferredInitializationError, ModelSurgeonError, NotInitializedError, ShapeError
+from ..errors import DeferredInitializationError, ModelSurgeonError, NotInitializedError, ShapeError
 
 UNKNOWN = -1
 

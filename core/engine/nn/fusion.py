@@ -3,7 +3,7 @@
 Sequential containers ask :func:`run_fused` before running each child. When the child is a
 plain ``Conv2D`` followed by a ``BatchNorm`` over channels (and optionally a ReLU), on a
 float32 numpy input with every parameter initialised, the three run as one folded
-convolution (:func:`modelsurgeon.core.ops.convolution_batch_norm`): one pass over the output
+convolution (:func:`modelsurgeon.core.engine.ops.convolution_batch_norm`): one pass over the output
 instead of three. Tracing, other dtypes and anything unusual take the ordinary path, so
 exported graphs and deferred initialisation are untouched.
 """

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .errors import ModelSurgeonError
+from ..errors import ModelSurgeonError
 
 _ZERO_NAMES = ("bias", "beta", "running_mean", "moving_mean")
 _ONE_NAMES = ("gamma", "running_var", "moving_var")

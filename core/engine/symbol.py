@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .errors import ModelSurgeonError, ShapeError, UnsupportedOpError
+from ..errors import ModelSurgeonError, ShapeError, UnsupportedOpError
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
 MX_DTYPE_FLAGS: dict[int, np.dtype] = {
@@ -63,6 +63,11 @@ class Symbol:
 
     def __init__(self, trace: "Trace", node: int, value: np.ndarray, index: int = 0):
         self.trace, self.node, self.index, self.value = trace, node, index, value
+
+    def record_op(self, spec: ops.OpSpec, inputs: list[Any], parsed: dict[str, Any], given: dict[str, Any],
+                  hint: str | None) -> "Symbol":
+        """Record a call of ``spec`` on ``inputs`` (this symbol among them) in the active trace."""
+        return record(spec, inputs, parsed, given, hint)
 
     shape = property(lambda self: self.value.shape)
     dtype = property(lambda self: self.value.dtype)
@@ -329,7 +334,7 @@ class Graph:
 
         On float32 arrays, a Convolution whose only consumer is an inference BatchNorm (and that
         one's only consumer a ReLU) runs as one folded convolution, exactly as eager Sequential
-        passes do (core/nn/fusion.py), so a model and its exported graph give the same bits.
+        passes do (core/engine/nn/fusion.py), so a model and its exported graph give the same bits.
         """
         last_use = {}
         for index, node in enumerate(self.nodes):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import naming, symbol
-from .errors import ModelSurgeonError
+from ..errors import ModelSurgeonError
 from .parameter import Parameter, shape_is_known
 
 
@@ -194,13 +194,13 @@ class Block:
     # -- checkpoints (implemented in .checkpoint, which owns all file access) -----------------
     def save_parameters(self, filename: str, deduplicate: bool = False) -> None:
         """Write a structural checkpoint (keys like ``features.0.weight``) to an HDF5 file."""
-        from .checkpoint import save_parameters
+        from ..checkpoint import save_parameters
         save_parameters(self, filename, deduplicate=deduplicate)
 
     def load_parameters(self, filename: str, allow_missing: bool = False, ignore_extra: bool = False,
                         cast_dtype: bool = False, dtype_source: str = "current") -> None:
         """Load a checkpoint by structural name; every mismatch is reported at once."""
-        from .checkpoint import load_parameters
+        from ..checkpoint import load_parameters
         load_parameters(self, filename, allow_missing=allow_missing, ignore_extra=ignore_extra,
                         cast_dtype=cast_dtype, dtype_source=dtype_source)
 
@@ -208,7 +208,7 @@ class Block:
                   cast_dtype: bool = False, dtype_source: str = "current",
                   source: str = "param_dict") -> None:
         """Load arrays keyed by structural name (``arg:``/``aux:`` prefixes are accepted)."""
-        from .checkpoint import load_arrays
+        from ..checkpoint import load_arrays
         load_arrays(self, arrays, allow_missing=allow_missing, ignore_extra=ignore_extra,
                     cast_dtype=cast_dtype, dtype_source=dtype_source, source=source)
 
@@ -260,7 +260,7 @@ class HybridBlock(Block):
 
         ``format='mxnet'`` writes MXNet's binary ``.params`` instead. Returns both file names.
         """
-        from .checkpoint import export_block
+        from ..checkpoint import export_block
         return export_block(self, path, epoch=epoch, format=format)
 
 

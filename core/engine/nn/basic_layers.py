@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import nd
 from ..block import Block, HybridBlock
-from ..errors import ModelSurgeonError
+from ...errors import ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
 
 

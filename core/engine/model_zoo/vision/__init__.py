@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...block import HybridBlock
-from ...errors import ModelSurgeonError
+from ....errors import ModelSurgeonError
 from .alexnet import AlexNet
 from .mobilenet import MobileNet, mobilenet0_5, mobilenet0_25, mobilenet0_75, mobilenet1_0
 from .resnet import (BasicBlockV1, BasicBlockV2, ResNetV1, ResNetV2, resnet18_v1, resnet18_v2,

@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import nd
 from ..block import HybridBlock
-from ..errors import ModelSurgeonError
+from ...errors import ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
 from .basic_layers import add_bias_and_activation
 

@@ -1,0 +1,31 @@
+"""Shared helpers of the kernel modules: spatial tuples, padding and output dtypes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Attributes of cuDNN tuning that have no effect on results.
+CUDNN = frozenset({"workspace", "cudnn_tune", "cudnn_off"})
+
+
+def pair(value: tuple[int, ...], default: int, n: int = 2) -> tuple[int, ...]:
+    if not value:
+        return (default,) * n
+    if len(value) == 1:
+        return value * n
+    return value
+
+
+def pad_spatial(x: np.ndarray, pads: Sequence[tuple[int, int]], value: float = 0.0) -> np.ndarray:
+    if not any(before or after for before, after in pads):
+        return x
+    return np.pad(x, [(0, 0), (0, 0), *pads], mode="constant", constant_values=value)
+
+
+def like_input(out: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Floating inputs keep their dtype (float16 data with float32 weights gives float16)."""
+    if data.dtype.kind == "f" and out.dtype != data.dtype:
+        return out.astype(data.dtype)
+    return out
