@@ -71,3 +71,7 @@ def brief_list(items: Iterable[object], limit: int = 7) -> str:
     if len(quoted) > limit:
         quoted = quoted[:3] + ["..."] + quoted[-4:]
     return ", ".join(quoted)
+
+
+class OutputFormatError(ModelSurgeonError):
+    """An output path or ``format`` names no format that can be written (a usage error)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import naming, symbol
+from . import naming, persistence, symbol
 from ..errors import ModelSurgeonError
 from .parameter import Parameter, shape_is_known
 
@@ -191,25 +191,22 @@ class Block:
             f"{type(self).__name__} '{self._name}' has parameters with unknown shape ({', '.join(unknown)}). "
             "Specify the shape in __init__ or implement infer_shape.")
 
-    # -- checkpoints (implemented in .checkpoint, which owns all file access) -----------------
+    # -- checkpoints (implemented by the binding layer, which owns all file access) -----------
     def save_parameters(self, filename: str, deduplicate: bool = False) -> None:
         """Write a structural checkpoint (keys like ``features.0.weight``) to an HDF5 file."""
-        from ..checkpoint import save_parameters
-        save_parameters(self, filename, deduplicate=deduplicate)
+        persistence.binding().save_parameters(self, filename, deduplicate=deduplicate)
 
     def load_parameters(self, filename: str, allow_missing: bool = False, ignore_extra: bool = False,
                         cast_dtype: bool = False, dtype_source: str = "current") -> None:
         """Load a checkpoint by structural name; every mismatch is reported at once."""
-        from ..checkpoint import load_parameters
-        load_parameters(self, filename, allow_missing=allow_missing, ignore_extra=ignore_extra,
+        persistence.binding().load_parameters(self, filename, allow_missing=allow_missing, ignore_extra=ignore_extra,
                         cast_dtype=cast_dtype, dtype_source=dtype_source)
 
     def load_dict(self, arrays: dict[str, Any], allow_missing: bool = False, ignore_extra: bool = False,
                   cast_dtype: bool = False, dtype_source: str = "current",
                   source: str = "param_dict") -> None:
         """Load arrays keyed by structural name (``arg:``/``aux:`` prefixes are accepted)."""
-        from ..checkpoint import load_arrays
-        load_arrays(self, arrays, allow_missing=allow_missing, ignore_extra=ignore_extra,
+        persistence.binding().load_arrays(self, arrays, allow_missing=allow_missing, ignore_extra=ignore_extra,
                     cast_dtype=cast_dtype, dtype_source=dtype_source, source=source)
 
     # -- repr ---------------------------------------------------------------------------------
@@ -260,8 +257,7 @@ class HybridBlock(Block):
 
         ``format='mxnet'`` writes MXNet's binary ``.params`` instead. Returns both file names.
         """
-        from ..checkpoint import export_block
-        return export_block(self, path, epoch=epoch, format=format)
+        return persistence.binding().export_block(self, path, epoch=epoch, format=format)
 
 
 def _check_child_name(name: str) -> None:

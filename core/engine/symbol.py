@@ -20,15 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import ops
+from ..dtypes import MX_DTYPE_FLAGS, MX_FLAG_OF_DTYPE
 from ..errors import ModelSurgeonError, ShapeError, UnsupportedOpError
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
-MX_DTYPE_FLAGS: dict[int, np.dtype] = {
-    0: np.dtype("float32"), 1: np.dtype("float64"), 2: np.dtype("float16"), 3: np.dtype("uint8"),
-    4: np.dtype("int32"), 5: np.dtype("int8"), 6: np.dtype("int64"), 7: np.dtype("bool"),
-    8: np.dtype("int16"), 9: np.dtype("uint16"), 10: np.dtype("uint32"), 11: np.dtype("uint64"),
-}
-MX_FLAG_OF_DTYPE = {dtype: flag for flag, dtype in MX_DTYPE_FLAGS.items()}
 #: The MXNet version our graphs claim to follow (1.9.1), as MXNet encodes it.
 MXNET_VERSION = 10901
 MAX_GRAPH_NODES = 1_000_000

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import persistence
 from .block import HybridBlock
 from ..errors import ModelSurgeonError
 from .parameter import UNKNOWN, Parameter
@@ -98,8 +99,7 @@ class SymbolBlock(HybridBlock):
     def imports(symbol_file: str, input_names: "str | Sequence[str]", param_file: str | None = None,
                 allow_missing: bool = False, ignore_extra: bool = False, **_: Any) -> "SymbolBlock":
         """Rebuild a block from ``-symbol.json`` and a parameter file of any supported format."""
-        from ..checkpoint import read_graph_file
-        block = SymbolBlock(read_graph_file(symbol_file), input_names)
+        block = SymbolBlock(persistence.binding().read_graph_file(symbol_file), input_names)
         if param_file is not None:
             block.load_parameters(param_file, allow_missing=allow_missing, ignore_extra=ignore_extra,
                                   cast_dtype=True, dtype_source="saved")

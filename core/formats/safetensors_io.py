@@ -60,8 +60,9 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
 from .atomic import CommitQueue, atomic_output
-from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo
+from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo, without_aliases
 from .extents import Extent, ExtentCopier, Locate, file_id, usable
+from .spec import Documents, Format, Probe
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -713,7 +714,7 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
     if not overwrite:
         for target in [*(os.path.join(directory, n) for n in names), index_path]:
             if os.path.exists(target):
-                raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
+                raise OutputExistsError(f"{target} already exists (use `overwrite` to overwrite it)")
     plans = [_plan(group, metadata, keep_source_dtype) for group in groups]
     total = sum(size for _, rows in plans for _, _, size in rows)
     weight_map: dict[str, str] = {}
@@ -739,3 +740,59 @@ def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterab
                 os.unlink(target)
         raise
     return [*commits.committed, index_path]
+
+
+# ---------------------------------------------------------------------------------------------
+# The format's description: our documents travel in ``__metadata__``
+
+#: keys in safetensors ``__metadata__`` that carry our documents losslessly
+ST_ARCHITECTURE = "modelsurgeon.architecture"
+ST_GRAPH = "modelsurgeon.graph"
+ST_KIND = "modelsurgeon.kind"
+
+
+def _sniff(probe: Probe) -> bool:
+    return sniff(probe.head, probe.size)
+
+
+def open_checkpoint(path: str) -> SafetensorsReader:
+    """A safetensors file, with our architecture, graph and key scheme restored from its metadata."""
+    reader = SafetensorsReader(path)
+    try:
+        metadata = dict(reader.metadata)
+        kind = metadata.pop(ST_KIND, None)
+        if kind in ("structural", "named"):
+            reader.kind = kind
+        for key, attribute in ((ST_ARCHITECTURE, "architecture"), (ST_GRAPH, "graph")):
+            if key in metadata:
+                try:
+                    setattr(reader, attribute, json.loads(metadata.pop(key)))
+                except (ValueError, RecursionError):
+                    raise CheckpointError(reader.path, f"metadata {key} is not valid JSON") from None
+        reader.metadata = metadata
+    except BaseException:
+        reader.close()
+        raise
+    return reader
+
+
+def write_checkpoint(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+                     progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
+                     later: CommitQueue | None = None) -> list[str]:
+    notes: list[str] = []
+    flat = without_aliases(infos, notes)
+    metadata = dict(documents.metadata)
+    if documents.architecture is not None:
+        metadata[ST_ARCHITECTURE] = json.dumps(documents.architecture, separators=(",", ":"))
+    if documents.graph is not None:
+        metadata[ST_GRAPH] = json.dumps(documents.graph, separators=(",", ":"))
+    metadata[ST_KIND] = documents.kind
+    if any(i.role for i in flat) or any(i.structural for i in flat):
+        notes.append("safetensors has no per-tensor roles or structural names; kept only the keys")
+    write_safetensors(path, flat, fetch, metadata=metadata, progress=progress, overwrite=overwrite, locate=locate,
+                      later=later)
+    return notes
+
+
+FORMAT = Format("safetensors", "safetensors", (".safetensors",), _sniff, open_checkpoint, write_checkpoint,
+                shards=True, reports=("safetensors",))

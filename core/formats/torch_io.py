@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
+from .spec import Format, Probe
 
 #: Wrapper keys tried, in this order, when the top-level dict holds no tensor.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "model_state",
@@ -238,3 +239,16 @@ class TorchReader(CheckpointReader):
     def close(self) -> None:
         self._values = {}
         self._closed = True
+
+
+# -- the format's description -----------------------------------------------------------------
+
+def _sniff(probe: Probe) -> bool:
+    if probe.head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return sniff_torch_zip(probe.path)
+    return is_legacy_pickle(probe.head)
+
+
+FORMAT = Format("torch", "PyTorch .pt/.pth", (".pt", ".pth", ".bin"), _sniff, TorchReader,
+                cannot_write="writing PyTorch files needs the torch writer; write .safetensors instead",
+                reports=("torch",))

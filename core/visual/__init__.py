@@ -11,7 +11,7 @@ Pure functions, in three steps that each have their own module:
 * :mod:`.render` turns a placed picture into a standalone SVG or a self-contained HTML page
   (inline SVG, CSS and JavaScript; nothing is loaded from the network).
 
->>> from modelsurgeon.core import checkpoint
+>>> from modelsurgeon.core import binding as checkpoint
 >>> with checkpoint.open_checkpoint("sample_models/cnn.h5") as reader:  # doctest: +SKIP
 ...     html = render_html(build_picture(reader))
 """
@@ -25,7 +25,6 @@ from .picture import (
            TensorRow,
            build_picture,
            diff_picture,
-           find_renames,
            picture_from_graph,
 )
 from .placement import Box, Drawing, Frame, layout
@@ -33,5 +32,5 @@ from .render import render_diff_html, render_html, render_svg
 from .stats import histogram, sparkline
 
 __all__ = ["DIFF_STATES", "Box", "Drawing", "Frame", "Layer", "Picture", "TensorRow", "build_picture",
-           "diff_picture", "find_renames", "histogram", "layout", "picture_from_graph", "render_diff_html",
+           "diff_picture", "histogram", "layout", "picture_from_graph", "render_diff_html",
            "render_html", "render_svg", "sparkline"]

@@ -36,7 +36,8 @@ import numpy as np
 
 from ..errors import ModelSurgeonError
 from ..formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from ..engine.symbol import MX_DTYPE_FLAGS, Graph
+from ..dtypes import MX_DTYPE_FLAGS
+from ..engine.symbol import Graph
 
 #: Diff states from the most to the least important; a layer takes the first state any of its
 #: tensors has. ``changed`` means same key, shape and dtype but different values.
@@ -394,7 +395,7 @@ def _from_architecture(reader: CheckpointReader, input_shape: tuple[int, ...] | 
         with name_scope():
             model = arch.build(document)
             if shape is None:
-                raise ModelSurgeonError("the file records no input shape (give --input-shape)")
+                raise ModelSurgeonError("the file records no input shape (give `input_shape`)")
             for key, param in model.collect_params().items():
                 info = reader.tensors.get(key)
                 if info is not None:
@@ -597,7 +598,7 @@ def picture_from_graph(graph: Graph, tensors: dict[str, TensorInfo] | None = Non
         except (ModelSurgeonError, ValueError, TypeError, IndexError, KeyError) as exc:
             notes.append(f"output shapes are unknown: {exc}")
     elif inputs:
-        notes.append("output shapes are unknown: the input shape is not recorded (give --input-shape)")
+        notes.append("output shapes are unknown: the input shape is not recorded (give `input_shape`)")
     picture = Picture(title, "graph", layers, list(edges), notes=notes)
     rows = [t for layer in layers for t in layer.tensors]
     picture.facts = {"file": title, "format": "mxnet-symbol", "kind": "graph", "tensors": len(rows),
@@ -741,7 +742,7 @@ def _attach_leftovers(picture: Picture, reader: CheckpointReader) -> None:
 
 
 def _mark_head(picture: Picture, reader: CheckpointReader) -> None:
-    from ..surgery import find_head
+    from ..surgery.head import find_head
     try:
         head = find_head(reader)
     except (ModelSurgeonError, KeyError, ValueError):
@@ -753,67 +754,6 @@ def _mark_head(picture: Picture, reader: CheckpointReader) -> None:
 
 
 # -- diff -------------------------------------------------------------------------------------------
-
-def _digest(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def find_renames(a: CheckpointReader, b: CheckpointReader, only_a: list[str], only_b: list[str],
-                 keys_a: dict[str, str] | None = None, keys_b: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """Pairs (key in A, key in B) of tensors that moved: same shape, dtype and bytes under another key.
-
-    Only tensors whose shape and dtype occur on both sides are read (each once), so a diff
-    without renames reads nothing. ``keys_a``/``keys_b`` map the compared keys to file keys.
-    """
-    keys_a = keys_a or {k: k for k in only_a}
-    keys_b = keys_b or {k: k for k in only_b}
-
-    def signature(reader: CheckpointReader, key: str) -> tuple[tuple[int, ...], str]:
-        info = reader.tensors[key]
-        return tuple(info.shape), str(info.dtype)
-
-    side_a: dict[tuple[tuple[int, ...], str], list[str]] = {}
-    for key in only_a:
-        side_a.setdefault(signature(a, keys_a[key]), []).append(key)
-    pool: dict[tuple[Any, ...], list[str]] = {}
-    constant: set[str] = set()
-    for key in only_a:
-        sig = signature(a, keys_a[key])
-        if any(signature(b, keys_b[k]) == sig for k in only_b):
-            array = a.read(keys_a[key])
-            pool.setdefault((sig, _digest(array)), []).append(key)
-            if _is_constant(array):
-                constant.add(key)
-    found: dict[tuple[Any, ...], list[str]] = {}
-    for key in only_b:
-        sig = signature(b, keys_b[key])
-        if sig in side_a:
-            found.setdefault((sig, _digest(b.read(keys_b[key]))), []).append(key)
-    pairs = []
-    for group, news in found.items():
-        olds = pool.get(group, [])
-        if olds and olds[0] in constant:
-            # all-equal tensors (zero biases) carry no identity: pair them only where one tensor of a
-            # kind (the key's last part: bias, gamma...) is on each side
-            for kind in dict.fromkeys(_last_part(k) for k in olds):
-                same_a = [k for k in olds if _last_part(k) == kind]
-                same_b = [k for k in news if _last_part(k) == kind]
-                if len(same_a) == 1 and len(same_b) == 1:
-                    pairs.append((same_a[0], same_b[0]))
-            continue
-        pairs += list(zip(olds, news))
-    order = {key: i for i, key in enumerate(only_b)}
-    return sorted(pairs, key=lambda pair: order[pair[1]])
-
-
-def _last_part(key: str) -> str:
-    return key.replace("_", ".").rsplit(".", 1)[-1]
-
-
-def _is_constant(array: np.ndarray) -> bool:
-    flat = np.asarray(array).ravel()
-    return flat.size < 2 or bool(np.all(flat == flat[0]))
-
 
 def _layer_state(layer: Layer) -> str | None:
     states = {t.state for t in layer.tensors if t.state}
@@ -831,9 +771,9 @@ def diff_picture(a: CheckpointReader, b: CheckpointReader, result: Any, input_sh
     ``detect_renames``, tensors only in A and only in B with identical bytes are "renamed".
     ``picture.diff`` holds the summary: counts by state and every tensor that is not unchanged.
     """
-    from ..surgery import comparable_keys
+    from ..surgery.diff import comparable_keys
     keys_a, keys_b, _ = comparable_keys(a, b)
-    renames = find_renames(a, b, result.only_a, result.only_b, keys_a, keys_b) if detect_renames else []
+    renames = [tuple(pair) for pair in result.renames] if detect_renames else []
     renamed_from = {new: old for old, new in renames}
     renamed_a = {old for old, _ in renames}
     changed = {c["key"]: c for c in result.changed}

@@ -1,4 +1,4 @@
-"""Containers and basic layers: Sequential, Dense, Dropout, Flatten, Activation, BatchNorm..."""
+"""Basic layers: Concatenate, Identity, Dense, Dropout, Flatten, Activation, BatchNorm."""
 
 from __future__ import annotations
 
@@ -9,56 +9,6 @@ from .. import nd
 from ..block import Block, HybridBlock
 from ...errors import ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
-
-
-class _SequentialMixin:
-    """Children run one after another; ``add`` registers them as ``0``, ``1``, ..."""
-
-    _arch_chain = True
-
-    def add(self, *blocks: Block) -> None:
-        for block in blocks:
-            self.register_child(block)  # type: ignore[attr-defined]
-
-    def forward(self, x: Any, *args: Any) -> Any:
-        from .fusion import run_fused  # the fused path knows the layer classes defined here
-        children = list(self._children.values())  # type: ignore[attr-defined]
-        index = 0
-        while index < len(children):
-            fused = None if args else run_fused(children, index, x)
-            if fused is not None:
-                x, index = fused
-                continue
-            x = children[index](x, *args)
-            args = ()
-            index += 1
-        return x
-
-    def __getitem__(self, key: int | slice) -> Any:
-        layers = list(self._children.values())  # type: ignore[attr-defined]
-        if isinstance(key, slice):
-            net = type(self)()
-            net.add(*layers[key])
-            return net
-        return layers[key]
-
-    def __len__(self) -> int:
-        return len(self._children)  # type: ignore[attr-defined]
-
-    def __iter__(self):
-        return iter(list(self._children.values()))  # type: ignore[attr-defined]
-
-
-class Sequential(_SequentialMixin, Block):
-    """Stacks Blocks sequentially.
-
-    >>> net = Sequential(); net.add(Dense(20), Dense(20)); len(net)
-    2
-    """
-
-
-class HybridSequential(_SequentialMixin, HybridBlock):
-    """Stacks HybridBlocks sequentially (exportable)."""
 
 
 class _ConcatenateMixin:
@@ -283,5 +233,5 @@ class BatchNorm(HybridBlock):
                 f"in_channels={channels if channels >= 0 else None})")
 
 
-__all__ = ["Sequential", "HybridSequential", "Concatenate", "HybridConcatenate", "HybridConcurrent",
+__all__ = ["Concatenate", "HybridConcatenate", "HybridConcurrent",
            "Identity", "Activation", "Dense", "Dropout", "Flatten", "BatchNorm"]
