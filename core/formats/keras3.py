@@ -65,8 +65,10 @@ Progress = Callable[[int, int], None]
 CONFIG_NAME, METADATA_NAME, WEIGHTS_NAME = "config.json", "metadata.json", "model.weights.h5"
 #: The largest config.json / metadata.json read.
 MAX_DOCUMENT = 64 << 20
-#: A member may declare this many bytes more than it stores (compression) before it is a bomb.
+#: A member larger than BOMB_FLOOR may declare this many times what it stores (compression)
+#: before it is refused as a decompression bomb.
 BOMB_RATIO = 1000
+BOMB_FLOOR = 64 << 20
 _VAR_KEY = re.compile(r"^(?:(?P<parent>.+)\.)?vars\.(?P<index>\d+)$")
 #: Keras's names for the opaque dtypes it writes, by our source dtype code.
 _OPAQUE_NAMES = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
@@ -203,7 +205,7 @@ def _member(archive: zipfile.ZipFile, name: str, path: str) -> zipfile.ZipInfo:
         info = archive.getinfo(name)
     except KeyError:
         raise CheckpointError(path, f"the Keras archive has no {name}") from None
-    if info.file_size > max(64 << 20, BOMB_RATIO * max(info.compress_size, 1)):
+    if info.file_size > max(BOMB_FLOOR, BOMB_RATIO * max(info.compress_size, 1)):
         raise CheckpointError(path, f"{name} declares {info.file_size} bytes but stores {info.compress_size}: "
                                     "refused as a decompression bomb")
     return info
