@@ -503,3 +503,29 @@ def set_layer_outputs(config: dict[str, Any], layer_name: str, outputs: int) -> 
         raise SurgeryError(f"layer {layer_name!r} is a {entry.get('class_name')}; only Dense and convolution "
                            "layers can change their number of outputs")
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry's writer signature: (path, infos, fetch, documents, *, progress, overwrite, locate, later)
+
+def _dropped_documents(documents: Any) -> list[str]:
+    return [f"the {what} is not stored: Keras files hold Keras configs only"
+            for what in ("architecture", "graph") if getattr(documents, what, None) is not None]
+
+
+def write_weights_file(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Any, *,
+                       progress: Progress | None = None, overwrite: bool = True, locate: Any = None,
+                       later: CommitQueue | None = None) -> list[str]:
+    """:func:`write_keras_weights` for the registry; ``documents.metadata`` gives ``model_name``."""
+    write_keras_weights(path, infos, fetch, metadata=getattr(documents, "metadata", None), progress=progress,
+                        overwrite=overwrite, later=later)
+    return _dropped_documents(documents)
+
+
+def write_archive_file(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Any, *,
+                       progress: Progress | None = None, overwrite: bool = True, locate: Any = None,
+                       later: CommitQueue | None = None, copy_from: str | None = None) -> list[str]:
+    """:func:`write_keras` for the registry; the config is ``documents.metadata["model_config"]``."""
+    write_keras(path, infos, fetch, metadata=getattr(documents, "metadata", None), copy_from=copy_from,
+                progress=progress, overwrite=overwrite, later=later)
+    return _dropped_documents(documents)

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import json
 import os
-import reprlib
 import re
+import reprlib
 import stat
 import zipfile
 from collections import OrderedDict
@@ -246,7 +246,7 @@ def _validate_in_child(torch: Any, path: str, member: str | None, size: int) -> 
         return
 
     def work() -> None:
-        state, prefix, dropped, _ = _choose(torch, path, _load(torch, path), member)
+        state, _, dropped, _ = _choose(torch, path, _load(torch, path), member)
         for key, value in state.items():  # everything the reader does with keys and values
             _label(key)
             if isinstance(key, str) and isinstance(value, torch.Tensor):
@@ -462,3 +462,17 @@ def _trust(path: str) -> None:
         if len(_validated) >= _CACHE_SIZE:
             _validated.clear()
         _validated[(identity, None)] = None
+
+
+def write_file(path: str, infos: Sequence[TensorInfo], fetch: Callable[[TensorInfo], np.ndarray], documents: Any, *,
+               progress: Callable[[int, int], None] | None = None, overwrite: bool = True, locate: Any = None,
+               later: CommitQueue | None = None) -> list[str]:
+    """:func:`write_torch` with the registry's writer signature (``documents`` has ``architecture``,
+    ``graph``, ``metadata``); returns notes on what a state dict cannot keep."""
+    write_torch(path, infos, fetch, progress=progress, overwrite=overwrite, later=later)
+    notes = [f"the {what} is not stored: a PyTorch state dict holds tensors only"
+             for what in ("architecture", "graph") if getattr(documents, what, None) is not None]
+    kept = {k for k in (getattr(documents, "metadata", None) or {}) if k not in ("wrapper", "dropped", "members")}
+    if kept:
+        notes.append(f"metadata ({', '.join(sorted(kept))}) is not stored: a PyTorch state dict holds tensors only")
+    return notes
