@@ -54,6 +54,7 @@ import h5py
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError, SurgeryError
+from . import h5safe
 from .atomic import CommitQueue, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .keras import KerasH5Reader
@@ -152,7 +153,7 @@ def _write_h5(handle_path: str, infos: Sequence[TensorInfo], fetch: Fetch, metad
                 group.attrs["name"] = names.pop()
             for index, info in enumerate(members):
                 array, declared = _stored(info, fetch(info), keep_source_dtype)
-                dataset = group.create_dataset(str(index), data=array)
+                dataset = group.create_dataset(str(index), data=array, track_times=False)  # reproducible bytes
                 if declared is not None:
                     dataset.attrs["dtype"] = declared
                 done += info.nbytes
@@ -178,7 +179,9 @@ def write_keras_weights(path: str | os.PathLike[str], infos: Sequence[TensorInfo
     """
     infos = list(infos)
     _layout(infos)  # every key problem before any file exists
-    with atomic_output(path, overwrite=overwrite, later=later) as tmp:
+    target = os.fspath(path)
+    # our own output: reading it back needs no validation in a child
+    with atomic_output(target, overwrite=overwrite, later=later, then=lambda: h5safe.trust(target)) as tmp:
         _write_h5(tmp, infos, fetch, metadata, progress, keep_source_dtype)
 
 
