@@ -22,7 +22,8 @@ refused with that list.
 Crashes. PyTorch's unpickler can be driven into a crash by a small hostile file (a dictionary key
 that is a tuple nested a million deep overflows the C stack when it is hashed). So the file is
 first loaded and listed in a forked child (:mod:`.isolate`); a child that dies, runs out of memory
-or hangs makes the file a :class:`CheckpointError`, and only then is it loaded here.
+or hangs makes the file a :class:`CheckpointError`, and only then is it loaded here (Python-level
+errors are left to this load, which reports them in its own words).
 
 Dtypes: tensors are read as numpy arrays of the same dtype; ``bfloat16`` and the float8 types
 become float32 (exact), with ``TensorInfo.extra["source_dtype"]`` = the safetensors code
@@ -246,12 +247,17 @@ def _validate_in_child(torch: Any, path: str, member: str | None, size: int) -> 
         return
 
     def work() -> None:
-        state, _, dropped, _ = _choose(torch, path, _load(torch, path), member)
-        for key, value in state.items():  # everything the reader does with keys and values
-            _label(key)
-            if isinstance(key, str) and isinstance(value, torch.Tensor):
-                str(value.dtype), tuple(value.shape), value.layout
-        json.dumps(dropped)
+        try:
+            state, _, dropped, _ = _choose(torch, path, _load(torch, path), member)
+            for key, value in state.items():  # everything the reader does with keys and values
+                _label(key)
+                if isinstance(key, str) and isinstance(value, torch.Tensor):
+                    str(value.dtype), tuple(value.shape), value.layout
+            json.dumps(dropped)
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - a Python-level error: the reader meets it again, and reports it
+            return
 
     isolate.run_in_child(path, work, library="PyTorch", timeout=120.0 + size / (20 << 20), extra_memory=size)
     if identity is not None:
