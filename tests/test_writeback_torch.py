@@ -204,3 +204,27 @@ def test_normal_files_are_validated_once(tmp_path, monkeypatch):
         with TorchReader(tmp_path / "w.pt") as reader:
             assert reader.keys() == ["w"]
     assert len(calls) == (1 if torch_io.VALIDATE else 0)
+
+
+def test_float8_written_back_only_when_exact(tmp_path):
+    if not hasattr(torch, "float8_e4m3fn"):
+        pytest.skip("this PyTorch has no float8")
+    info = TensorInfo("w", (3,), np.dtype(np.float32), extra={"source_dtype": "F8_E4M3"})
+    write_torch(tmp_path / "ok.pt", [info], lambda i: np.array([1.0, -0.5, 448.0], np.float32))
+    loaded = torch.load(tmp_path / "ok.pt", weights_only=True)["w"]
+    assert loaded.dtype == torch.float8_e4m3fn and loaded.float().tolist() == [1.0, -0.5, 448.0]
+    with pytest.raises(ModelSurgeonError, match="was F8_E4M3 in its source but now holds values F8_E4M3 cannot "
+                                                r"represent exactly; write it as float32 instead"):
+        write_torch(tmp_path / "bad.pt", [info], lambda i: np.array([1.0, 0.1, 2.0], np.float32))
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_registry_writer_notes_what_a_state_dict_cannot_keep(tmp_path):
+    import types
+    documents = types.SimpleNamespace(kind="structural", architecture={"type": "Dense"}, graph=None,
+                                      metadata={"wrapper": "model", "note": "x"})
+    notes = torch_io.write_file(str(tmp_path / "w.pt"), [TensorInfo("w", (1,), np.dtype(np.float32))],
+                                lambda i: np.ones(1, np.float32), documents)
+    assert notes == ["the architecture is not stored: a PyTorch state dict holds tensors only",
+                     "metadata (note) is not stored: a PyTorch state dict holds tensors only"]
+    assert torch.load(tmp_path / "w.pt", weights_only=True)["w"].tolist() == [1.0]

@@ -44,6 +44,7 @@ import os
 import re
 import reprlib
 import stat
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -384,9 +385,13 @@ def _tensor(torch: Any, info: TensorInfo, array: Any, keep_source_dtype: bool) -
     if (array.dtype.kind, array.dtype.itemsize) != (expected.kind, expected.itemsize):
         raise ModelSurgeonError(f"tensor '{info.key}' is {array.dtype}, expected {expected}")
     native = expected.newbyteorder("=")
-    if array.dtype != native or not array.flags.c_contiguous or not array.flags.writeable:
-        array = np.array(array, dtype=native, order="C")  # torch.from_numpy wants its own writable memory
-    tensor = torch.from_numpy(array)
+    if array.dtype != native or not array.flags.c_contiguous:
+        array = np.array(array, dtype=native, order="C")
+    with warnings.catch_warnings():
+        # a read-only array (a view of a memory-mapped input) is shared, not copied: torch.save only
+        # reads it, and copying every tensor would double the memory the write needs
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.from_numpy(array)
     code = info.extra.get("source_dtype") if info.extra else None
     if keep_source_dtype and code and expected == np.float32:
         name = _SOURCE_DTYPES.get(code)
