@@ -24,7 +24,8 @@ Writing: :func:`write_keras_weights` writes the ``.weights.h5`` layout from keys
 (refusing, all at once, keys that are not ``<path>.vars.<n>`` or groups whose variables are not
 numbered ``0..n-1``); :func:`write_keras` writes a ``.keras`` archive from the tensors and a
 config (``metadata["model_config"]``). Optimizer state is not written (the reader does not list
-it): a model loaded from the output starts a fresh optimizer. bfloat16 and float8 tensors (read
+it): a model loaded from the output starts a fresh optimizer (for a compiled model, Keras says it
+skips loading the optimizer's variables). bfloat16 and float8 tensors (read
 as float32 with ``extra["source_dtype"]``) are written back as Keras stores them (opaque bytes
 with a ``dtype`` attribute). Outputs appear whole or not at all (atomic.py).
 
