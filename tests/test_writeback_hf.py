@@ -206,3 +206,21 @@ def test_pytorch_bin_folder_is_read_and_written_as_safetensors(bert, tmp_path):
     assert sorted(os.listdir(tmp_path / "st")) == ["config.json", "model.safetensors"]
     _, info, _ = _load(tmp_path / "st")
     assert info["missing_keys"] == info["unexpected_keys"] == info["mismatched_keys"] == set()
+    # sharded .bin (pytorch_model-0000i-of-0000N.bin + index): shards opened in threads, each loaded safely
+    sharded = tmp_path / "bin_sharded"
+    sharded.mkdir()
+    (sharded / "config.json").write_bytes((folder / "config.json").read_bytes())
+    keys = list(state)
+    weight_map = {}
+    for number, part in enumerate((keys[: len(keys) // 2], keys[len(keys) // 2:]), start=1):
+        name = f"pytorch_model-{number:05d}-of-00002.bin"
+        torch.save({k: torch.from_numpy(state[k]) for k in part}, sharded / name)
+        weight_map.update(dict.fromkeys(part, name))
+    (sharded / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    with hf.HFFolderReader(sharded) as reader:
+        assert reader.layout.kind == "torch" and reader.layout.sharded and len(reader.layout.shards) == 2
+        hf.write_folder(tmp_path / "st2", list(reader.tensors.values()), lambda i: reader.read(i.key), source=reader)
+    assert sorted(os.listdir(tmp_path / "st2")) == ["config.json", "model-00001-of-00002.safetensors",
+                                                     "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
+    _, info, _ = _load(tmp_path / "st2")
+    assert info["missing_keys"] == info["unexpected_keys"] == info["mismatched_keys"] == set()

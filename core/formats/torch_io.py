@@ -44,6 +44,7 @@ import os
 import re
 import reprlib
 import stat
+import threading
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -70,6 +71,7 @@ NEEDS_TORCH_TO_WRITE = ("writing a PyTorch checkpoint needs PyTorch (pip install
 VALIDATE = isolate.AVAILABLE
 _validated: dict[tuple[Any, ...], None] = {}
 _CACHE_SIZE = 64
+_LOAD_LOCK = threading.Lock()
 _LABELS = reprlib.Repr()
 _LABELS.maxlevel, _LABELS.maxtuple, _LABELS.maxstring, _LABELS.maxother = 3, 4, 60, 60
 #: torch dtype name -> (numpy dtype read() returns, source dtype code when upcast)
@@ -297,9 +299,10 @@ class TorchReader(CheckpointReader):
         torch = _import_torch(self.path)
         self._torch = torch
         self._stat = (st.st_dev, st.st_ino, st.st_size)
-        if VALIDATE:
-            _validate_in_child(torch, self.path, member, st.st_size)
-        loaded = _load(torch, self.path)
+        with _LOAD_LOCK:  # no thread is inside torch.load when another forks (the child would inherit its locks)
+            if VALIDATE:
+                _validate_in_child(torch, self.path, member, st.st_size)
+            loaded = _load(torch, self.path)
         self._list(loaded, member)
 
     def _list(self, loaded: Any, member: str | None) -> None:
