@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 import zipfile
 
 import numpy as np
@@ -58,6 +59,9 @@ def test_keras_archive_is_read(saved):
         assert reader.tensors["layers.dense_1.vars.0"].extra["layer_name"] == "head"
         for key in reader.keys():
             np.testing.assert_array_equal(reader.read(key), plain.read(key))
+        probe = types.SimpleNamespace(path=str(folder / "cnn.keras"), head=(folder / "cnn.keras").read_bytes()[:64])
+        assert keras3.sniff(probe)
+        assert not keras3.sniff(types.SimpleNamespace(path=str(folder / "cnn.weights.h5"), head=b"\x89HDF\r\n\x1a\n"))
         temp = reader._temp
         assert temp is not None and os.path.exists(temp)
     assert not os.path.exists(temp)  # the extracted weights go with the reader

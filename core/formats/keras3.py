@@ -199,6 +199,12 @@ def sniff_keras_zip(path: str | os.PathLike[str]) -> bool:
     return CONFIG_NAME in names and WEIGHTS_NAME in names
 
 
+def sniff(probe: Any) -> bool:
+    """Detection from a probe with ``head`` (first bytes) and ``path``: a zip that is a Keras archive.
+    (MXNet's ``.npz`` and ``torch.save`` files are zips too: this must be asked before the ``.npz`` sniff.)"""
+    return bytes(probe.head[:4]) in (b"PK\x03\x04", b"PK\x05\x06") and sniff_keras_zip(probe.path)
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
