@@ -219,6 +219,10 @@ def config_for_head(config: dict[str, Any], classes: int, kept: Sequence[int] = 
     ``i`` keeps the old label of class ``kept[i]`` (``replace-head --keep-classes``) and the others
     are ``LABEL_i``, as transformers names them. ``num_labels`` (and ``_num_labels``) are updated
     where the config has them (transformers 5 derives the count from ``id2label``).
+
+    >>> config = {"id2label": {"0": "cat", "1": "dog"}, "label2id": {"cat": 0, "dog": 1}}
+    >>> config_for_head(config, 3, kept=[1])["id2label"]
+    {'0': 'dog', '1': 'LABEL_1', '2': 'LABEL_2'}
     """
     if not isinstance(classes, int) or isinstance(classes, bool) or classes <= 0:
         raise SurgeryError(f"the number of classes must be a positive integer, not {classes!r}")

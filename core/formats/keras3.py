@@ -493,7 +493,13 @@ def _with_reason(head: DenseHead, reason: str) -> DenseHead:
 
 def set_layer_outputs(config: dict[str, Any], layer_name: str, outputs: int) -> dict[str, Any]:
     """A copy of a serialized Keras model config with layer ``layer_name``'s outputs set to
-    ``outputs`` (``units`` of a Dense layer, ``filters`` of a convolution)."""
+    ``outputs`` (``units`` of a Dense layer, ``filters`` of a convolution).
+
+    >>> config = {"class_name": "Sequential", "config": {"layers": [
+    ...     {"class_name": "Dense", "config": {"name": "head", "units": 10}}]}}
+    >>> set_layer_outputs(config, "head", 3)["config"]["layers"][0]["config"]["units"]
+    3
+    """
     if not isinstance(outputs, int) or isinstance(outputs, bool) or outputs <= 0:
         raise SurgeryError(f"a layer's outputs must be a positive integer, not {outputs!r}")
     result = copy.deepcopy(config)
