@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 from enum import IntEnum
 
-from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError,
-                                      OutputExistsError, SurgeryError, UnsupportedOpError, WriteError)
+from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, MissingDependencyError,
+                                      ModelSurgeonError, OutputExistsError, SurgeryError, UnsupportedOpError,
+                                      WriteError)
 
 
 class ExitCode(IntEnum):
@@ -34,6 +35,7 @@ _EXCEPTIONS: list[tuple[type[BaseException], ExitCode]] = [
     (OutputExistsError, ExitCode.OUTPUT_EXISTS),
     (WriteError, ExitCode.IO_ERROR),
     (UnsupportedOpError, ExitCode.UNSUPPORTED),
+    (MissingDependencyError, ExitCode.USAGE),  # an optional package is needed: install it, or ask for another format
     (SurgeryError, ExitCode.INVALID),
     (ModelSurgeonError, ExitCode.INVALID),
     (KeyboardInterrupt, ExitCode.INTERRUPTED),

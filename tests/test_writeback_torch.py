@@ -228,3 +228,8 @@ def test_registry_writer_notes_what_a_state_dict_cannot_keep(tmp_path):
     assert notes == ["the architecture is not stored: a PyTorch state dict holds tensors only",
                      "metadata (note) is not stored: a PyTorch state dict holds tensors only"]
     assert torch.load(tmp_path / "w.pt", weights_only=True)["w"].tolist() == [1.0]
+
+
+def test_missing_dependency_is_a_usage_error():
+    from modelsurgeon.cli.errors import ExitCode, exit_code_for
+    assert exit_code_for(MissingDependencyError("x.pt: writing a PyTorch checkpoint needs PyTorch")) == ExitCode.USAGE == 2
