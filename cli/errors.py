@@ -6,8 +6,9 @@ import errno
 import re
 from enum import IntEnum
 
-from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError,
-                                      OutputExistsError, OutputFormatError, SurgeryError, UnsupportedOpError,
+from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, MissingDependencyError,
+                                      ModelSurgeonError, OutputExistsError, OutputFormatError, SurgeryError,
+                                      UnsupportedOpError,
                                       WriteError)
 
 
@@ -37,6 +38,7 @@ _EXCEPTIONS: list[tuple[type[BaseException], ExitCode]] = [
     (OutputExistsError, ExitCode.OUTPUT_EXISTS),
     (WriteError, ExitCode.IO_ERROR),
     (UnsupportedOpError, ExitCode.UNSUPPORTED),
+    (MissingDependencyError, ExitCode.USAGE),  # an optional package is needed: install it, or ask for another format
     (SurgeryError, ExitCode.INVALID),
     (ModelSurgeonError, ExitCode.INVALID),
     (KeyboardInterrupt, ExitCode.INTERRUPTED),

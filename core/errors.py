@@ -55,6 +55,10 @@ class WriteError(ModelSurgeonError):
     """The output cannot be written (missing directory, permission, full disk)."""
 
 
+class MissingDependencyError(ModelSurgeonError):
+    """An optional package the request needs is not installed (the message says which, and the alternative)."""
+
+
 class OutputExistsError(ModelSurgeonError):
     """The output path exists and overwriting was not allowed."""
 

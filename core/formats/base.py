@@ -78,6 +78,8 @@ class CheckpointReader(ABC):
     architecture: dict[str, Any] | None = None
     graph: dict[str, Any] | None = None
     metadata: dict[str, str]
+    #: A framework's own model config, where the file has one (Hugging Face, ``.keras``).
+    config: dict[str, Any] | None = None
     #: Files read besides ``path`` (an MXNet export's ``-symbol.json``).
     companion_files: tuple[str, ...] = ()
 

@@ -59,7 +59,6 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
-from .spec import Format
 from .extents import Extent, file_id
 from .h5safe import attribute, check_dataset, children, dataset_extent, open_h5, read_dataset
 from .safetensors_io import bf16_to_f32, f8_to_f32
@@ -410,10 +409,3 @@ class KerasH5Reader(CheckpointReader):
     def close(self) -> None:
         if self._f.id.valid:
             self._f.close()
-
-
-# -- the format's description: read through HDF5's detection (h5.open_hdf5) ---------------------
-
-FORMAT = Format("keras", "Keras HDF5", (".weights.h5",), None, KerasH5Reader,
-                cannot_write="writing Keras weights files is not supported yet; write .h5 or .safetensors",
-                reports=("keras-h5", "keras3-weights-h5"))

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import CheckpointError, OutputFormatError
-from . import h5, keras, mxnet, safetensors_io, sharded, torch_io
+from . import h5, hf, keras3, mxnet, safetensors_io, sharded, torch_io
 from .base import CheckpointReader, input_errors
 from .spec import Format, Probe
 
@@ -29,8 +29,8 @@ INDEX_SUFFIX = ".index.json"
 
 
 #: Every format, in detection order (the first whose ``sniff`` accepts a file reads it).
-FORMATS: list[Format] = [h5.FORMAT, keras.FORMAT, mxnet.FORMAT, torch_io.FORMAT, mxnet.NPZ_FORMAT,
-                         safetensors_io.FORMAT, sharded.FORMAT]
+FORMATS: list[Format] = [h5.FORMAT, keras3.FORMAT, mxnet.FORMAT, torch_io.FORMAT, keras3.ARCHIVE_FORMAT,
+                         mxnet.NPZ_FORMAT, safetensors_io.FORMAT, sharded.FORMAT, hf.FORMAT]
 
 
 def formats() -> list[Format]:
@@ -58,11 +58,17 @@ def writable() -> list[Format]:
 
 
 def writable_names() -> str:
-    return ", ".join(f"{f.name} ({', '.join(f.extensions)})" for f in writable())
+    return ", ".join(f"{f.name} ({', '.join(f.extensions) or 'a folder'})" for f in writable())
 
 
 def detect(path: str) -> Format:
-    """The format of the file at ``path``, from its bytes (never its name alone)."""
+    """The format of the file at ``path``, from its bytes (never its name alone); a folder is a
+    Hugging Face model folder when it holds a ``config.json`` and weights."""
+    if os.path.isdir(path):
+        if hf.is_model_dir(path):
+            return hf.FORMAT
+        raise CheckpointError(path, "is a directory, not a checkpoint file (a model folder holds config.json and "
+                                    "model.safetensors, or an index of shards)")
     with input_errors(path):
         with open(path, "rb") as handle:
             head = handle.read(HEAD_BYTES)
@@ -118,6 +124,8 @@ def choose_output(path: str, requested: str | None = None, default: str | None =
     is_dir = path.endswith(("/", os.sep)) or os.path.isdir(path)
     if lowered.endswith(INDEX_SUFFIX):
         lowered, sharded = lowered[: -len(INDEX_SUFFIX)], True
+    elif is_dir and (get(requested) if requested else get(default) if default else None) is hf.FORMAT:
+        return OutputChoice(hf.FORMAT, False)  # a folder in the input folder's layout
     elif is_dir:
         sharded = True
     if requested is not None:

@@ -29,6 +29,10 @@ class Documents:
     architecture: dict[str, Any] | None = None
     graph: dict[str, Any] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: a framework's own model config (a Hugging Face ``config.json``, a ``.keras`` model config)
+    config: dict[str, Any] | None = None
+    #: the input file or folder the output derives from (whose side files a folder output copies)
+    origin: str | None = None
 
 
 class Writer(Protocol):
@@ -76,6 +80,8 @@ class Format:
     open_members: Callable[[str, Callable[[str], CheckpointReader]], CheckpointReader] | None = None
     #: the ``CheckpointReader.format`` names its readers report (to find an input's format)
     reports: tuple[str, ...] = ()
+    #: written as a folder of files that lays out its own shards (``write`` takes ``max_shard_size``)
+    directory: bool = False
 
     @property
     def extension(self) -> str:

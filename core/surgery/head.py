@@ -12,6 +12,7 @@ from ..binding import structural_view
 from ..errors import SurgeryError, brief_list
 from ..formats.base import STRUCTURAL, CheckpointReader
 from ..lazy import lazy_module
+from ..formats import hf, keras3
 from ..formats.base import TensorInfo
 from .plan import Copy, New, Plan, carried_metadata
 
@@ -42,6 +43,8 @@ class Head:
     reason: str
     #: the axis that counts classes: 0 for (out, in, ...) weights, -1 for Keras (..., in, out) kernels
     out_axis: int = 0
+    #: the layer's name in a framework config (Keras), where it differs from the path
+    layer_name: str | None = None
 
 
 #: weight names a head may have, and where each keeps its output axis
@@ -89,6 +92,11 @@ def _head_from_keys(reader: CheckpointReader, weight: str, bias: str | None, pat
 def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
     """Find the classification head: ``--head``, else the zoo's ``output``, else the last dense layer."""
     keys = structural_keys(reader)
+    keras_layout = any(key.endswith(".vars.0") or key == "vars.0" for key in reader.tensors)
+    if head is not None and keras_layout:
+        found = keras3.find_dense_head(reader.tensors.values(), reader.config, layer=head)
+        return Head(found.path, "dense", found.kernel, found.bias, "named with `head`", -1,
+                    layer_name=found.layer_name)
     if head is not None:
         return _head_at(reader, keys, head, "named with `head`")
     if any(k.startswith("output.") for k in keys):
@@ -109,6 +117,14 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
                     kind = "dense" if node.op == "FullyConnected" else "convolution"
                     return _head_from_keys(reader, names[1], bias, node.name,
                                            f"the last {kind} layer in graph order (node '{node.name}')")
+    if keras_layout:
+        try:
+            found = keras3.find_dense_head(reader.tensors.values(), reader.config)
+        except SurgeryError:
+            found = None
+        if found is not None:
+            return Head(found.path, "dense", found.kernel, found.bias, found.reason, -1,
+                        layer_name=found.layer_name)
     for key in reversed(list(reader.tensors)):
         info = reader.tensors[key]
         for name, axis in WEIGHT_NAMES.items():
@@ -172,6 +188,7 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     graph = reader.graph
     if graph is not None:
         graph = _resize_in_graph(graph, chosen, classes, {k: v.shape for k, v in tensors.items()})
+    config = _resized_config(reader, chosen, classes, kept)
     metadata = {**carried_metadata(reader), "modelsurgeon.head": chosen.path,
                 "modelsurgeon.head_init": init if seed is None else f"{init} seed={seed}"}
     planned = []
@@ -190,7 +207,18 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
                "resized": [{"key": key, "old_shape": list(reader.tensors[key].shape), "new_shape": list(array.shape)}
                            for key, array in tensors.items()]}
     return Plan.of(planned, reader.kind, architecture=architecture, graph=graph, metadata=metadata,
-                   readers=[reader], notes=notes, details=details)
+                   readers=[reader], notes=notes, details=details, config=config)
+
+
+def _resized_config(reader: CheckpointReader, head: Head, classes: int, kept: list[int]) -> dict[str, Any] | None:
+    """The framework config describing the new head: a Hugging Face ``config.json``'s labels, a
+    ``.keras`` config's layer units."""
+    if reader.config is None:
+        return None
+    if reader.format == "hf-folder":
+        return hf.config_for_head(reader.config, classes, kept)
+    name = head.layer_name or head.path.rpartition(".")[2]
+    return keras3.set_layer_outputs(reader.config, name, classes)
 
 
 def _check_replaceable(reader: CheckpointReader, head: Head, ignore_consumers: bool = False) -> None:

@@ -122,9 +122,15 @@ class Plan:
     def of(cls, tensors: Sequence[tuple[TensorInfo, Source]], kind: str, *, architecture: dict[str, Any] | None = None,
            graph: dict[str, Any] | None = None, metadata: dict[str, str] | None = None,
            readers: Sequence[CheckpointReader] = (), notes: Sequence[str] = (),
-           details: dict[str, Any] | None = None) -> Plan:
-        return cls(list(tensors), Documents(kind, architecture, graph, dict(metadata or {})), list(notes),
-                   dict(details or {}), list(readers))
+           details: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> Plan:
+        """A plan; its framework config (and the origin whose side files a folder output copies) is
+        the first reader's unless ``config`` is given."""
+        first = readers[0] if readers else None
+        if config is None and first is not None:
+            config = first.config
+        documents = Documents(kind, architecture, graph, dict(metadata or {}), config,
+                              first.path if first is not None else None)
+        return cls(list(tensors), documents, list(notes), dict(details or {}), list(readers))
 
     @classmethod
     def copy_of(cls, reader: CheckpointReader, **documents: Any) -> Plan:
@@ -151,6 +157,9 @@ def carried_metadata(reader: CheckpointReader) -> dict[str, str]:
     return {k: v for k, v in reader.metadata.items() if k != "graph_file"}
 
 
+#: Shards of a sharded output named by its index, when no size is given (as transformers' default).
+DEFAULT_SHARD_SIZE = 5 * 10**9
+
 # -- destinations ----------------------------------------------------------------------------------
 
 
@@ -162,6 +171,8 @@ class Destination:
     format: Format
     max_shard_size: int | None = None
     overwrite: bool = False
+    #: a folder format's own shard size (it lays out its shards itself)
+    folder_shard_size: int | None = None
 
     @property
     def sharded(self) -> bool:
@@ -176,12 +187,16 @@ def destination(path: str, format: str | None = None, *, default: str | None = N
     written."""
     choice = registry.choose_output(path, format, default, sharded=max_shard_size is not None)
     if choice.sharded and max_shard_size is None:
-        raise SurgeryError(f"{path} names a sharded output; give `max_shard_size`")
+        max_shard_size = DEFAULT_SHARD_SIZE
+    if choice.format.directory:
+        return Destination(path, choice.format, None, overwrite, folder_shard_size=max_shard_size)
     return Destination(path, choice.format, max_shard_size, overwrite)
 
 
 def outputs(plan: Plan, dest: Destination) -> list[str]:
     """Every file writing ``plan`` to ``dest`` creates or replaces."""
+    if dest.format.directory:
+        return [os.path.join(dest.path, "config.json")]
     if dest.sharded:
         index, shards = sharded.plan_shards(dest.path, dest.format, plan.infos, dest.max_shard_size or 1)
         files = [path for path, _ in shards] + [index]
@@ -194,7 +209,7 @@ def check(plan: Plan, dest: Destination, extra_inputs: Sequence[str] = ()) -> No
     """Refuse, before any work, a destination that would overwrite an input or a non-regular file,
     exists without ``overwrite``, or lies in a directory that does not exist."""
     check_paths(outputs(plan, dest), [*plan.source_files(), *extra_inputs], dest.overwrite,
-                make_directory=dest.sharded)
+                make_directory=dest.sharded or dest.format.directory)
 
 
 def check_paths(targets: Sequence[str], inputs: Sequence[str], overwrite: bool, make_directory: bool = False) -> None:
@@ -256,8 +271,9 @@ def apply(plan: Plan, dest: Destination, progress: Progress | None = None) -> tu
                                                overwrite=dest.overwrite, locate=locate)
         return index, notes + written
     assert dest.format.write is not None  # destination() accepts only writable formats
+    extra = {"max_shard_size": dest.folder_shard_size} if dest.format.directory else {}
     notes += dest.format.write(dest.path, plan.infos, fetch, plan.documents, progress=progress,
-                               overwrite=dest.overwrite, locate=locate)
+                               overwrite=dest.overwrite, locate=locate, **extra)
     return dest.path, notes
 
 
