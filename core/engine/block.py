@@ -32,6 +32,12 @@ class Block:
     _arch_leaf = False
     #: set by containers whose forward applies their children one after another, in order
     _arch_chain = False
+    # Set with object.__setattr__ in __init__ (this class's __setattr__ registers children and
+    # Parameters, and needs these to exist first).
+    _children: dict[str, Block]
+    _reg_params: dict[str, Parameter]
+    _name: str
+    _input_specs: list[tuple[tuple[int, ...], Any]] | None
 
     def __init__(self) -> None:
         object.__setattr__(self, "_children", {})
