@@ -237,7 +237,9 @@ def load_parameters(block: "Block", filename: str, allow_missing: bool = False, 
 
 def parameter_infos(block: "Block", deduplicate: bool = False) -> tuple[list[TensorInfo], dict[str, Parameter]]:
     """TensorInfos for a structural checkpoint of ``block``; shared Parameters become aliases."""
-    infos, params, first = [], {}, {}
+    infos: list[TensorInfo] = []
+    params: dict[str, Parameter] = {}
+    first: dict[int, str] = {}
     for key, param in block.named_parameters():
         data = param._require_data()
         if id(param) in first:
@@ -266,9 +268,10 @@ def named_infos(block: "HybridBlock", graph: Graph, params: dict[str, Parameter]
     aux = set(graph.aux_variables())
     infos = []
     for name in graph.variables():
-        param = params.get(name)
-        if param is None:
+        found = params.get(name)
+        if found is None:
             continue
+        param = found
         data = param._require_data()
         infos.append(TensorInfo(name, data.shape, data.dtype, "aux" if name in aux else "arg",
                                 tuple(structural.get(id(param), ()))))

@@ -61,7 +61,7 @@ class Block:
 
     # -- registration -------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
-        existing = self._children.get(name)
+        existing: Block | Parameter | None = self._children.get(name)
         if existing is None:
             existing = self._reg_params.get(name)
         if existing is not None and not isinstance(value, type(existing)):

@@ -148,7 +148,7 @@ class Trace:
             entries.append((value.node, value.index, version))
         result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
-        index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, given), entries))
+        index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, list(given)), entries))
         return Symbol(self, index, result)
 
     def graph(self, outputs: Sequence[Symbol]) -> tuple["Graph", dict[str, Any]]:

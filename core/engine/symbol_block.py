@@ -29,7 +29,7 @@ def _variable_parameter(name: str, attrs: dict[str, str], aux: bool) -> Paramete
         except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError):
             raise ModelSurgeonError(f"graph variable '{name}' has a malformed __shape__ "
                                     f"{attrs['__shape__'][:80]!r}") from None
-    dtype = np.float32
+    dtype = np.dtype(np.float32)
     if attrs.get("__dtype__", "").lstrip("-").isdigit():
         dtype = MX_DTYPE_FLAGS.get(int(attrs["__dtype__"]), np.dtype(np.float32))
     from .naming import short_name
@@ -47,6 +47,9 @@ class SymbolBlock(HybridBlock):
         inputs: names of the graph variables that are inputs (``['data']``).
         params: optional Parameters by variable name, to share with another block.
     """
+
+    _graph: Graph
+    _input_names: list[str]
 
     def __init__(self, outputs: "Graph | str | dict[str, Any]", inputs: "str | Sequence[str]",
                  params: dict[str, Parameter] | None = None) -> None:

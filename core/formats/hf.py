@@ -56,7 +56,6 @@ from .spec import Documents, Progress
 from .spec import Format
 
 Fetch = Callable[[TensorInfo], np.ndarray]
-Progress = Callable[[int, int], None]
 Opener = Callable[[str], CheckpointReader]
 
 CONFIG_NAME = "config.json"

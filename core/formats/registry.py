@@ -128,6 +128,7 @@ def choose_output(path: str, requested: str | None = None, default: str | None =
         return OutputChoice(hf.FORMAT, False)  # a folder in the input folder's layout
     elif is_dir:
         sharded = True
+    fmt: Format | None
     if requested is not None:
         fmt = get(requested)
     else:

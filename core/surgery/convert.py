@@ -119,7 +119,9 @@ def plan_to_structural(reader: CheckpointReader, model: Block | None = None,
         raise SurgeryError(f"{reader.path} is already structural")
     recorded = all(info.structural for info in reader.tensors.values()) and reader.tensors
     if recorded and model is None:
-        infos, source, first = [], {}, {}
+        infos: list[TensorInfo] = []
+        source: dict[str, str] = {}
+        first: dict[str, str] = {}
         for info in reader.tensors.values():
             for name in info.structural:
                 if name in source:

@@ -48,7 +48,8 @@ def diff(a: CheckpointReader, b: CheckpointReader, values: bool = False, progres
     ka, kb, scheme = comparable_keys(a, b)
     only_a = [k for k in ka if k not in kb]
     only_b = [k for k in kb if k not in ka]
-    changed, compared = [], []
+    changed: list[dict[str, Any]] = []
+    compared: list[dict[str, Any]] = []
     common = [k for k in ka if k in kb]
     for key in common:
         ia, ib = a.tensors[ka[key]], b.tensors[kb[key]]

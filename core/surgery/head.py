@@ -14,7 +14,7 @@ from ..formats.base import STRUCTURAL, CheckpointReader
 from ..lazy import lazy_module
 from ..formats import hf, keras3
 from ..formats.base import TensorInfo
-from .plan import Copy, New, Plan, carried_metadata
+from .plan import Copy, New, Plan, Source, carried_metadata
 
 arch = lazy_module("modelsurgeon.core.engine.architecture")
 init_mod = lazy_module("modelsurgeon.core.engine.initializer")
@@ -94,9 +94,9 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
     keys = structural_keys(reader)
     keras_layout = any(key.endswith(".vars.0") or key == "vars.0" for key in reader.tensors)
     if head is not None and keras_layout:
-        found = keras3.find_dense_head(reader.tensors.values(), reader.config, layer=head)
-        return Head(found.path, "dense", found.kernel, found.bias, "named with `head`", -1,
-                    layer_name=found.layer_name)
+        named = keras3.find_dense_head(reader.tensors.values(), reader.config, layer=head)
+        return Head(named.path, "dense", named.kernel, named.bias, "named with `head`", -1,
+                    layer_name=named.layer_name)
     if head is not None:
         return _head_at(reader, keys, head, "named with `head`")
     if any(k.startswith("output.") for k in keys):
@@ -118,6 +118,7 @@ def find_head(reader: CheckpointReader, head: str | None = None) -> Head:
                     return _head_from_keys(reader, names[1], bias, node.name,
                                            f"the last {kind} layer in graph order (node '{node.name}')")
     if keras_layout:
+        found: keras3.DenseHead | None
         try:
             found = keras3.find_dense_head(reader.tensors.values(), reader.config)
         except SurgeryError:
@@ -191,7 +192,7 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     config = _resized_config(reader, chosen, classes, kept)
     metadata = {**carried_metadata(reader), "modelsurgeon.head": chosen.path,
                 "modelsurgeon.head_init": init if seed is None else f"{init} seed={seed}"}
-    planned = []
+    planned: list[tuple[TensorInfo, Source]] = []
     for info in reader.tensors.values():
         if info.key in tensors:
             new = tensors[info.key]

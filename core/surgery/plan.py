@@ -22,7 +22,7 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -271,9 +271,13 @@ def apply(plan: Plan, dest: Destination, progress: Progress | None = None) -> tu
                                                overwrite=dest.overwrite, locate=locate)
         return index, notes + written
     assert dest.format.write is not None  # destination() accepts only writable formats
-    extra = {"max_shard_size": dest.folder_shard_size} if dest.format.directory else {}
+    if dest.format.directory:  # a folder format lays out its own shards
+        write_folder = cast(Callable[..., list[str]], dest.format.write)
+        notes += write_folder(dest.path, plan.infos, fetch, plan.documents, progress=progress,
+                              overwrite=dest.overwrite, locate=locate, max_shard_size=dest.folder_shard_size)
+        return dest.path, notes
     notes += dest.format.write(dest.path, plan.infos, fetch, plan.documents, progress=progress,
-                               overwrite=dest.overwrite, locate=locate, **extra)
+                               overwrite=dest.overwrite, locate=locate)
     return dest.path, notes
 
 

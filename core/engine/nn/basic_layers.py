@@ -63,6 +63,7 @@ class Activation(HybridBlock):
     """An activation function: relu, sigmoid, tanh, softrelu or softsign."""
 
     _arch_leaf = True
+    _act_type: str
 
     def __init__(self, activation: str) -> None:
         if activation not in nd.ACTIVATIONS:
@@ -94,6 +95,9 @@ class Dense(HybridBlock):
     """
 
     _arch_leaf = True
+    weight: Parameter
+    bias: Parameter | None
+    act: Activation | None
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  flatten: bool = True, dtype: Any = "float32", weight_initializer: Any = None,
@@ -114,7 +118,7 @@ class Dense(HybridBlock):
 
     @property
     def in_units(self) -> int | None:
-        dim = self.weight.shape[1]
+        dim = self.weight.dims[1]
         return dim if dim >= 0 else None
 
     def infer_shape(self, x: Any) -> None:
@@ -136,7 +140,7 @@ class Dense(HybridBlock):
         return f"Dense({self.in_units} -> {self._units}, {act})"
 
 
-def add_bias_and_activation(layer: HybridBlock, outputs: int, dtype: Any, use_bias: bool, bias_initializer: Any,
+def add_bias_and_activation(layer: Dense | Any, outputs: int, dtype: Any, use_bias: bool, bias_initializer: Any,
                             activation: str | None) -> None:
     """The ``bias`` (sized by the weight's fan-in for PyTorch-style inits) and ``act`` of a layer."""
     if use_bias:
@@ -221,13 +225,13 @@ class BatchNorm(HybridBlock):
                             axis=self._axis)
 
     def _arch_config(self) -> dict[str, Any]:
-        channels = self.gamma.shape[0]
+        channels = self.gamma.dims[0]
         return {"axis": self._axis, "momentum": self._momentum, "epsilon": self._epsilon,
                 "center": self._center, "scale": self._scale,
                 "use_global_stats": self._use_global_stats, "in_channels": max(channels, 0)}
 
     def __repr__(self) -> str:
-        channels = self.gamma.shape[0]
+        channels = self.gamma.dims[0]
         return (f"BatchNorm(axis={self._axis}, eps={self._epsilon}, momentum={self._momentum}, "
                 f"fix_gamma={not self._scale}, use_global_stats={self._use_global_stats}, "
                 f"in_channels={channels if channels >= 0 else None})")
