@@ -283,8 +283,11 @@ class Graph:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, source: "str | bytes | dict[str, Any]") -> "Graph":
-        """Read and validate MXNet graph JSON (1.x and 2.x spellings); ModelSurgeonError if bad."""
+    def from_json(cls, source: "str | bytes | dict[str, Any]", check_attrs: bool = True) -> "Graph":
+        """Read and validate MXNet graph JSON (1.x and 2.x spellings); ModelSurgeonError if bad.
+
+        Attributes of known operators are checked against their declared types and ranges
+        (:meth:`validate_attrs`) unless ``check_attrs`` is False."""
         try:
             data = json.loads(source) if isinstance(source, (str, bytes)) else source
         except (ValueError, RecursionError) as exc:
@@ -310,7 +313,8 @@ class Graph:
             raise ModelSurgeonError("graph has no heads (outputs)")
         attrs = data.get("attrs", {})
         graph = cls(nodes, heads, attrs if isinstance(attrs, dict) else {})
-        graph.validate_attrs()
+        if check_attrs:
+            graph.validate_attrs()
         return graph
 
     def validate_attrs(self) -> None:

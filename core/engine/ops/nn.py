@@ -261,7 +261,7 @@ register(OpSpec("Concat", lambda *data, dim=1, num_args=None: np.concatenate(dat
                 {"dim": ("int", 1, between(-32, 31)), "num_args": ("optint", None, at_least(1))},
                 inputs=lambda attrs: [f"arg{i}" for i in range(attrs.get("num_args") or 0)],
                 variadic=True), "concat")
-register(OpSpec("_copy", lambda data: data.copy()), "identity", "_npi_copy")
+register(OpSpec("_copy", lambda data: data.copy()), "identity", "_npi_copy", "_np_copy")
 _SOFTMAX_ATTRS = {"axis": ("int", -1), "temperature": ("optfloat", None), "dtype": ("str", None),
                   "use_length": ("bool", False)}
 

@@ -200,9 +200,9 @@ def flip(data, *, axis):
     return np.flip(data, tuple(_axis(a, data.ndim, "reverse") for a in axis)).copy()
 
 
-register(OpSpec("transpose", transpose, {"axes": ("tuple", ())}), "_npi_transpose")
+register(OpSpec("transpose", transpose, {"axes": ("tuple", ())}), "_npi_transpose", "_np_transpose")
 register(OpSpec("expand_dims", expand_dims, {"axis": ("int", REQUIRED)}), "_npi_expand_dims")
-register(OpSpec("squeeze", squeeze, {"axis": ("axes", None)}), "_npi_squeeze")
+register(OpSpec("squeeze", squeeze, {"axis": ("axes", None)}), "_npi_squeeze", "_np_squeeze")
 register(OpSpec("SwapAxis", swapaxes, {"dim1": ("int", 0), "dim2": ("int", 0)}), "swapaxes")
 register(OpSpec("reverse", flip, {"axis": ("tuple", REQUIRED)}), "flip", "_npi_flip")
 
