@@ -10,6 +10,7 @@ MXNet's spelling. Kernel families register themselves from their own modules (``
 from __future__ import annotations
 
 import ast
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,8 +272,9 @@ def get(name: str, node: str = "") -> OpSpec:
         return _REGISTRY[name]
     except KeyError:
         where = f" (node '{node}')" if node else ""
-        raise UnsupportedOpError(
-            f"unsupported operator '{name}'{where}; supported: {', '.join(sorted(_REGISTRY))}") from None
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.75)
+        hint = f"; similar supported operators: {', '.join(close)}" if close else ""
+        raise UnsupportedOpError(f"unsupported operator '{name}'{where}{hint}") from None
 
 
 def supported_spec(name: str) -> OpSpec | None:
