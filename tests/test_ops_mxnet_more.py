@@ -420,3 +420,17 @@ def test_operator_matches_mxnet(case, mxnet_outputs):
         assert mine.shape == theirs.shape, (mine.shape, theirs.shape)
         assert mine.dtype == theirs.dtype, (mine.dtype, theirs.dtype)
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op,attrs,reference", [
+    ("Activation", {"act_type": "mish"}, lambda t, x: t.nn.functional.mish(x)),
+    ("Activation", {"act_type": "log_sigmoid"}, lambda t, x: t.nn.functional.logsigmoid(x)),
+    ("LeakyReLU", {"act_type": "gelu_tanh"}, lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+    ("LeakyReLU", {"act_type": "gelu_erf"}, lambda t, x: t.nn.functional.gelu(x)),
+])
+def test_mxnet2_only_activations_match_torch(op, attrs, reference):
+    """Activations MXNet 1.9.1 does not have (MXNet 2 graphs use them): checked against torch."""
+    torch = pytest.importorskip("torch")
+    x = _x(4, 50, scale=4)
+    expected = reference(torch, torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ops.invoke(op, [x], attrs), expected, rtol=1e-4, atol=1e-6)

@@ -151,7 +151,8 @@ class Trace:
             if version:
                 self.aux.add(value.node)
             entries.append((value.node, value.index, version))
-        result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
+        with np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, never a numpy warning
+            result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
         index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, given), entries))
         if isinstance(result, list):  # a multi-output operator (SliceChannel, topk 'both'...)
@@ -434,8 +435,10 @@ class Graph:
         data, weight, bias = conv_args[0], conv_args[1], None if no_bias else conv_args[2]
         norm_attrs = ops.get(norm.op).parse(norm.attrs)
         try:
-            return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs, eps=norm_attrs["eps"],
-                                              fix_gamma=norm_attrs["fix_gamma"], relu=relu)
+            with np.errstate(all="ignore"):
+                return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs,
+                                                  eps=norm_attrs["eps"], fix_gamma=norm_attrs["fix_gamma"],
+                                                  relu=relu)
         except (ValueError, TypeError, IndexError) as exc:
             raise ShapeError(f"operators {conv.name} and {norm.name} cannot run on input of shape "
                              f"{getattr(data, 'shape', None)}: {exc}") from None

@@ -252,8 +252,11 @@ def leaky_relu(data, gamma=None, *, act_type="leaky", slope=0.25, lower_bound=0.
     if act_type == "selu":
         negative = data.dtype.type(_SELU_ALPHA) * np.expm1(np.minimum(data, 0))
         return (data.dtype.type(_SELU_LAMBDA) * np.where(data > 0, data, negative)).astype(data.dtype)
-    if act_type == "gelu":
+    if act_type in ("gelu", "gelu_erf"):
         return gelu(data)
+    if act_type == "gelu_tanh":  # MXNet 2's tanh approximation
+        inner = np.sqrt(2.0 / np.pi) * (data + 0.044715 * data * data * data)
+        return (0.5 * data * (1.0 + np.tanh(inner))).astype(data.dtype, copy=False)
     raise UnsupportedOpError(f"LeakyReLU act_type '{act_type}' is not supported")
 
 
@@ -262,7 +265,8 @@ def _leaky_inputs(attrs):
 
 
 register(OpSpec("LeakyReLU", leaky_relu,
-                {"act_type": ("str", "leaky", one_of("leaky", "prelu", "elu", "selu", "gelu", "rrelu")),
+                {"act_type": ("str", "leaky", one_of("leaky", "prelu", "elu", "selu", "gelu", "rrelu",
+                                                                "gelu_erf", "gelu_tanh")),
                  "slope": ("float", 0.25), "lower_bound": ("float", 0.125), "upper_bound": ("float", 0.334)},
                 inputs=_leaky_inputs), "_npx_leaky_relu")
 register(OpSpec("hard_sigmoid", hard_sigmoid, {"alpha": ("float", 0.2), "beta": ("float", 0.5)}),

@@ -156,6 +156,9 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "softrelu": _softrelu,
     "softsign": lambda x: x / (1 + np.abs(x)),
+    # MXNet 2 only (its _npx_activation); MXNet 1.9.1 refuses them
+    "log_sigmoid": lambda x: -_softrelu(-x),
+    "mish": lambda x: x * np.tanh(_softrelu(x)),
 }
 
 
