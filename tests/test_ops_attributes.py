@@ -287,3 +287,50 @@ def test_graph_command_exits_4_naming_node_and_attribute(attrs, match, tmp_path)
     assert "bad0" in result.output and match in result.output
     assert "Traceback" not in result.output and len(result.output) < 600
     assert not (tmp_path / "out.svg").exists()
+
+
+# -- fuzzing every operator's attributes ------------------------------------------------------------
+
+HOSTILE_VALUES = ["", "0", "-1", "-3", "(0, 0)", "(-5, -5)", "(1, 0, -1)", "1.5", "nan", "inf", "-inf", "1e309",
+                  "9" * 4000, "9" * 5000, "(" * 500, "[[[1]]]", "((1, 2), 3)", "None", "True", "maybe", "(None, 1)",
+                  "{'a': 1}", "__import__('os')", "(" + "1, " * 40 + "1)", "\x00", "é"]
+
+
+def _unique_specs():
+    seen, specs = set(), []
+    for name in ops.supported():
+        spec = ops.get(name)
+        if id(spec) not in seen:
+            seen.add(id(spec))
+            specs.append(spec)
+    return specs
+
+
+@pytest.mark.parametrize("spec", _unique_specs(), ids=lambda spec: spec.name)
+def test_hostile_attribute_values_give_only_our_errors(spec):
+    """Every declared attribute of every operator, given hostile strings: parsed, or refused with a
+    ModelSurgeonError naming the operator; never another exception."""
+    for key in spec.attrs:
+        for value in HOSTILE_VALUES:
+            try:
+                spec.parse({key: value}, "fuzz0")
+            except ModelSurgeonError as exc:
+                assert f"operator {spec.name} in node 'fuzz0'" in str(exc), (key, value, exc)
+                assert len(str(exc)) < 600
+
+
+@pytest.mark.parametrize("op,attrs,inputs", [
+    ("tile", {"reps": "(99999, 99999)"}, [(2, 3)]),
+    ("repeat", {"repeats": "9999999999", "axis": "0"}, [(2, 3)]),
+    ("broadcast_to", {"shape": "(99999999999, 3)"}, [(1, 3)]),
+    ("Pad", {"mode": "constant", "pad_width": "(0, 0, 0, 0, 99999, 99999, 99999, 99999)"}, [(1, 1, 2, 2)]),
+    ("UpSampling", {"scale": "999999", "sample_type": "nearest", "num_args": "1"}, [(1, 1, 2, 2)]),
+    ("_contrib_BilinearResize2D", {"height": "999999", "width": "999999"}, [(1, 1, 2, 2)]),
+    ("_zeros", {"shape": "(100000, 100000)"}, []),
+    ("_arange", {"start": "0", "stop": "1e12"}, []),
+    ("Deconvolution", {"kernel": "(99, 99)", "num_filter": "1"}, [(1, 4, 500, 500), (4, 1, 99, 99)]),
+])
+def test_outputs_too_large_for_their_attributes_are_refused_before_allocation(op, attrs, inputs):
+    arrays = [np.broadcast_to(np.float32(0), shape) for shape in inputs]  # no memory behind them
+    with pytest.raises(ShapeError, match=r"more than 2147483648"):
+        ops.invoke(op, arrays, attrs, hint="big0")

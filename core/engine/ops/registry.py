@@ -48,7 +48,7 @@ def _parse_tuple(value: Any) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise AttrError(f"cannot read {value!r} as a tuple of integers")
     if isinstance(value, (int, np.integer)):
-        return (int(value),)
+        return (_checked_int(int(value)),)
     try:
         items = tuple(value)
     except TypeError:
@@ -58,7 +58,7 @@ def _parse_tuple(value: Any) -> tuple[int, ...]:
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) or
                isinstance(v, (float, np.floating)) and float(v).is_integer() for v in items):
         raise AttrError(f"cannot read {value!r} as a tuple of integers")
-    return tuple(int(v) for v in items)
+    return tuple(_checked_int(int(v)) for v in items)
 
 
 def _parse_float_tuple(value: Any) -> tuple[float, ...]:
@@ -97,7 +97,7 @@ def _parse_optional_tuple(value: Any) -> tuple[int | None, ...]:
         raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
     if not all(v is None or isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
         raise AttrError(f"cannot read {value!r} as a tuple of integers or None")
-    return tuple(None if v is None else int(v) for v in items)
+    return tuple(None if v is None else _checked_int(int(v)) for v in items)
 
 
 def _parse_bool(value: Any) -> bool:
@@ -111,10 +111,22 @@ def _parse_bool(value: Any) -> bool:
     return bool(value)
 
 
+#: Integer attributes must fit MXNet's int64.
+INT_LIMIT = 1 << 63
+
+
+def _checked_int(value: int) -> int:
+    if not -INT_LIMIT <= value < INT_LIMIT:
+        raise AttrError("the integer does not fit in 64 bits")
+    return value
+
+
 def _parse_int(value: Any) -> int:
     if isinstance(value, float) and not value.is_integer():
         raise AttrError(f"cannot read {value!r} as an integer")
-    return int(value)
+    if isinstance(value, bool):
+        return int(value)
+    return _checked_int(int(value))
 
 
 def _parse_optional_int(value: Any) -> int | None:
@@ -229,7 +241,8 @@ class OpSpec:
             try:
                 parsed[key] = _PARSERS[kind](value)
             except (TypeError, ValueError, OverflowError, MemoryError, RecursionError, ModelSurgeonError) as exc:
-                raise InvalidAttributeError(where, f"bad value {_brief(value)} for {key} ({exc})") from None
+                reason = str(exc) if len(str(exc)) <= 120 else str(exc)[:100] + "..."
+                raise InvalidAttributeError(where, f"bad value {_brief(value)} for {key} ({reason})") from None
             check = self.attrs[key][2] if len(self.attrs[key]) > 2 else None
             problem = check(parsed[key]) if check is not None else None
             if problem:
@@ -306,6 +319,10 @@ def invoke(name: str, inputs: Sequence[Any], attrs: dict[str, Any] | None = None
         if hint and f"'{hint}'" not in str(exc):
             raise type(exc)(*_with_node(exc, hint, spec.name)) from None
         raise
+    except MemoryError:
+        where = f" (node '{hint}')" if hint else ""
+        raise ShapeError(f"operator {spec.name}{where} needs more memory than is available for inputs of "
+                         f"shapes {[getattr(x, 'shape', None) for x in inputs]}") from None
     except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
         where = f" (node '{hint}')" if hint else ""
         raise ShapeError(f"operator {spec.name}{where} cannot run on inputs of shapes "

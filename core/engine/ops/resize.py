@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ShapeError
+from .common import check_output_size
 from .deconv import deconvolution
 from .registry import OpSpec, at_least, one_of, register
 
@@ -30,6 +31,7 @@ def upsampling(*data, scale, sample_type, num_filter=0, multi_input_mode="concat
     for x in data:
         _need_4d(x, "UpSampling")
     height, width = data[0].shape[2] * scale, data[0].shape[3] * scale
+    check_output_size([data[0].shape[0], sum(x.shape[1] for x in data), height, width], "UpSampling")
     outs = []
     for x in data:
         if height % x.shape[2] or width % x.shape[3]:
@@ -76,6 +78,7 @@ def bilinear_resize(x: np.ndarray, height: int, width: int, align_corners: bool)
     """Bilinear resize of the last two axes (NCHW): rows then columns, each one matrix product."""
     if height <= 0 or width <= 0:
         raise ShapeError(f"BilinearResize2D: output size {height}x{width} is empty")
+    check_output_size([*x.shape[:2], height, width], "BilinearResize2D")
     compute = np.promote_types(x.dtype, np.float32)
     rows = _interpolation_matrix(height, x.shape[2], align_corners, compute)
     cols = _interpolation_matrix(width, x.shape[3], align_corners, compute)

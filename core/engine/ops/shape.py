@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
+from .common import check_output_size
 from .registry import REQUIRED, OpSpec, at_least, one_of, register
 
 #: dtype names MXNet writes in ``dtype`` attributes.
@@ -351,12 +352,16 @@ register(OpSpec("Embedding", embedding, {"input_dim": ("int", REQUIRED, at_least
 
 
 def tile(data, *, reps):
+    padded = (1,) * (len(reps) - data.ndim) + data.shape if len(reps) > data.ndim else data.shape
+    full = (1,) * (len(padded) - len(reps)) + tuple(reps)
+    check_output_size([a * b for a, b in zip(padded, full)], "tile")
     return np.tile(data, reps)
 
 
 def repeat(data, *, repeats, axis=None):
     if axis is not None:
         axis = _axis(axis, data.ndim, "repeat")
+    check_output_size([data.size, repeats], "repeat")
     return np.repeat(data, repeats, axis=axis)
 
 
@@ -374,6 +379,7 @@ def pad(data, *, mode="constant", pad_width, constant_value=0.0):
     if len(pad_width) != 2 * data.ndim:
         raise ShapeError(f"Pad: pad_width {pad_width} needs {2 * data.ndim} values for {data.ndim}-D input")
     pairs = [(pad_width[2 * i], pad_width[2 * i + 1]) for i in range(data.ndim)]
+    check_output_size([d + b + a for d, (b, a) in zip(data.shape, pairs)], "Pad")
     if any(p != (0, 0) for p in pairs[:2]):
         raise ShapeError(f"Pad: only the spatial axes can be padded (pad_width {pad_width})")
     if mode == "constant":
@@ -406,6 +412,7 @@ def broadcast_to(data, *, shape):
     if len(shape) != data.ndim:
         raise ShapeError(f"broadcast_to: shape {shape} has a different rank than input {data.shape}")
     target = tuple(d if s == 0 else s for d, s in zip(data.shape, shape))
+    check_output_size(target, "broadcast_to")
     return np.broadcast_to(data, target).copy()
 
 
@@ -415,6 +422,7 @@ def broadcast_axis(data, *, axis=(), size=()):
     target = list(data.shape)
     for a, s in zip(axis, size):
         target[_axis(a, data.ndim, "broadcast_axis")] = s
+    check_output_size(target, "broadcast_axis")
     return np.broadcast_to(data, target).copy()
 
 
@@ -459,8 +467,7 @@ def arange(*, start, stop=None, step=1.0, repeat=1, infer_range=False, ctx="", d
     if step == 0:
         raise ShapeError("_arange: step 0")
     count = max(0, math.ceil((stop - start) / step))
-    if count * repeat > 1 << 31:
-        raise ShapeError(f"_arange: {count * repeat} values is too many")
+    check_output_size([count, repeat], "_arange")
     values = start + step * np.arange(count, dtype=np.float64)
     return np.repeat(values, repeat).astype(dtype_of(dtype))
 
@@ -474,8 +481,7 @@ def arange_like(data, *, start=0.0, step=1.0, repeat=1, ctx="", axis=None):
 
 def _constant(fill):
     def kernel(*, shape=(), ctx="", dtype="float32", value=None):
-        if _prod(shape) > 1 << 31:
-            raise ShapeError(f"constant of shape {shape} is too large")
+        check_output_size(shape, "constant")
         return np.full(shape, fill if value is None else value, dtype_of(dtype))
     return kernel
 
