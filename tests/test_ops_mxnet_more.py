@@ -293,6 +293,15 @@ def _cases():
     add("sort_desc", "sort", [xt], axis=0, is_ascend=False)
     add("argsort", "argsort", [xt])
     add("argsort_desc", "argsort", [xt], is_ascend=False, axis=0)
+    # older and rarer operators of real exports
+    add("crop_hw", "Crop", [x4], h_w=(2, 3), offset=(1, 2), num_args=1)
+    add("crop_like", "Crop", [_x(1, 2, 7, 8), _x(1, 1, 4, 5)], num_args=2)
+    add("crop_center", "Crop", [_x(1, 2, 7, 8), _x(1, 1, 4, 5)], num_args=2, center_crop=True)
+    add("sync_batchnorm", "_contrib_SyncBatchNorm", [xn, _pos(6), _x(6), _x(6), _pos(6)], fix_gamma=False,
+        key="bn0")
+    add("softmin", "softmin", [xm], axis=1)
+    add("np_cumsum", "_np_cumsum", [xr3], axis=1)
+    add("np_cumsum_flat", "_np_cumsum", [xr3])
     # MXNet 2 (numpy) spellings, which MXNet 1.9.1 registers too
     add("npi_add", "_npi_add", [a, b])
     add("npi_subtract", "_npi_subtract", [a, b])

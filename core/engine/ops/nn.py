@@ -183,6 +183,10 @@ def softmax(data, length=None, *, axis=-1, temperature=None, dtype=None, use_len
     return out.astype(_out_dtype(data, dtype), copy=False)
 
 
+def softmin(data, length=None, *, axis=-1, temperature=None, dtype=None, use_length=False):
+    return softmax(-data, length, axis=axis, temperature=temperature, dtype=dtype, use_length=use_length)
+
+
 def log_softmax(data, length=None, *, axis=-1, temperature=None, dtype=None, use_length=False):
     x = data.astype(np.promote_types(data.dtype, np.float32), copy=False)
     if temperature not in (None, 1.0):
@@ -252,6 +256,14 @@ register(OpSpec("BatchNorm", batch_norm,
                 inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"],
                 aux_inputs=(3, 4), ignored=CUDNN | {"min_calib_range", "max_calib_range"}),
          "_npx_batch_norm", "BatchNorm_v1")
+register(OpSpec("_contrib_SyncBatchNorm",
+                lambda data, gamma, beta, mean, var, *, ndev=1, key="", **attrs: batch_norm(data, gamma, beta, mean,
+                                                                                           var, **attrs),
+                {"eps": ("float", 1e-3, at_least(0)), "momentum": ("float", 0.9), "fix_gamma": ("bool", True),
+                 "use_global_stats": ("bool", False), "output_mean_var": ("bool", False),
+                 "ndev": ("int", 1, at_least(1)), "key": ("str", "")},
+                inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"], aux_inputs=(3, 4)),
+         "SyncBatchNorm")
 register(OpSpec("Activation", activation,
                 {"act_type": ("str", REQUIRED)}), "_npx_activation")
 for _act in ("relu", "sigmoid", "tanh", "softsign"):
@@ -274,6 +286,7 @@ def _softmax_inputs(attrs):
 
 
 register(OpSpec("softmax", softmax, dict(_SOFTMAX_ATTRS), inputs=_softmax_inputs), "_npx_softmax")
+register(OpSpec("softmin", softmin, dict(_SOFTMAX_ATTRS), inputs=_softmax_inputs))
 register(OpSpec("log_softmax", log_softmax, dict(_SOFTMAX_ATTRS), inputs=_softmax_inputs), "_npx_log_softmax")
 register(OpSpec("SoftmaxActivation", softmax_activation, {"mode": ("str", "instance", one_of("instance", "channel"))}))
 register(OpSpec("SoftmaxOutput", softmax_output,

@@ -278,6 +278,27 @@ def _split_v2_outputs(attrs):
     return len(indices) + (0 if indices and indices[0] == 0 else 1)
 
 
+def crop(*data, num_args=1, offset=(), h_w=(), center_crop=False):
+    x = data[0]
+    if x.ndim != 4:
+        raise ShapeError(f"Crop: input {x.shape} is not 4-D (NCHW)")
+    if num_args == 2:
+        height, width = data[1].shape[2:4]
+    else:
+        height, width = (tuple(h_w) + (0, 0))[:2]
+    if center_crop:
+        top, left = (x.shape[2] - height) // 2, (x.shape[3] - width) // 2
+    else:
+        top, left = (tuple(offset) + (0, 0))[:2]
+    if not (0 <= top and top + height <= x.shape[2] and 0 <= left and left + width <= x.shape[3]) \
+            or height <= 0 or width <= 0:
+        raise ShapeError(f"Crop: a {height}x{width} window at ({top}, {left}) does not fit input {x.shape}")
+    return x[:, :, top:top + height, left:left + width].copy()
+
+
+register(OpSpec("Crop", crop, {"num_args": ("int", 1, one_of(1, 2)), "offset": ("tuple", (), at_least(0)),
+                               "h_w": ("tuple", (), at_least(0)), "center_crop": ("bool", False)},
+                inputs=lambda attrs: ["data", "crop_like"] if attrs.get("num_args") == 2 else ["data"]))
 register(OpSpec("slice", slice_op, {"begin": ("otuple", REQUIRED), "end": ("otuple", REQUIRED),
                                     "step": ("otuple", ())}), "crop", "_slice", "_npi_slice")
 register(OpSpec("slice_axis", slice_axis, {"axis": ("int", REQUIRED), "begin": ("int", REQUIRED),
@@ -387,6 +408,15 @@ def pad(data, *, mode="constant", pad_width, constant_value=0.0):
     if mode == "reflect" and any(p >= size for (b, a), size in zip(pairs, data.shape) for p in (b, a)):
         raise ShapeError(f"Pad: reflect padding {pad_width} must be smaller than the input {data.shape}")
     return np.pad(data, pairs, mode=mode)
+
+
+def cumsum(a, *, axis=None, dtype="None"):
+    out = np.cumsum(a.reshape(-1) if axis is None else a, axis=0 if axis is None else _axis(axis, a.ndim, "cumsum"))
+    return out.astype(a.dtype if dtype in (None, "None") else dtype_of(dtype), copy=False)
+
+
+register(OpSpec("_np_cumsum", cumsum, {"axis": ("optint", None), "dtype": ("str", "None", _DTYPE_CHECK)},
+                inputs=lambda attrs: ["a"]), "_npi_cumsum", "cumsum")
 
 
 def _variadic(attrs):
