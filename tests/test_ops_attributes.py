@@ -278,7 +278,7 @@ def test_tracing_a_multi_output_operator_records_each_output():
 ])
 def test_graph_command_exits_4_naming_node_and_attribute(attrs, match, tmp_path):
     click_testing = pytest.importorskip("click.testing")
-    from modelsurgeon.cli.main import cli  # noqa: PLC0415 - the CLI is only needed here
+    from modelsurgeon.cli.main import cli
 
     path = tmp_path / "bad-symbol.json"
     path.write_text(json.dumps(_graph("Convolution", attrs, ["data", "weight"])))

@@ -65,7 +65,7 @@ _NPI_COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.grea
                 "greater_equal": np.greater_equal, "less": np.less, "less_equal": np.less_equal,
                 "logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor}
 
-_LHS_RHS = lambda attrs: ["lhs", "rhs"]  # noqa: E731
+_LHS_RHS = lambda attrs: ["lhs", "rhs"]
 
 
 def _broadcast_kernel(fn: Callable) -> Callable:
@@ -139,8 +139,8 @@ _SCALAR = {"_plus_scalar": ("add", False, ("_PlusScalar", "_npi_add_scalar")),
            "_logical_and_scalar": ("logical_and", False, ("_LogicalAndScalar",)),
            "_logical_or_scalar": ("logical_or", False, ("_LogicalOrScalar",)),
            "_logical_xor_scalar": ("logical_xor", False, ("_LogicalXorScalar",))}
-for _name, (_op, _reverse, _aliases) in _SCALAR.items():
-    register(OpSpec(_name, _scalar_kernel(BINARY[_op], _reverse), dict(_SCALAR_ATTRS)), *_aliases)
+for _name, (_op, _reverse, _names) in _SCALAR.items():
+    register(OpSpec(_name, _scalar_kernel(BINARY[_op], _reverse), dict(_SCALAR_ATTRS)), *_names)
 
 
 def _npi_scalar(fn: Callable, reverse: bool = False) -> Callable:

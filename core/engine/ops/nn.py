@@ -57,7 +57,7 @@ def pooling(data, *, kernel=(), pool_type="max", global_pool=False, stride=(), p
         raise UnsupportedOpError("Pooling needs a kernel unless global_pool is set")
     full = pooling_convention == "full"
     (kh, kw), (sh, sw), (ph, pw) = pair(kernel, 1), pair(stride, 1), pair(pad, 0)
-    n, c, h, w = data.shape
+    h, w = data.shape[2:]
     ho, wo = _pool_output_size(h, kh, sh, ph, full), _pool_output_size(w, kw, sw, pw, full)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Pooling: input {data.shape} is too small for kernel {(kh, kw)}")

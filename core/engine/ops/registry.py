@@ -168,7 +168,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 Check = Callable[[Any], "str | None"]
 
 
-def at_least(low: int | float) -> Check:
+def at_least(low: float) -> Check:
     """Every element (of a tuple) or the value is >= ``low``."""
     def check(value: Any) -> str | None:
         items = value if isinstance(value, tuple) else (value,)
@@ -178,7 +178,7 @@ def at_least(low: int | float) -> Check:
     return check
 
 
-def between(low: int | float, high: int | float) -> Check:
+def between(low: float, high: float) -> Check:
     """The value (or each element) lies in [low, high]."""
     def check(value: Any) -> str | None:
         items = value if isinstance(value, tuple) else (value,)
@@ -223,7 +223,7 @@ class OpSpec:
     ignored: frozenset[str] = frozenset()  # attributes with no effect on inference results
     variadic: bool = False
     num_outputs: Callable[[dict[str, Any]], int] = lambda attrs: 1
-    validate: Callable[[dict[str, Any]], "str | None"] | None = None
+    validate: Callable[[dict[str, Any]], str | None] | None = None
 
     def parse(self, raw: dict[str, Any], node: str = "") -> dict[str, Any]:
         """Typed attributes from ``raw`` (strings or values), defaults filled in and ranges checked."""

@@ -7,7 +7,6 @@ Every kernel is a numpy view, index or copy over the whole array: no loops over 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
