@@ -5,6 +5,7 @@ input-less operators."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -334,3 +335,35 @@ def test_outputs_too_large_for_their_attributes_are_refused_before_allocation(op
     arrays = [np.broadcast_to(np.float32(0), shape) for shape in inputs]  # no memory behind them
     with pytest.raises(ShapeError, match=r"more than 2147483648"):
         ops.invoke(op, arrays, attrs, hint="big0")
+
+
+def _structural_h5(path, inputs, extra_child=None):
+    from modelsurgeon.core.formats.base import TensorInfo
+    from modelsurgeon.core.formats.h5 import write_h5
+    net = nn.HybridSequential()
+    net.add(nn.Dense(4, in_units=3))
+    document = architecture.describe(net, inputs=inputs)
+    if extra_child is not None:
+        document["root"]["children"].append(["1", extra_child])
+    arrays = {"0.weight": np.ones((4, 3), np.float32), "0.bias": np.zeros(4, np.float32)}
+    write_h5(str(path), "structural", [TensorInfo(k, a.shape, a.dtype) for k, a in arrays.items()],
+             lambda info: arrays[info.key], architecture=document)
+    return path
+
+
+@pytest.mark.parametrize("inputs,extra,match", [
+    ([{"name": "data", "shape": [-1, 3], "dtype": "float32"}], None,
+     r"architecture input 'data': shape \[-1, 3\] needs 1 to 8 positive dimensions"),
+    ([{"name": "data", "shape": [2, 3], "dtype": "float32"}],
+     {"type": "MaxPool2D", "config": {"pool_size": [0, 0], "strides": [1, 1], "padding": [0, 0], "ceil_mode": False}},
+     r"architecture node 1 \(MaxPool2D\): attribute kernel=\(0, 0\) must be >= 1"),
+])
+def test_run_refuses_bad_architecture_attributes_with_exit_4(inputs, extra, match, tmp_path):
+    click_testing = pytest.importorskip("click.testing")
+    from modelsurgeon.cli.main import cli
+
+    path = _structural_h5(tmp_path / "m.h5", inputs, extra)
+    result = click_testing.CliRunner().invoke(cli, ["run", str(path)])
+    assert result.exit_code == 4, result.output
+    assert re.search(match, result.output), result.output
+    assert "Traceback" not in result.output
