@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,11 +40,24 @@ def _literal(text: str, what: str) -> Any:
         raise AttrError(f"cannot read {text!r} as {what}") from exc
 
 
+#: The common spellings ``(3, 3)``, ``[1,1]``, ``(1,)``, ``2``: read without the parser.
+_SIMPLE_TUPLE = re.compile(r"[(\[]?\s*(-?\d{1,18}(?:\s*,\s*-?\d{1,18})*)?\s*,?\s*[)\]]?")
+
+
+_BRACKETS = {"(": ")", "[": "]"}
+
+
 def _parse_tuple(value: Any) -> tuple[int, ...]:
     if isinstance(value, str):
         text = value.strip()
         if text in ("", "None", "()", "[]"):
             return ()
+        simple = _SIMPLE_TUPLE.fullmatch(text)
+        if simple and simple.group(1) and _BRACKETS.get(text[0], text[0]) == (text[-1] if text[0] in "([" else text[0]):
+            items = simple.group(1).split(",")
+            if len(items) > MAX_TUPLE_ITEMS:
+                raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
+            return tuple(int(item) for item in items)
         value = _literal(text, "a tuple of integers")
     if isinstance(value, bool):
         raise AttrError(f"cannot read {value!r} as a tuple of integers")
@@ -226,7 +240,25 @@ class OpSpec:
     validate: Callable[[dict[str, Any]], str | None] | None = None
 
     def parse(self, raw: dict[str, Any], node: str = "") -> dict[str, Any]:
-        """Typed attributes from ``raw`` (strings or values), defaults filled in and ranges checked."""
+        """Typed attributes from ``raw`` (strings or values), defaults filled in and ranges checked.
+
+        Results are remembered (a graph's nodes are parsed again on every forward pass); each
+        call returns a fresh dict."""
+        try:
+            key: tuple[Any, ...] | None = (id(self), node, tuple(raw.items()))
+            known = _PARSED.get(key)  # type: ignore[arg-type]
+        except TypeError:  # unhashable values (arrays...): parse every time
+            key, known = None, None
+        if known is not None:
+            return dict(known)
+        parsed = self._parse(raw, node)
+        if key is not None:
+            if len(_PARSED) >= _PARSED_LIMIT:
+                _PARSED.clear()
+            _PARSED[key] = parsed
+        return dict(parsed)
+
+    def _parse(self, raw: dict[str, Any], node: str) -> dict[str, Any]:
         where = f"operator {self.name}" + (f" in node '{node}'" if node else "")
         parsed: dict[str, Any] = {}
         for key, value in raw.items():
@@ -261,6 +293,10 @@ class OpSpec:
     def format(self, attrs: dict[str, Any], explicit: Sequence[str]) -> dict[str, str]:
         """String attributes for a graph file: the explicitly given ones, in MXNet's spelling."""
         return {key: _format_attr(attrs[key]) for key in sorted(explicit) if key in attrs}
+
+
+_PARSED: dict[tuple[Any, ...], dict[str, Any]] = {}
+_PARSED_LIMIT = 1 << 14
 
 
 def _brief(value: Any) -> str:
