@@ -106,6 +106,17 @@ def test_invoke_errors_name_the_node():
         ops.invoke("Reshape", [np.zeros((2, 3), np.float32)], {"shape": "(4, -1)"}, hint="r0")
 
 
+def test_parsed_attributes_are_fresh_dicts():
+    # graph execution parses a node's attributes on every pass from a cache; callers may change
+    # what they get (the fused convolution pops no_bias) without changing the next result
+    spec = ops.get("Convolution")
+    first = spec.parse(CONV, "c0")
+    first.pop("no_bias")
+    first["kernel"] = (9, 9)
+    assert spec.parse(CONV, "c0") == {**spec.parse(dict(CONV), "c1")}
+    assert spec.parse(CONV, "c0")["kernel"] == (3, 3) and spec.parse(CONV, "c0")["no_bias"] is True
+
+
 def test_mxnet_numerics_raise_no_numpy_warnings():
     x = np.array([-1.0, 0.0, 1.0], np.float32)
     with warnings.catch_warnings():

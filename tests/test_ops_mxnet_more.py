@@ -233,6 +233,8 @@ def _cases():
         ch = xn.shape[axis]
         add(f"batchnorm{i}", "BatchNorm", [xn, _pos(ch), _x(ch), _x(ch), _pos(ch)], axis=axis, fix_gamma=fix_gamma,
             use_global_stats=global_stats, eps=2e-5)
+    add("batchnorm_mean_var", "BatchNorm", [xn, _pos(6), _x(6), _x(6), _pos(6)], fix_gamma=False,
+        output_mean_var=True)
     add("instancenorm", "InstanceNorm", [xn, _pos(6), _x(6)], eps=1e-3)
     add("instancenorm_3d", "InstanceNorm", [_x(2, 3, 7), _pos(3), _x(3)], eps=1e-5)
     add("layernorm", "LayerNorm", [xn, _pos(5), _x(5)])

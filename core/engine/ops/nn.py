@@ -139,6 +139,9 @@ def batch_norm(data, gamma, beta, moving_mean, moving_var, *, eps=1e-3, momentum
     shift = beta.astype(compute) - moving_mean.astype(compute) * scale
     out = data * scale.astype(data.dtype).reshape(shape)
     out += shift.astype(data.dtype).reshape(shape)
+    if output_mean_var:  # at inference MXNet outputs the moving mean and 1/sqrt(moving var + eps)
+        invstd = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
+        return [out, moving_mean.astype(data.dtype), invstd.astype(data.dtype)]
     return out
 
 
@@ -254,7 +257,8 @@ register(OpSpec("BatchNorm", batch_norm,
                  "use_global_stats": ("bool", False), "axis": ("int", 1, between(-8, 7)),
                  "output_mean_var": ("bool", False)},
                 inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"],
-                aux_inputs=(3, 4), ignored=CUDNN | {"min_calib_range", "max_calib_range"}),
+                aux_inputs=(3, 4), ignored=CUDNN | {"min_calib_range", "max_calib_range"},
+                num_outputs=lambda attrs: 3 if attrs["output_mean_var"] else 1),
          "_npx_batch_norm", "BatchNorm_v1")
 register(OpSpec("_contrib_SyncBatchNorm",
                 lambda data, gamma, beta, mean, var, *, ndev=1, key="", **attrs: batch_norm(data, gamma, beta, mean,
@@ -262,7 +266,8 @@ register(OpSpec("_contrib_SyncBatchNorm",
                 {"eps": ("float", 1e-3, at_least(0)), "momentum": ("float", 0.9), "fix_gamma": ("bool", True),
                  "use_global_stats": ("bool", False), "output_mean_var": ("bool", False),
                  "ndev": ("int", 1, at_least(1)), "key": ("str", "")},
-                inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"], aux_inputs=(3, 4)),
+                inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"], aux_inputs=(3, 4),
+                num_outputs=lambda attrs: 3 if attrs["output_mean_var"] else 1),
          "SyncBatchNorm")
 register(OpSpec("Activation", activation,
                 {"act_type": ("str", REQUIRED)}), "_npx_activation")
