@@ -123,3 +123,77 @@ def test_a_fresh_process_reads_a_sharded_checkpoint_with_an_architecture(tmp_pat
         done = subprocess.run([sys.executable, "-c", script, str(index)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "16"
+
+
+# -- item 5 (inputs): anything but a regular file is refused at once ------------------------------------
+
+def _cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The CLI in a child process, so that a command blocking on a FIFO fails the test instead of hanging it."""
+    code = "import sys\nfrom modelsurgeon.cli.main import main\nsys.argv[0] = 'modelsurgeon'\nmain()"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "model.safetensors"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_as_a_checkpoint_is_refused_without_blocking(fifo):
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    with pytest.raises(CheckpointError, match=r"is a named pipe \(FIFO\), not a checkpoint file"):
+        open_checkpoint(str(fifo))
+    done = _cli("inspect", fifo)
+    assert done.returncode == 4 and "named pipe (FIFO)" in done.stderr
+
+
+def test_a_fifo_as_a_graph_file_is_refused_without_blocking(tmp_path):
+    import shutil
+    graph = tmp_path / "graph-symbol.json"
+    os.mkfifo(graph)
+    params = Path(shutil.copy(SAMPLES / "cnn.h5", tmp_path / "cnn.h5"))
+    done = _cli("run", params, "--symbol", graph, "--random-input", "1,3,32,32")
+    assert done.returncode == 4 and "named pipe (FIFO), not a graph file" in done.stderr
+
+
+@pytest.mark.parametrize("node, kind", [("/dev/null", "a character device"), ("/dev/zero", "a character device")])
+def test_devices_are_refused_as_inputs(node, kind):
+    from modelsurgeon.core.checkpoint import open_checkpoint, read_graph_file
+    from modelsurgeon.core.formats.npyfile import read_npy
+    for opener in (open_checkpoint, read_graph_file, read_npy):
+        with pytest.raises(CheckpointError, match=f"is {kind}"):
+            opener(node)
+
+
+def test_a_directory_is_still_reported_as_one(tmp_path):
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    with pytest.raises(CheckpointError, match="is a directory, not a checkpoint file$"):
+        open_checkpoint(str(tmp_path))
+
+
+def test_npy_inputs_are_read_defensively(tmp_path):
+    from modelsurgeon.core.formats.npyfile import read_npy
+    good = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.save(tmp_path / "good.npy", good)
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(good))
+    np.testing.assert_array_equal(read_npy(tmp_path / "good.npy"), good)
+    np.testing.assert_array_equal(read_npy(tmp_path / "fortran.npy"), good)
+    os.mkfifo(tmp_path / "pipe.npy")
+    with pytest.raises(CheckpointError, match="named pipe"):
+        read_npy(tmp_path / "pipe.npy")
+    # item 11: a header claiming (100000, 3, 1000, 1000) in a tiny file: refused before allocating
+    bomb = tmp_path / "bomb.npy"
+    with open(bomb, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (100000, 3, 1000, 1000)})
+        handle.write(b"\0" * 64)
+    with pytest.raises(CheckpointError, match=r"declares .* \(1200000000000 bytes\) but the file holds 64 bytes"):
+        read_npy(bomb)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(CheckpointError, match="Python objects"):
+        read_npy(tmp_path / "objects.npy")
+    (tmp_path / "text.npy").write_text("hello")
+    with pytest.raises(CheckpointError, match="not a .npy array"):
+        read_npy(tmp_path / "text.npy")
