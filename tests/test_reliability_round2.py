@@ -197,3 +197,197 @@ def test_npy_inputs_are_read_defensively(tmp_path):
     (tmp_path / "text.npy").write_text("hello")
     with pytest.raises(CheckpointError, match="not a .npy array"):
         read_npy(tmp_path / "text.npy")
+
+
+# -- item 1: rename --in-place is whole or absent ------------------------------------------------------
+
+def _many_tensor_file(path: Path, count: int) -> Path:
+    from modelsurgeon.core.formats.base import TensorInfo
+    from modelsurgeon.core.formats.h5 import write_h5
+    infos = [TensorInfo(f"layer{i}.weight", (4,), np.dtype("float32")) for i in range(count)]
+    write_h5(str(path), "structural", infos, lambda info: np.full(4, float(info.key[5:-7]), np.float32))
+    return path
+
+
+def _renamed_reference(source: Path, where: Path, mapping_prefix: str) -> bytes:
+    """The bytes an uninterrupted in-place rename of a copy of ``source`` produces."""
+    import shutil
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.formats.h5 import rename_in_place
+    copy = Path(shutil.copy(source, where))
+    with open_checkpoint(str(copy)) as reader:
+        mapping = {key: mapping_prefix + key for key in reader.tensors}
+    assert rename_in_place(str(copy), mapping) in ("journal", "clone")
+    return copy.read_bytes()
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+def test_in_place_rename_is_deterministic_and_journaled(tmp_path):
+    source = _many_tensor_file(tmp_path / "m.h5", 50)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _renamed_reference(source, tmp_path / "a" / "m.h5", "module.")
+    assert first == _renamed_reference(source, tmp_path / "b" / "m.h5", "module.")
+    assert _leftovers(tmp_path / "a") == []
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    with open_checkpoint(str(tmp_path / "a" / "m.h5")) as reader:
+        assert list(reader.tensors)[:2] == ["module.layer0.weight", "module.layer1.weight"]
+        np.testing.assert_array_equal(reader.read("module.layer7.weight"), np.full(4, 7, np.float32))
+
+
+def test_in_place_rename_on_a_full_disk_leaves_the_file_as_it_was(tmp_path):
+    """Item 1: a 2 MiB tmpfs filled to within 0-64 KiB of full; a 380-character prefix makes the
+    metadata grow. Every run either renames completely (exit 0) or fails with exit 9, the file
+    byte-identical and nothing left beside it."""
+    from cli_helpers import invoke
+    from system_helpers import tmpfs
+    prefix = "p" * 380 + "."
+    original = (SAMPLES / "cnn.h5").read_bytes()
+    outcomes = set()
+    with tmpfs(tmp_path / "disk", "size=2m") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here (not root); test_in_place_rename_survives_enospc_anywhere covers it")
+        disk = tmp_path / "disk"
+        for free_pages in (0, 1, 2, 3, 4, 6, 8, 12, 16):
+            target = disk / "cnn.h5"
+            target.write_bytes(original)
+            fd = os.open(disk / "fill", os.O_WRONLY | os.O_CREAT)
+            try:
+                while os.write(fd, bytes(4096)) == 4096:
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            os.truncate(disk / "fill", max(0, os.path.getsize(disk / "fill") - free_pages * 4096))
+            result = invoke("rename", target, "--in-place", "--add-prefix", prefix, code=None)
+            outcomes.add(result.exit_code)
+            if result.exit_code == 0:
+                (disk / "fill").unlink()
+                shown = invoke("inspect", target, "--json")
+                keys = [t["key"] for t in json.loads(shown.stdout)["tensors"]]
+                assert keys and all(k.startswith(prefix) for k in keys)
+            else:
+                assert result.exit_code == 9, result.stderr
+                assert "no space left on device" in result.stderr and "the file is unchanged" in result.stderr
+                assert target.read_bytes() == original
+                (disk / "fill").unlink()
+            assert _leftovers(disk) == []
+            target.unlink()
+    assert outcomes == {0, 9}  # both ends of the range were reached
+
+
+@pytest.mark.parametrize("where", ["journal", "reserve"])
+def test_in_place_rename_survives_enospc_anywhere(tmp_path, monkeypatch, where):
+    """Item 1 without a tmpfs: ENOSPC injected while writing the journal or reserving space."""
+    import errno
+    import shutil
+    from modelsurgeon.core.errors import WriteError
+    from modelsurgeon.core.formats import h5journal
+    from modelsurgeon.core.formats.h5 import rename_in_place
+    target = Path(shutil.copy(SAMPLES / "cnn.h5", tmp_path / "cnn.h5"))
+    before = sha(target)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "journal":
+        monkeypatch.setattr(h5journal, "_journal_chunks", full)
+    else:
+        monkeypatch.setattr(h5journal, "_reserve", full)
+    with pytest.raises(WriteError, match="no space left on device.*the file is unchanged"):
+        rename_in_place(str(target), {"output.bias": "head.bias"})
+    assert sha(target) == before and _leftovers(tmp_path) == []
+
+
+def test_an_edit_interrupted_while_applying_completes_on_the_next_open(tmp_path, monkeypatch):
+    """Item 1 (power loss / kill mid-write): the journal's pages are half written when the run dies;
+    the next open finishes the edit, byte for byte."""
+    import shutil
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.formats import h5journal
+    from modelsurgeon.core.formats.h5 import rename_in_place
+    source = _many_tensor_file(tmp_path / "m.h5", 300)
+    (tmp_path / "ref").mkdir()
+    reference = _renamed_reference(source, tmp_path / "ref" / "m.h5", "module.")
+    (tmp_path / "work").mkdir()
+    target = Path(shutil.copy(source, tmp_path / "work" / "m.h5"))
+    real_pwrite, calls = os.pwrite, []
+
+    def dies_after_one(fd, data, offset):
+        if calls:
+            raise KeyboardInterrupt  # the process dies here
+        calls.append(offset)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(h5journal.os, "pwrite", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        rename_in_place(str(target), {f"layer{i}.weight": f"module.layer{i}.weight" for i in range(300)})
+    monkeypatch.setattr(h5journal.os, "pwrite", real_pwrite)
+    journal = Path(h5journal.journal_path(str(target)))
+    assert journal.exists() and target.read_bytes() not in (source.read_bytes(), reference)
+    with open_checkpoint(str(target)) as reader:  # recovery happens on open
+        assert "module.layer299.weight" in reader.tensors
+    assert target.read_bytes() == reference and not journal.exists()
+
+
+def test_a_damaged_or_foreign_journal_is_dropped_and_the_file_untouched(tmp_path):
+    import shutil
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.formats import h5journal
+    target = Path(shutil.copy(SAMPLES / "cnn.h5", tmp_path / "cnn.h5"))
+    before = sha(target)
+    journal = Path(h5journal.journal_path(str(target)))
+    st = os.stat(target)
+
+    def sealed(inode: int) -> bytes:
+        body = b"".join(h5journal._journal_chunks((st.st_dev, inode, st.st_size, st.st_size), [(0, b"X" * 64)]))
+        return body + hashlib.sha256(body).digest()
+
+    mine = sealed(st.st_ino)
+    for blob in (mine[:40], mine[:-1], mine[:-32] + bytes(32), sealed(st.st_ino + 1)):  # cut, bad digest, foreign
+        journal.write_bytes(blob)
+        with open_checkpoint(str(target)) as reader:
+            assert "output.bias" in reader.tensors
+        assert sha(target) == before and not journal.exists()
+
+
+def test_sigkill_during_in_place_rename_leaves_old_or_renamed(tmp_path):
+    """Item 1: real processes killed with SIGKILL at random moments of an in-place rename of a
+    800-tensor file; after each kill the file (once opened, which finishes a journaled edit) is the
+    old file or the renamed one, byte for byte."""
+    import random
+    import shutil
+    import signal
+    import time
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    source = _many_tensor_file(tmp_path / "m.h5", 800)
+    old = source.read_bytes()
+    (tmp_path / "ref").mkdir()
+    reference = _renamed_reference(source, tmp_path / "ref" / "m.h5", "module.")
+    script = ("import sys\nfrom modelsurgeon.core.formats.h5 import rename_in_place\n"
+              "rename_in_place(sys.argv[1], {f'layer{i}.weight': f'module.layer{i}.weight' for i in range(800)})")
+    (tmp_path / "work").mkdir()
+    target = tmp_path / "work" / "m.h5"
+    shutil.copy(source, target)
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", script, str(target)], check=True, timeout=120)
+    span = time.monotonic() - start  # only to spread the kill moments; nothing asserts it
+    assert target.read_bytes() == reference
+    rng = random.Random(19)
+    seen = set()
+    for _ in range(10):
+        shutil.copy(source, target)
+        child = subprocess.Popen([sys.executable, "-c", script, str(target)])
+        time.sleep(rng.uniform(0.0, span))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        with open_checkpoint(str(target)):
+            pass
+        now = target.read_bytes()
+        assert now in (old, reference)
+        seen.add(now == reference)
+        assert [n for n in _leftovers(target.parent) if "journal" in n] == []

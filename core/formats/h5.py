@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
-from . import h5safe
+from . import h5journal, h5safe
 from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, ExtentCopier, Locate, file_id, open_source, read_exact, usable
@@ -439,23 +439,29 @@ def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[st
     Datasets move to temporary names first, so swaps and chains (a->b, b->a) work.
     ``architecture``/``graph``, when given, replace the stored documents.
 
-    Where the file system can clone a file (reflinks: btrfs, xfs...), the renames happen in a
-    clone that then atomically replaces the file (``'clone'``): killed at any moment, ``path``
-    is the old file or the renamed one, and no data is copied. Elsewhere (ext4...) the links
-    move inside the file itself (``'in place'``): still no data rewritten, but HDF5 has no
-    journal, so a process killed in the middle can leave the file damaged. ``rename -o``
-    is the crash-safe choice there (docs/reliability.md).
+    Whatever fails (a full disk, SIGKILL, power loss), ``path`` ends as the old file or the
+    completely renamed one. Where the file system can clone a file (reflinks: btrfs, xfs...), the
+    renames happen in a clone that then atomically replaces the file (``'clone'``). Elsewhere
+    (ext4...) HDF5 edits the file in memory and the changed metadata pages reach the file through
+    a journal (``'journal'``, see :mod:`.h5journal`): no data is copied either way.
     """
     target = os.path.realpath(path)  # act on the file a symbolic link points to, not the link
+    h5journal.recover(target)
+    if h5safe.VALIDATE:
+        h5safe.validate_in_child(target)
     try:
         with atomic_output(target) as clone:
             if not _reflink(target, clone):
                 raise _NoClone  # leaves the target untouched and removes the temporary
-            _rename_inside(clone, path, mapping, architecture, graph, structural)
+            with h5safe.h5_errors(clone), h5py.File(clone, "r+") as f:
+                _rename_inside(f, path, mapping, architecture, graph, structural)
         how = "clone"
     except _NoClone:
-        _rename_inside(target, path, mapping, architecture, graph, structural)
-        how = "in place"
+        def change(overlay: h5journal.Overlay) -> None:
+            with h5safe.h5_errors(target), _write_errors(), h5py.File(overlay, "r+") as f:
+                _rename_inside(f, path, mapping, architecture, graph, structural)
+        h5journal.edit(target, change)
+        how = "journal"
     h5safe.trust(target)
     return how
 
@@ -476,30 +482,30 @@ def _reflink(source: str, destination: str) -> bool:
         return False
 
 
-def _rename_inside(copy: str, path: str, mapping: dict[str, str], architecture: dict[str, Any] | None,
+def _rename_inside(f: h5py.File, path: str, mapping: dict[str, str], architecture: dict[str, Any] | None,
                    graph: dict[str, Any] | None, structural: dict[str, tuple[str, ...]] | None) -> None:
-    with H5Reader(copy, writable=True) as reader:
-        f = reader._f
-        group = f["tensors"]
-        for old in mapping:
-            if old not in reader._names:
-                raise ModelSurgeonError(f"no tensor '{old}' in {path}")
-        # Every link moves out and back in its original order: renamed keys keep their place
-        # in the creation-ordered group, and swaps (a->b, b->a) cannot collide.
-        staging = {}
-        for index, key in enumerate(reader._names):
-            temp = f"%00rename{index}"
-            group.move(reader._names[key], temp)
-            staging[key] = temp
-        for key, temp in staging.items():
-            group.move(temp, escape_key(mapping.get(key, key)))
-        if structural:
-            for key, names in structural.items():
-                group[escape_key(key)].attrs["structural"] = json.dumps(list(names))
-        for name, document in (("architecture", architecture), ("graph", graph)):
-            if document is None:
-                continue
-            meta = f.require_group("meta")
-            if name in meta:
-                del meta[name]
-            _write_text(meta, name, document)
+    listing = _survey_open(f, path)
+    names = {entry[0]: entry[1] for entry in listing["tensors"]}
+    group = f["tensors"]
+    for old in mapping:
+        if old not in names:
+            raise ModelSurgeonError(f"no tensor '{old}' in {path}")
+    # Every link moves out and back in its original order: renamed keys keep their place
+    # in the creation-ordered group, and swaps (a->b, b->a) cannot collide.
+    staging = {}
+    for index, key in enumerate(names):
+        temp = f"%00rename{index}"
+        group.move(names[key], temp)
+        staging[key] = temp
+    for key, temp in staging.items():
+        group.move(temp, escape_key(mapping.get(key, key)))
+    if structural:
+        for key, keys in structural.items():
+            group[escape_key(key)].attrs["structural"] = json.dumps(list(keys))
+    for name, document in (("architecture", architecture), ("graph", graph)):
+        if document is None:
+            continue
+        meta = f.require_group("meta")
+        if name in meta:
+            del meta[name]
+        _write_text(meta, name, document)
