@@ -391,3 +391,24 @@ def test_sigkill_during_in_place_rename_leaves_old_or_renamed(tmp_path):
         assert now in (old, reference)
         seen.add(now == reference)
         assert [n for n in _leftovers(target.parent) if "journal" in n] == []
+
+
+# -- item 12: HDF5 lock contention is reported as such ------------------------------------------------
+
+def test_a_file_locked_by_a_writer_is_reported_as_locked_not_corrupt(tmp_path):
+    import shutil
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    target = Path(shutil.copy(SAMPLES / "cnn.h5", tmp_path / "cnn.h5"))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, h5py\nf = h5py.File(sys.argv[1], 'r+')\n"
+                               "print('open', flush=True)\nsys.stdin.read()", str(target)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        env_locking = os.environ.get("HDF5_USE_FILE_LOCKING", "").upper()
+        if env_locking in ("FALSE", "0"):
+            pytest.skip("HDF5 file locking is turned off in this environment")
+        with pytest.raises(CheckpointError, match="is locked by another process that has it open for writing"):
+            open_checkpoint(str(target))
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
