@@ -156,6 +156,12 @@ def _restore_documents(reader: CheckpointReader) -> CheckpointReader:
                 setattr(reader, attribute, json.loads(metadata.pop(key)))
             except (ValueError, RecursionError):
                 raise CheckpointError(reader.path, f"metadata {key} is not valid JSON") from None
+    if reader.graph is not None:
+        try:  # a graph that is JSON but not a graph: the tensors are still readable, so list them
+            symbol.Graph.from_json(reader.graph)
+        except (ModelSurgeonError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            reader.graph = None
+            reader.notes = [*reader.notes, f"metadata {ST_GRAPH} is not a usable graph ({exc}); ignored"]
     reader.metadata = metadata
     _reorder_by_model(reader)
     return reader

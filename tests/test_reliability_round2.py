@@ -412,3 +412,135 @@ def test_a_file_locked_by_a_writer_is_reported_as_locked_not_corrupt(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(30)
+
+
+# -- items 11 and 12: safetensors headers, indexes, deep keys ---------------------------------------
+
+def _raw_safetensors(path: Path, header: dict, data: bytes = b"") -> Path:
+    import struct
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+@pytest.mark.parametrize("shape, message", [
+    ([0] + [1] * 64, "65 dimensions; numpy arrays have at most 64"),
+    ([0, 2**63], "no elements, but its other dimensions multiply to more than"),
+    ([0, 2**40, 2**40], "no elements, but its other dimensions multiply to more than"),
+])
+def test_zero_element_tensors_numpy_cannot_hold_are_refused(tmp_path, shape, message):
+    """Item 11: these listed fine and then crashed diff/convert (exit 70) in numpy."""
+    from cli_helpers import invoke
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    path = _raw_safetensors(tmp_path / "odd.safetensors", {"x": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}})
+    with pytest.raises(CheckpointError, match=message):
+        open_checkpoint(str(path))
+    for args in (["convert", path, "-o", tmp_path / "out.h5"], ["diff", path, path, "--values"]):
+        assert invoke(*args, code=None).exit_code == 4
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_zero_element_tensors_numpy_can_hold_still_work(tmp_path):
+    from cli_helpers import invoke
+    path = _raw_safetensors(tmp_path / "ok.safetensors", {"x": {"dtype": "F32", "shape": [0] + [1] * 63,
+                                                               "data_offsets": [0, 0]},
+                                                         "y": {"dtype": "F32", "shape": [0, 2**40], "data_offsets": [0, 0]}})
+    invoke("convert", path, "-o", tmp_path / "out.safetensors")
+    invoke("diff", path, tmp_path / "out.safetensors", "--values")
+    # HDF5 holds at most 32 dimensions: refused before writing, not an internal error
+    result = invoke("convert", path, "-o", tmp_path / "out.h5", code=6)
+    assert "64 dimensions" in result.stderr and not (tmp_path / "out.h5").exists()
+
+
+def test_a_shard_name_with_a_lone_surrogate_is_refused(tmp_path):
+    """Item 11: '\\ud800' in a shard name was an internal error (UnicodeEncodeError)."""
+    from cli_helpers import invoke
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text('{"metadata": {}, "weight_map": {"a": "model-\\ud800.safetensors"}}')
+    with pytest.raises(CheckpointError, match="lone surrogate"):
+        open_checkpoint(str(index))
+    assert invoke("inspect", index, code=None).exit_code == 4
+
+
+def test_an_index_with_a_long_metadata_block_is_recognised(tmp_path):
+    """Item 12: weight_map after 64 KiB of metadata; looks_like_index parses the whole JSON."""
+    from safetensors.numpy import save_file
+    from modelsurgeon.core.formats.safetensors_io import looks_like_index
+    save_file({"a": np.arange(3, dtype=np.float32)}, str(tmp_path / "model-00001-of-00001.safetensors"))
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {"notes": "x" * 100_000},
+                                 "weight_map": {"a": "model-00001-of-00001.safetensors"}}))
+    assert index.read_bytes().find(b"weight_map") > 65536
+    assert looks_like_index(index) and looks_like_index(index, ".safetensors")
+    assert not looks_like_index(index, ".h5")
+    (tmp_path / "list.json").write_text("[" + " " * 10 + "]")
+    (tmp_path / "fake.json").write_text('{"metadata": {"weight_map": {}}}')
+    os.mkfifo(tmp_path / "pipe.json")
+    for other in ("list.json", "fake.json", "pipe.json", "missing.json"):
+        assert not looks_like_index(tmp_path / other)
+
+
+def test_a_malformed_graph_in_safetensors_metadata_is_set_aside_with_a_note(tmp_path):
+    """Item 12: the tensors are listed; the graph is dropped with a note (it made inspect exit 6)."""
+    from cli_helpers import invoke
+    from safetensors.numpy import save_file
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    path = tmp_path / "g.safetensors"
+    save_file({"a": np.zeros(3, np.float32)}, str(path),
+              metadata={"modelsurgeon.graph": json.dumps({"nodes": 5}), "modelsurgeon.kind": "named"})
+    with open_checkpoint(str(path)) as reader:
+        assert reader.graph is None and list(reader.tensors) == ["a"]
+        assert len(reader.notes) == 1 and "modelsurgeon.graph is not a usable graph" in reader.notes[0]
+    assert "a" in invoke("inspect", path).stdout
+
+
+def test_many_empty_tensors_are_listed_without_per_tensor_package_calls(tmp_path, monkeypatch):
+    """Item 12: 200,000 empty tensors took 23 s to inspect; the hot spots were one safetensors-package
+    call per tensor and Python's cycle collector running over the parsed header. Counted, not timed."""
+    import gc
+    from modelsurgeon.core.formats import safetensors_io
+    count = 200_000
+    path = _raw_safetensors(tmp_path / "empty.safetensors",
+                            {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(count)})
+    package_calls = []
+    real_open = safetensors_io._open_package
+
+    class Counting:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __getattr__(self, name):
+            package_calls.append(name)
+            return getattr(self.handle, name)
+
+    monkeypatch.setattr(safetensors_io, "_open_package", lambda p: Counting(real_open(p)))
+    collections = []
+    gc.callbacks.append(lambda phase, info: collections.append(info) if phase == "start" else None)
+    try:
+        with safetensors_io.SafetensorsReader(path) as reader:
+            assert len(reader.tensors) == count
+    finally:
+        gc.callbacks.pop()
+    assert len(package_calls) < 10
+    assert len(collections) < 10  # with the collector on throughout: over a thousand
+    assert gc.isenabled()
+
+
+def test_keys_of_5000_segments_are_drawn_and_listed(tmp_path):
+    """Item 11: inspect --tree, graph and diff --html recursed once per key segment (RecursionError)."""
+    from cli_helpers import invoke
+    from safetensors.numpy import save_file
+    key = ".".join(["a"] * 5000) + ".weight"
+    save_file({key: np.zeros(3, np.float32), "b.weight": np.ones(2, np.float32)}, str(tmp_path / "one.safetensors"))
+    save_file({key: np.ones(3, np.float32), "b.weight": np.ones(2, np.float32)}, str(tmp_path / "two.safetensors"))
+    document = json.loads(invoke("inspect", tmp_path / "one.safetensors", "--tree", "--json").stdout)
+    node, depth = document["tree"][0], 1
+    while node.get("children"):
+        node, depth = node["children"][0], depth + 1
+    from modelsurgeon.core.keytree import MAX_DEPTH
+    assert depth == MAX_DEPTH and node["name"] == ".".join(["a"] * (5000 - MAX_DEPTH + 1)) + ".weight"
+    invoke("inspect", tmp_path / "one.safetensors", "--tree")
+    invoke("graph", tmp_path / "one.safetensors", "-o", tmp_path / "one.html")
+    invoke("diff", tmp_path / "one.safetensors", tmp_path / "two.safetensors", "--html", tmp_path / "d.html", code=1)
+    assert (tmp_path / "one.html").stat().st_size > 0 and (tmp_path / "d.html").stat().st_size > 0

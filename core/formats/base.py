@@ -80,6 +80,8 @@ class CheckpointReader(ABC):
     architecture: dict[str, Any] | None = None
     graph: dict[str, Any] | None = None
     metadata: dict[str, str]
+    #: What the reader set aside while opening (a malformed optional document...), for the user.
+    notes: list[str] | tuple[str, ...] = ()
 
     @abstractmethod
     def read(self, key: str) -> np.ndarray:

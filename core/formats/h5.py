@@ -43,6 +43,9 @@ DTYPES = frozenset(np.dtype(t) for t in (
     "float16", "float32", "float64", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64", "bool"))
 
+#: HDF5's limit on a dataset's dimensions (H5S_MAX_RANK).
+MAX_RANK = 32
+
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -326,6 +329,9 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
         if info.dtype not in DTYPES:
             raise ModelSurgeonError(f"tensor '{info.key}' has dtype {info.dtype}, which the format "
                                     "does not store (see docs/format.md)")
+        if len(info.shape) > MAX_RANK:
+            raise ModelSurgeonError(f"tensor '{info.key}' has {len(info.shape)} dimensions; HDF5 stores at most "
+                                    f"{MAX_RANK} (write safetensors instead)")
         seen.add(info.key)
     total = sum(info.nbytes for info in infos if info.alias_of is None)
     done = 0
