@@ -544,3 +544,157 @@ def test_keys_of_5000_segments_are_drawn_and_listed(tmp_path):
     invoke("graph", tmp_path / "one.safetensors", "-o", tmp_path / "one.html")
     invoke("diff", tmp_path / "one.safetensors", tmp_path / "two.safetensors", "--html", tmp_path / "d.html", code=1)
     assert (tmp_path / "one.html").stat().st_size > 0 and (tmp_path / "d.html").stat().st_size > 0
+
+
+# -- item 10: decompression bombs and value comparison in bounded memory -----------------------------
+
+MIB = 1 << 20
+
+#: Runs in a fresh interpreter: everything imported first, then the peak resident memory grown by the
+#: work, in bytes (ru_maxrss is in KiB on Linux), printed last.
+_MEASURE = """
+import resource, sys, json
+from modelsurgeon.cli.main import cli
+from modelsurgeon.core import compare, checkpoint
+from modelsurgeon.core.formats import h5, mxnet, safetensors_io
+import h5py, numpy
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+{work}
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024)
+"""
+
+
+def _peak_growth(work: str) -> int:
+    done = subprocess.run([sys.executable, "-c", _MEASURE.format(work=textwrap.dedent(work))],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+def _deflated_zeros_npz(path: Path, key: str, nbytes: int) -> Path:
+    """An .npz whose one float32 member inflates to ``nbytes`` of zeros, written without holding them."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (nbytes // 4,)})
+            block = bytes(16 * MIB)
+            for _ in range(nbytes // len(block)):
+                member.write(block)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory):
+    where = tmp_path_factory.mktemp("bombs")
+    a = _deflated_zeros_npz(where / "a.npz", "arg:w", 192 * MIB)
+    b = _deflated_zeros_npz(where / "b.npz", "arg:w", 192 * MIB)
+    return where, a, b
+
+
+def test_a_deflated_npz_member_is_converted_without_a_second_copy(bombs, tmp_path):
+    """Item 10: 192 MiB of zeros in a ~200 KB .npz; convert used to hold it twice."""
+    where, a, _ = bombs
+    assert a.stat().st_size < 2 * MIB
+    out = tmp_path / "out.h5"
+    grown = _peak_growth(f"""
+        from click.testing import CliRunner
+        result = CliRunner().invoke(cli, ['convert', {str(a)!r}, '-o', {str(out)!r}])
+        assert result.exit_code == 0, result.output
+    """)
+    assert grown < 192 * MIB + 100 * MIB, grown / MIB
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    with open_checkpoint(str(out)) as reader:
+        assert reader.tensors["w"].shape == (192 * MIB // 4,)
+
+
+def test_compare_streams_deflated_npz_members(bombs):
+    """Item 10: two deflated members compared piece by piece: far less than one tensor in memory."""
+    _, a, b = bombs
+    grown = _peak_growth(f"""
+        ra, rb = checkpoint.open_checkpoint({str(a)!r}), checkpoint.open_checkpoint({str(b)!r})
+        result = compare.compare_tensors(ra, "w", rb, "w")
+        assert result.equal and result.size == {192 * MIB // 4}, result
+    """)
+    assert grown < 100 * MIB, grown / MIB
+
+
+def test_compare_reads_compressed_hdf5_by_hyperslab(tmp_path):
+    """Item 10: a gzip-compressed 128 MiB tensor in our HDF5 format against a plain copy: memory stays
+    far below the tensor (it took five times the tensor as float64 copies)."""
+    import h5py
+    n = 128 * MIB // 4
+    values = (np.arange(n, dtype=np.int64) % 7 == 0).astype(np.float32)
+    packed = tmp_path / "packed.h5"
+    with h5py.File(packed, "w", track_order=True) as f:
+        f.attrs["format"], f.attrs["kind"], f.attrs["format_version"] = "modelsurgeon", "structural", np.int64(1)
+        group = f.create_group("tensors", track_order=True)
+        group.create_dataset("w", data=values, chunks=(MIB,), compression="gzip", compression_opts=1)
+    values[12345] = 3.5
+    from safetensors.numpy import save_file
+    save_file({"w": values}, str(tmp_path / "plain.safetensors"))
+    del values
+    assert packed.stat().st_size < 16 * MIB
+    grown = _peak_growth(f"""
+        ra = checkpoint.open_checkpoint({str(packed)!r})
+        rb = checkpoint.open_checkpoint({str(tmp_path / "plain.safetensors")!r})
+        result = compare.compare_tensors(ra, "w", rb, "w")
+        assert not result.equal and result.differing == 1 and result.max_abs_diff == 3.5, result
+    """)
+    assert grown < 100 * MIB, grown / MIB
+
+
+class _Arrays:
+    """A minimal reader over arrays (no extent, no read_chunks: the read-whole path)."""
+
+    def __init__(self, **arrays):
+        from modelsurgeon.core.formats.base import TensorInfo
+        self.path, self.arrays = "memory", arrays
+        self.tensors = {k: TensorInfo(k, v.shape, v.dtype) for k, v in arrays.items()}
+
+    def read(self, key):
+        return self.arrays[key]
+
+    def extent(self, key):
+        return None
+
+
+@pytest.mark.parametrize("a, b, equal, worst, differing", [
+    ([1.0, np.nan, 3.0], [1.0, np.nan, 3.0], True, 0.0, 0),
+    ([1.0, np.nan, 3.0], [1.0, np.nan, 5.0], False, 2.0, 1),  # NaN facing NaN is equal
+    ([1.0, np.nan, 3.0], [1.0, 2.0, 3.0], False, float("nan"), 1),
+    ([np.inf, 1.0], [np.inf, 1.0], True, 0.0, 0),
+])
+def test_compare_semantics(a, b, equal, worst, differing):
+    from modelsurgeon.core.compare import compare_tensors
+    result = compare_tensors(_Arrays(w=np.array(a)), "w", _Arrays(w=np.array(b)), "w", chunk_bytes=8)
+    assert result.equal is equal and result.differing == differing
+    assert (np.isnan(worst) and np.isnan(result.max_abs_diff)) or result.max_abs_diff == worst
+
+
+def test_compare_agrees_across_readers_and_piece_sizes(tmp_path):
+    """Every piece size and every reader path (extent, hyperslab, inflating, read whole) gives the same
+    answer as a whole-array comparison."""
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.compare import compare_tensors
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((7, 5, 3)).astype(np.float32)
+    y = x.copy()
+    y[3, 2, 1] += 0.25
+    y[6, 4, 2] -= 1.5
+    from cli_helpers import invoke
+    from safetensors.numpy import save_file
+    save_file({"w": x}, str(tmp_path / "x.safetensors"))
+    np.savez_compressed(tmp_path / "y.npz", **{"arg:w": y})
+    invoke("convert", tmp_path / "x.safetensors", "-o", tmp_path / "x.h5")
+    expected = float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
+    with open_checkpoint(str(tmp_path / "x.h5")) as h, open_checkpoint(str(tmp_path / "y.npz")) as z, \
+            open_checkpoint(str(tmp_path / "x.safetensors")) as s:
+        for chunk in (4, 12, 60, 64, 1000, 1 << 20):
+            for ra, rb in ((h, z), (z, s), (s, _Arrays(w=y)), (_Arrays(w=y), h)):
+                result = compare_tensors(ra, "w", rb, "w", chunk_bytes=chunk)
+                assert result.size == x.size
+                assert (result.equal, result.differing, result.max_abs_diff) == (False, 2, expected), (chunk, ra, rb)
+        assert compare_tensors(h, "w", z, "w", chunk_bytes=12).differing == 2
+        assert compare_tensors(h, "w", s, "w", chunk_bytes=12).equal

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -186,6 +187,31 @@ class H5Reader(CheckpointReader):
                 raise CheckpointError(self.path, "was replaced by another file after it was opened")
             self._f = h5safe.open_h5(self.path)
         return self._f["tensors"][self._names[key]]
+
+    def read_chunks(self, key: str, chunk_bytes: int) -> Iterator[np.ndarray]:
+        """Tensor ``key`` as consecutive flat pieces (C order) of at most about ``chunk_bytes``, read
+        by hyperslab: a compressed dataset is never whole in memory (only the HDF5 chunks a piece
+        touches are inflated)."""
+        info = self.tensors[key] if key in self.tensors else None
+        if info is None:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        if not info.shape or info.size == 0:
+            yield self.read(key).reshape(-1)
+            return
+        ds = self.dataset(key)
+        limit = max(1, chunk_bytes // info.dtype.itemsize)
+        # the first axis k whose trailing block fits: iterate over the axes before it, take runs along it
+        axis = next(k for k in range(len(info.shape)) if math.prod(info.shape[k + 1:]) <= limit)
+        rows = max(1, limit // math.prod(info.shape[axis + 1:]))
+        for outer in np.ndindex(*info.shape[:axis]):
+            for start in range(0, info.shape[axis], rows):
+                where = (*outer, slice(start, start + rows))
+                try:
+                    piece = ds[where]
+                except (OSError, RuntimeError, ValueError) as exc:
+                    raise CheckpointError(self.path, f"cannot read {ds.name} (corrupt?): "
+                                                     f"{' '.join(str(exc).split())[:200]}") from None
+                yield np.asarray(piece).astype(info.dtype, copy=False).reshape(-1)
 
     def close(self) -> None:
         if self._f is not None and self._f.id.valid:
