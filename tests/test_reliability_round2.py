@@ -698,3 +698,142 @@ def test_compare_agrees_across_readers_and_piece_sizes(tmp_path):
                 assert (result.equal, result.differing, result.max_abs_diff) == (False, 2, expected), (chunk, ra, rb)
         assert compare_tensors(h, "w", z, "w", chunk_bytes=12).differing == 2
         assert compare_tensors(h, "w", s, "w", chunk_bytes=12).equal
+
+
+# -- item 8: work bounded by declared shapes ---------------------------------------------------------
+
+def _cnn_with(tmp_path: Path, name: str, input_shape=None, edit=None) -> Path:
+    """sample_models/cnn.h5 with its recorded input shape or its architecture changed."""
+    import copy
+    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.formats.h5 import write_h5
+    with open_checkpoint(str(SAMPLES / "cnn.h5")) as reader:
+        document = copy.deepcopy(reader.architecture)
+        if input_shape is not None:
+            document["inputs"][0]["shape"] = list(input_shape)
+        if edit is not None:
+            edit(document)
+        path = tmp_path / name
+        write_h5(str(path), reader.kind, list(reader.tensors.values()), lambda info: reader.read(info.key),
+                 architecture=document)
+    return path
+
+
+def _first_conv(document) -> dict:
+    return document["root"]["children"][0][1]["children"][0][1]["config"]
+
+
+def _graph_with(tmp_path: Path, name: str, data_shape, edit=None) -> Path:
+    graph = json.loads((SAMPLES / "cnn-symbol.json").read_text())
+    for node in graph["nodes"]:
+        if node["name"] == "data":
+            node.setdefault("attrs", {})["__shape__"] = str(tuple(data_shape))
+        if edit is not None:
+            edit(node)
+    path = tmp_path / name
+    path.write_text(json.dumps(graph))
+    return path
+
+
+def test_graph_of_a_huge_declared_input_allocates_nothing_large(tmp_path):
+    """Item 8: an architecture recording input [2000, 3, 224, 224] took 6.2 GB in `graph`."""
+    path = _cnn_with(tmp_path, "big.h5", (2000, 3, 224, 224))
+    out = tmp_path / "big.html"
+    grown = _peak_growth(f"""
+        from click.testing import CliRunner
+        result = CliRunner().invoke(cli, ['graph', {str(path)!r}, '-o', {str(out)!r}, '--json'])
+        assert result.exit_code == 0, result.output
+    """)
+    assert grown < 100 * MIB, grown / MIB
+    assert "2000" in out.read_text() and "224" in out.read_text()
+
+
+@pytest.mark.parametrize("case", ["symbol input (64,3,1024,1024)", "pooling padding 100000"])
+def test_graph_of_a_huge_symbol_allocates_nothing_large(tmp_path, case):
+    """Item 8: a 9 KB -symbol.json with input (64, 3, 1024, 1024) took 4.1 GB in `graph`; pooling
+    padding 100000 never finished."""
+    def pad(node):
+        if node["op"] == "Pooling":
+            node["attrs"]["pad"] = "(100000, 100000)"
+    shape = (64, 3, 1024, 1024) if case.startswith("symbol") else (1, 3, 32, 32)
+    path = _graph_with(tmp_path, "big-symbol.json", shape, pad if "pooling" in case else None)
+    out = tmp_path / "big.html"
+    grown = _peak_growth(f"""
+        from click.testing import CliRunner
+        result = CliRunner().invoke(cli, ['graph', {str(path)!r}, '-o', {str(out)!r}])
+        assert result.exit_code == 0, result.output
+    """)
+    assert grown < 100 * MIB, grown / MIB
+    assert ("1024" if case.startswith("symbol") else "100016") in out.read_text()
+
+
+def test_shapes_only_tracing_matches_real_execution():
+    """Every operator's shape function gives the shape its kernel produces (sample models and zoo)."""
+    from modelsurgeon.core.checkpoint import model_from_reader, open_checkpoint
+    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.engine.symbol import tracing
+    models = []
+    for name, shape in (("cnn.h5", (2, 3, 32, 32)), ("cnn-named.h5", (2, 3, 32, 32)), ("mlp.h5", None)):
+        with open_checkpoint(str(SAMPLES / name)) as reader:
+            model = model_from_reader(reader)
+            recorded = getattr(model, "_input_specs", None)
+            models.append((model, shape or tuple(recorded[0][0])))
+    from modelsurgeon.core.engine.model_zoo.vision import get_model
+    for zoo, shape in (("resnet18_v1", (1, 3, 64, 64)), ("squeezenet1.1", (1, 3, 224, 224)),
+                       ("mobilenet0.25", (1, 3, 64, 64))):
+        net = get_model(zoo, classes=7)
+        net.initialize()
+        net(np.zeros(shape, np.float32))
+        models.append((net, shape))
+    for model, shape in models:
+        executed = []  # every operator's real result, computed by its kernel
+        with tracing() as tracer:
+            record = tracer.apply
+            tracer.apply = lambda *a, **k: executed.append(record(*a, **k)) or executed[-1]
+            out = model(tracer.input("data", np.zeros(shape, np.float32)))
+            real, _ = tracer.graph([out])
+        graph, _ = shapes.trace_shapes(model, shape)
+        assert [n.op for n in graph.nodes] == [n.op for n in real.nodes]
+        estimate = shapes.check_forward(model, shape, max_memory=1 << 40)
+        traced = [estimate.shapes[n.name] for n in graph.nodes if not n.is_variable]
+        assert traced == [tuple(s.shape) for s in executed if s.node in {i for i, n in enumerate(tracer.nodes)
+                                                                          if n.name in estimate.shapes}], model
+        assert len(traced) == len([n for n in real.nodes if not n.is_variable]) > 3
+
+
+@pytest.mark.parametrize("case", ["input 2000", "conv padding 4000", "pooling padding 9000"])
+def test_a_forward_pass_over_the_budget_is_refused_naming_the_layer(tmp_path, case):
+    """Item 8: `run` took 7.3 GB (input [2000,3,224,224]) and 4 GB (conv padding 4000); check_forward
+    computes the peak from the shapes first and refuses above max_memory (exit 4)."""
+    from modelsurgeon.core.checkpoint import model_from_reader, open_checkpoint
+    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.errors import ResourceLimitError
+    if case == "input 2000":
+        path, shape = _cnn_with(tmp_path, "m.h5", (2000, 3, 224, 224)), (2000, 3, 224, 224)
+    elif case == "conv padding 4000":
+        path = _cnn_with(tmp_path, "m.h5", edit=lambda d: _first_conv(d).update(padding=[4000, 4000]))
+        shape = (1, 3, 32, 32)
+    else:
+        path = _cnn_with(tmp_path, "m.h5", edit=lambda d: d["root"]["children"][0][1]["children"][2][1]["config"]
+                         .update(padding=[9000, 9000]))
+        shape = (1, 3, 32, 32)
+    with open_checkpoint(str(path)) as reader:
+        model = model_from_reader(reader)
+    # the layer named is the block whose output makes the peak: features.0 (conv + relu), or the
+    # convolution after the padded pooling
+    layer = "features.3" if "pooling" in case else "features.0"
+    with pytest.raises(ResourceLimitError, match=rf"m\.h5: a forward pass on input .* needs about .* \(layer "
+                                                 rf"'{layer}(\.\w+)?' \(operator \w+\) outputs .*\), more than the "
+                                                 r"memory budget of 2\.0 GiB"):
+        shapes.check_forward(model, shape, max_memory=2 << 30, source=str(path))
+    assert issubclass(ResourceLimitError, CheckpointError)  # exit 4
+    if case == "input 2000":  # the same model on a modest input passes
+        assert shapes.check_forward(model, (1, 3, 32, 32), max_memory=1 << 30).peak < 1 << 20
+
+
+def test_an_input_alone_over_the_budget_is_refused_before_tracing():
+    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.errors import ResourceLimitError
+    with pytest.raises(ResourceLimitError, match=r"the input \(100000, 3, 1000, 1000\) float32 alone takes 1\.1 TiB"):
+        shapes.check_forward(object(), (100000, 3, 1000, 1000), max_memory=1 << 30, source="x.npy")
+    assert shapes.default_budget() > 0
