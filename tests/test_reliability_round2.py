@@ -837,3 +837,18 @@ def test_an_input_alone_over_the_budget_is_refused_before_tracing():
     with pytest.raises(ResourceLimitError, match=r"the input \(100000, 3, 1000, 1000\) float32 alone takes 1\.1 TiB"):
         shapes.check_forward(object(), (100000, 3, 1000, 1000), max_memory=1 << 30, source="x.npy")
     assert shapes.default_budget() > 0
+
+
+def test_convert_to_named_traces_a_huge_declared_input_without_computing(tmp_path):
+    """Item 8: `convert --to named` traces the model to record its graph; the trace is shapes-only,
+    so an architecture recording input [2000, 3, 224, 224] costs no memory for it."""
+    path = _cnn_with(tmp_path, "big.h5", (2000, 3, 224, 224))
+    out = tmp_path / "named.h5"
+    grown = _peak_growth(f"""
+        from click.testing import CliRunner
+        result = CliRunner().invoke(cli, ['convert', {str(path)!r}, '-o', {str(out)!r}, '--to', 'named'])
+        assert result.exit_code == 0, result.output
+    """)
+    assert grown < 100 * MIB, grown / MIB
+    from cli_helpers import invoke
+    invoke("run", out, "--random-input", "2,3,32,32")  # the recorded graph runs
