@@ -852,3 +852,53 @@ def test_convert_to_named_traces_a_huge_declared_input_without_computing(tmp_pat
     assert grown < 100 * MIB, grown / MIB
     from cli_helpers import invoke
     invoke("run", out, "--random-input", "2,3,32,32")  # the recorded graph runs
+
+
+def test_the_overlay_behaves_like_the_file_it_stands_for(tmp_path):
+    """h5journal.Overlay (what HDF5 edits in memory) against a real file given the same writes,
+    truncations and reads, then the journal's runs applied to a copy give the same bytes."""
+    import io
+    import random
+    from modelsurgeon.core.formats import h5journal
+    rng = random.Random(7)
+    for round_ in range(30):
+        base = rng.randbytes(rng.randrange(0, 20000))
+        original = tmp_path / f"o{round_}"
+        original.write_bytes(base)
+        reference = open(tmp_path / f"r{round_}", "w+b")  # a real file: truncate() also extends it
+        reference.write(base)
+        overlay = h5journal.Overlay(str(original))
+        for _ in range(40):
+            action = rng.random()
+            if action < 0.5:
+                at = rng.randrange(0, 25000)
+                data = rng.randbytes(rng.randrange(1, 9000))
+                for f in (overlay, reference):
+                    f.seek(at)
+                    f.write(data)
+            elif action < 0.65:
+                size = rng.randrange(0, 25000)
+                for f in (overlay, reference):
+                    f.truncate(size)
+            else:
+                at, n = rng.randrange(0, 26000), rng.randrange(0, 9000)
+                got = bytearray(n)
+                overlay.seek(at)
+                count = overlay.readinto(got)
+                reference.seek(at)
+                assert bytes(got[:count]) == reference.read(n)
+            assert overlay.seek(0, io.SEEK_END) == reference.seek(0, io.SEEK_END)
+        runs, size = overlay.runs(), overlay.size
+        overlay.close()
+        copy = tmp_path / f"c{round_}"
+        copy.write_bytes(base)
+        with open(copy, "r+b") as handle:
+            for offset, data in runs:
+                handle.seek(offset)
+                handle.write(data)
+            handle.truncate(size)
+        reference.seek(0)
+        assert copy.read_bytes() == reference.read()
+        reference.close()
+        original.unlink()
+        copy.unlink()
