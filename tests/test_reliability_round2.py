@@ -902,3 +902,26 @@ def test_the_overlay_behaves_like_the_file_it_stands_for(tmp_path):
         reference.close()
         original.unlink()
         copy.unlink()
+
+
+def test_in_place_rename_of_a_file_open_elsewhere_is_refused_untouched(tmp_path):
+    """The in-place edit takes the lock HDF5 takes: with another process reading the file through
+    HDF5, the rename is refused (exit 4) and the file left byte-identical."""
+    import shutil
+    from cli_helpers import invoke
+    target = Path(shutil.copy(SAMPLES / "cnn.h5", tmp_path / "cnn.h5"))
+    before = sha(target)
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() in ("FALSE", "0"):
+        pytest.skip("HDF5 file locking is turned off in this environment")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, h5py\nf = h5py.File(sys.argv[1], 'r')\n"
+                               "print('open', flush=True)\nsys.stdin.read()", str(target)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = invoke("rename", target, "--in-place", "--add-prefix", "m.", code=4)
+        assert "is open in another process" in result.stderr
+        assert sha(target) == before and _leftovers(tmp_path) == []
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    invoke("rename", target, "--in-place", "--add-prefix", "m.")

@@ -29,6 +29,7 @@ import hashlib
 import io
 import os
 import struct
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -179,19 +180,50 @@ def edit(path: str, change: Callable[[Overlay], None]) -> bool:
     A full disk raises WriteError with the file unchanged; nothing else is left behind.
     """
     recover(path)
-    overlay = Overlay(path)
-    try:
-        change(overlay)
-        st = os.fstat(overlay._fd)
-        runs, old_size, new_size = overlay.runs(), overlay.base_size, overlay.size
-    finally:
-        overlay.close()
-    if not runs and new_size == old_size:
-        return False
-    journal = journal_path(path)
-    _write_journal(journal, path, (st.st_dev, st.st_ino, old_size, new_size), runs)
-    _apply(path, journal, (st.st_dev, st.st_ino, old_size, new_size), runs)
+    with _exclusive(path, wait=0.0):
+        overlay = Overlay(path)
+        try:
+            change(overlay)
+            st = os.fstat(overlay._fd)
+            runs, old_size, new_size = overlay.runs(), overlay.base_size, overlay.size
+        finally:
+            overlay.close()
+        if not runs and new_size == old_size:
+            return False
+        journal = journal_path(path)
+        _write_journal(journal, path, (st.st_dev, st.st_ino, old_size, new_size), runs)
+        _apply(path, journal, (st.st_dev, st.st_ino, old_size, new_size), runs)
     return True
+
+
+@contextlib.contextmanager
+def _exclusive(path: str, wait: float) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (the ``flock`` HDF5's own file locking takes): no other
+    editor, nor an HDF5 library with the file open, meanwhile. Waits up to ``wait`` seconds."""
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() in ("FALSE", "0"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): HDF5 does not lock there either
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CheckpointError(path, "is open in another process (HDF5 file locking); an in-place "
+                                                "edit needs it to itself: try again when that process is done") \
+                        from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)
 
 
 def _write_journal(journal: str, path: str, head: tuple[int, int, int, int], runs: list[tuple[int, bytes]]) -> None:
@@ -310,7 +342,9 @@ def recover(path: str) -> bool:
             _drop(journal)
         return False
     try:
-        _apply(path, journal, *found)
+        with _exclusive(path, wait=10.0):  # an editor still applying it holds the lock for milliseconds
+            if os.path.exists(journal):
+                _apply(path, journal, *found)
     except OSError as exc:
         raise CheckpointError(path, f"an interrupted in-place rename left its journal {journal}, and finishing "
                                     f"it needs write access: {exc.strerror or exc}") from None
