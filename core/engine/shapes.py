@@ -27,12 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import (
-    ModelSurgeonError,
-    ResourceLimitError,
-    ShapeError,
-    UnsupportedOpError,
-)
+from ..errors import ModelSurgeonError, ResourceLimitError, ShapeError, UnsupportedOpError
 from . import ops
 from .ops.common import pair
 from .ops.conv import _conv_output_size
