@@ -166,11 +166,16 @@ def test_compare_agrees_across_readers_and_piece_sizes(tmp_path):
     save_file({"w": x}, str(tmp_path / "x.safetensors"))
     np.savez_compressed(tmp_path / "y.npz", **{"arg:w": y})
     invoke("convert", tmp_path / "x.safetensors", "-o", tmp_path / "x.h5")
+    save_file({"w": y, "pad": np.zeros(300, np.float32)}, str(tmp_path / "y.safetensors"))
+    invoke("convert", tmp_path / "y.safetensors", "-o", f"{tmp_path / 'shards'}/", "--format", "h5",
+           "--max-shard-size", "1KB")
     expected = float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
     with open_checkpoint(str(tmp_path / "x.h5")) as h, open_checkpoint(str(tmp_path / "y.npz")) as z, \
-            open_checkpoint(str(tmp_path / "x.safetensors")) as s:
+            open_checkpoint(str(tmp_path / "x.safetensors")) as s, \
+            open_checkpoint(str(tmp_path / "shards" / "model.h5.index.json")) as sharded:
+        assert sharded.format.endswith("-sharded")
         for chunk in (4, 12, 60, 64, 1000, 1 << 20):
-            for ra, rb in ((h, z), (z, s), (s, _Arrays(w=y)), (_Arrays(w=y), h)):
+            for ra, rb in ((h, z), (z, s), (s, _Arrays(w=y)), (_Arrays(w=y), h), (sharded, h)):
                 result = compare_tensors(ra, "w", rb, "w", chunk_bytes=chunk)
                 assert result.size == x.size
                 assert (result.equal, result.differing, result.max_abs_diff) == (False, 2, expected), (chunk, ra, rb)
