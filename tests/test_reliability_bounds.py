@@ -336,3 +336,43 @@ def test_convert_to_named_traces_a_huge_declared_input_without_computing(tmp_pat
     assert grown < 100 * MIB, grown / MIB
     from cli_helpers import invoke
     invoke("run", out, "--random-input", "2,3,32,32")  # the recorded graph runs
+
+
+@pytest.mark.parametrize("as_block", [True, False])
+def test_a_graph_with_huge_pooling_padding_is_refused_before_running(tmp_path, as_block):
+    """Item 8 for graphs: `run --symbol` of pooling padded by 100000 never finished; the budget check
+    refuses it from the shapes, for the SymbolBlock `run` builds and for a bare Graph."""
+    from modelsurgeon.core.checkpoint import model_from_reader, open_checkpoint, read_graph_file
+    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.errors import ResourceLimitError
+
+    def pad(node):
+        if node["op"] == "Pooling":
+            node["attrs"]["pad"] = "(100000, 100000)"
+    graph_path = _graph_with(tmp_path, "pad-symbol.json", (1, 3, 32, 32), pad)
+    graph = read_graph_file(str(graph_path))
+    if as_block:
+        with open_checkpoint(str(SAMPLES / "cnn-named.h5")) as reader:
+            reader.graph = graph.to_dict()
+            model = model_from_reader(reader)
+        name = r"operator '\w+'|layer '[\w.]*' \(operator \w+\)"
+    else:
+        model, name = graph, r"operator '\w+'"
+    with pytest.raises(ResourceLimitError, match=rf"pad: a forward pass on input \(1, 3, 32, 32\) needs about "
+                                                 rf"[\d.]+ TiB of memory \(({name}) outputs \(1, \d+, \d{{6}}, "
+                                                 r"\d{6}\) float32\)"):
+        shapes.check_forward(model, (1, 3, 32, 32), max_memory=1 << 30, source="pad")
+    plain = _graph_with(tmp_path, "plain-symbol.json", (1, 3, 32, 32))
+    if as_block:
+        with _named_with(plain) as reader:
+            small = model_from_reader(reader)
+    else:
+        small = read_graph_file(str(plain))
+    assert shapes.check_forward(small, (1, 3, 32, 32), max_memory=1 << 30).peak < 1 << 20
+
+
+def _named_with(graph_path: Path):
+    from modelsurgeon.core.checkpoint import open_checkpoint, read_graph_file
+    reader = open_checkpoint(str(SAMPLES / "cnn-named.h5"))
+    reader.graph = read_graph_file(str(graph_path)).to_dict()
+    return reader
