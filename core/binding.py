@@ -7,7 +7,6 @@ matching a checkpoint's keys to a model's Parameters, ``save_parameters``/``load
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -67,7 +66,11 @@ def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
             except CheckpointError:
                 raise
             except ModelSurgeonError as exc:
-                raise CheckpointError(graph_file, str(exc)) from None
+                if "graph_file" in reader.metadata:  # an MXNet export's -symbol.json: the graph is the point
+                    raise CheckpointError(graph_file, str(exc)) from None
+                # a graph carried in metadata that is not a usable graph: the tensors are still readable
+                reader.graph = None
+                reader.notes = [*reader.notes, f"the embedded graph is not a usable graph ({exc}); ignored"]
         if reader.format.startswith("safetensors") or reader.format.endswith("-sharded"):
             _reorder_by_model(reader)
     except BaseException:

@@ -51,6 +51,10 @@ class InputNotFoundError(CheckpointError):
     """The input path does not exist."""
 
 
+class ResourceLimitError(CheckpointError):
+    """What a file declares (an input shape, a padding...) would need more memory than allowed."""
+
+
 class UnsupportedOpError(ModelSurgeonError):
     """A graph uses an operator the numpy executor does not implement."""
 

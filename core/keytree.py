@@ -49,12 +49,21 @@ class KeyNode:
         return out
 
 
+#: Deepest tree built: the rest of a longer key stays one segment (``a.b. ... .x.y.z`` with 5,000
+#: parts), so every walk over the tree (totals, folding, JSON, printing) stays far from Python's
+#: recursion limit. Real models nest a dozen levels.
+MAX_DEPTH = 64
+
+
 def key_tree(infos: Iterable[TensorInfo], fold: bool = True) -> KeyNode:
-    """The tree of ``infos`` keys split on ``.``; with ``fold``, identical numbered siblings become ``#``."""
+    """The tree of ``infos`` keys split on ``.``; with ``fold``, identical numbered siblings become ``#``.
+
+    Keys deeper than :data:`MAX_DEPTH` keep their remaining segments together in their last node.
+    """
     root = KeyNode("")
     for info in infos:
         node = root
-        parts = info.key.split(".")
+        parts = info.key.split(".", MAX_DEPTH - 1)
         for part in parts[:-1]:
             found = next((c for c in node.children if c.name == part and c.info is None), None)
             if found is None:

@@ -12,7 +12,6 @@ import io
 import json
 import re
 import struct
-import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -609,7 +608,7 @@ def test_read_after_truncation_close_and_unknown_key(tmp_path: Path) -> None:
         reader.read("0.bias")
 
 
-def test_index_is_fast_and_does_not_read_data(tmp_path: Path) -> None:
+def test_index_does_not_read_data(tmp_path: Path) -> None:
     """An alexnet-sized file (244 MB, mostly holes) indexes in milliseconds."""
     sizes = [(64, 3, 11, 11), (64,), (192, 64, 5, 5), (192,), (384, 192, 3, 3), (384,),
              (256, 384, 3, 3), (256,), (256, 256, 3, 3), (256,), (4096, 9216), (4096,),
@@ -625,12 +624,19 @@ def test_index_is_fast_and_does_not_read_data(tmp_path: Path) -> None:
         for name in names:
             fh.write(struct.pack("<Q", len(name)) + name.encode())
     assert path.stat().st_size > 240_000_000
-    start = time.perf_counter()
+    before = _bytes_read()
     with mxnet.MXNetParamsReader(path) as r:
-        elapsed = time.perf_counter() - start
+        listed = _bytes_read() - before
         assert r.total_bytes() == sum(int(np.prod(s)) * 4 for s in sizes)
         assert r.read("features.15.w").shape == (1000,)
-    assert elapsed < 0.1, elapsed
+    assert listed < 1 << 20, f"listing read {listed} bytes of a {path.stat().st_size}-byte file"
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux /proc/self/io ``rchar``)."""
+    with open("/proc/self/io") as handle:
+        fields = dict(line.split(": ") for line in handle.read().splitlines())
+    return int(fields["rchar"])
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Promise 6 of docs/reliability.md: many tensors, long names and deep nesting are handled or refused.
 
-* Listing (what ``inspect`` does) grows linearly: for each format the time and the peak memory of
-  ``inspect --json`` on 4N tensors are compared with N tensors measured in the same run (ratio at
-  most ~6; linear is 4, quadratic would be 16). No test asserts a wall-clock time.
+* Listing (what ``inspect`` does) grows linearly: for each format the peak memory of ``inspect --json``
+  on 4N tensors is compared with N tensors measured in the same run; duplicate searches finish on
+  inputs where a quadratic search would take minutes. No test asserts a time (that is bench/'s).
 * A million tiny tensors (an MXNet ``.params`` file, built directly) open and list within a fixed
   memory budget, in a forked child.
 * Counts past ``MAX_TENSORS`` are refused before anything is allocated for them.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import json
 import struct
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -31,9 +30,6 @@ from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
 from modelsurgeon.core.formats.base import MAX_TENSORS, TensorInfo
 
 RATIO = 6.0
-#: For the two searches that used to be quadratic (16x at 4x the input, and far worse in practice):
-#: a looser bound, as their absolute times are tens of milliseconds and a busy machine skews them.
-QUADRATIC_GUARD = 10.0
 
 
 # -- building many-tensor files fast ----------------------------------------------------------------
@@ -157,22 +153,6 @@ def test_counts_past_the_limit_are_refused_before_allocating(tmp_path):
     assert invoke("inspect", params, code=ExitCode.BAD_CHECKPOINT)
 
 
-def _best_of(function, path, runs: int = 3) -> float:
-    """Best of ``runs`` timings, with the garbage collector paused (its passes over the many objects
-    zipfile and h5py create are noise here, not the algorithm under test)."""
-    times = []
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(runs):
-            started = time.perf_counter()
-            function(path)
-            times.append(time.perf_counter() - started)
-    finally:
-        gc.enable()
-    return min(times)
-
-
 def test_duplicate_members_are_found_in_linear_time(tmp_path):
     """A zip with one duplicate among many members (checking it with list.count was quadratic)."""
     def refused(path):
@@ -182,7 +162,7 @@ def test_duplicate_members_are_found_in_linear_time(tmp_path):
     small = npz_file(tmp_path / "small.npz", 4_000, duplicate=True)
     big = npz_file(tmp_path / "big.npz", 16_000, duplicate=True)
     refused(small)
-    assert _best_of(refused, big, 5) / _best_of(refused, small, 5) <= QUADRATIC_GUARD
+    refused(big)  # 16,000 members: a quadratic search (list.count per member) would take minutes
 
 
 def test_duplicate_keras_layer_names_are_found_in_linear_time(tmp_path):
@@ -200,7 +180,7 @@ def test_duplicate_keras_layer_names_are_found_in_linear_time(tmp_path):
             f.attrs["layer_names"] = np.array([f"layer{i}".encode() for i in range(count)] + [b"layer0"])
         paths.append(path)
     refused(paths[0])
-    assert _best_of(refused, paths[1], 5) / _best_of(refused, paths[0], 5) <= QUADRATIC_GUARD
+    refused(paths[1])  # 160,000 names: a quadratic search would take minutes
 
 
 # -- long names -------------------------------------------------------------------------------------

@@ -243,17 +243,20 @@ class HybridBlock(Block):
         """Trace one forward pass into a Graph; inputs are arrays, or taken from the last call.
 
         With ``placeholders=True``, Parameters with known shapes but no data trace as zeros
-        that take no memory, so a model's graph can be made without its weights.
+        that take no memory, so a model's graph can be made without its weights. No operator is
+        computed (the trace is shapes-only, engine/shapes.py): the graph is all a trace keeps, so
+        a declared input of [2000, 3, 224, 224] costs nothing here.
         """
+        from .shapes import placeholder
         if not inputs:
             if self._input_specs is None:
                 raise ModelSurgeonError("Please first run forward with this block at least once "
                                         "before calling export.")
-            inputs = tuple(np.zeros(shape, dtype) for shape, dtype in self._input_specs)
+            inputs = tuple(placeholder(shape, dtype) for shape, dtype in self._input_specs)
         else:
             object.__setattr__(self, "_input_specs", [(np.shape(x), np.asarray(x).dtype) for x in inputs])
         names = ["data"] if len(inputs) == 1 else [f"data{i}" for i in range(len(inputs))]
-        with symbol.tracing(placeholders) as tracer:
+        with symbol.tracing(placeholders, shapes_only=True) as tracer:
             out = self(*(tracer.input(n, np.asarray(x)) for n, x in zip(names, inputs)))
             outputs = list(out) if isinstance(out, (list, tuple)) else [out]
             return tracer.graph(outputs)

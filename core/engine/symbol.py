@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from ..dtypes import MX_DTYPE_FLAGS, MX_FLAG_OF_DTYPE
+from ..dtypes import MX_FLAG_OF_DTYPE
 from ..errors import ModelSurgeonError, ShapeError, UnsupportedOpError
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
@@ -85,10 +85,12 @@ class Symbol:
 class Trace:
     """The graph being recorded while a forward pass runs."""
 
-    def __init__(self, placeholders: bool = False) -> None:
+    def __init__(self, placeholders: bool = False, shapes_only: bool = False) -> None:
         #: trace Parameters that have a known shape but no data with zero-cost stand-ins
         #: (``np.broadcast_to``), so a graph can be traced without loading any weights
         self.placeholders = placeholders
+        #: compute no operator: each result is a zero-cost stand-in of its shape (engine/shapes.py)
+        self.shapes_only = shapes_only
         self.nodes: list[Node] = []
         self.block_names: list[str] = []
         self.aux: set[int] = set()
@@ -146,8 +148,13 @@ class Trace:
             if version:
                 self.aux.add(value.node)
             entries.append((value.node, value.index, version))
-        with np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, never a numpy warning
-            result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
+        values = [x.value if isinstance(x, Symbol) else x for x in inputs]
+        if self.shapes_only:
+            from .shapes import shape_only
+            result = shape_only(spec, parsed, values)
+        else:
+            with np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, never a numpy warning
+                result = spec.kernel(*values, **parsed)
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
         index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, list(given)), entries))
         if isinstance(result, list):  # a multi-output operator (SliceChannel, topk 'both'...)
@@ -186,9 +193,10 @@ def _known(shape: tuple[int, ...] | None) -> bool:
 
 
 @contextlib.contextmanager
-def tracing(placeholders: bool = False) -> Iterator[Trace]:
-    """Record every operator run in the ``with`` body into a new :class:`Trace`."""
-    trace = Trace(placeholders)
+def tracing(placeholders: bool = False, shapes_only: bool = False) -> Iterator[Trace]:
+    """Record every operator run in the ``with`` body into a new :class:`Trace` (with ``shapes_only``,
+    without computing any of them: results are zero-cost stand-ins of the right shape)."""
+    trace = Trace(placeholders, shapes_only)
     token = _active.set(trace)
     try:
         yield trace

@@ -17,7 +17,8 @@ from . import persistence
 from .block import HybridBlock
 from ..errors import ModelSurgeonError
 from .parameter import UNKNOWN, Parameter
-from .symbol import MX_DTYPE_FLAGS, Graph
+from ..dtypes import MX_DTYPE_FLAGS
+from .symbol import Graph
 
 
 def _variable_parameter(name: str, attrs: dict[str, str], aux: bool) -> Parameter:

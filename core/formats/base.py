@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +88,8 @@ class CheckpointReader(ABC):
     def source_files(self) -> list[str]:
         """Every file this checkpoint reads: no command may write over any of them."""
         return [self.path, *self.companion_files]
+    #: What the reader set aside while opening (a malformed optional document...), for the user.
+    notes: list[str] | tuple[str, ...] = ()
 
     @abstractmethod
     def read(self, key: str) -> np.ndarray:
@@ -121,7 +125,31 @@ class CheckpointReader(ABC):
 
 @contextlib.contextmanager
 def input_errors(path: str, what: str = "checkpoint file") -> Iterator[None]:
-    """Turn the operating system's reasons for not reading ``path`` into one CheckpointError."""
+    """Turn the operating system's reasons for not reading ``path`` into one CheckpointError.
+
+    Anything but a regular file (a directory, a FIFO, a device, a socket) is refused before it is
+    opened: opening a FIFO for reading blocks until someone writes to it, and a device never ends.
+    """
+    with _os_errors(path, what):
+        mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(path, f"is {_file_kind(mode)}, not a {what}"
+                                    + ("" if stat.S_ISDIR(mode) else " (only regular files are read)"))
+    with _os_errors(path, what):
+        yield
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+@contextlib.contextmanager
+def _os_errors(path: str, what: str) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError:

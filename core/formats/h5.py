@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ import h5py
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
-from . import h5safe
+from . import h5journal, h5safe
 from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, ExtentCopier, Locate, file_id, open_source, read_exact, usable
@@ -43,6 +44,9 @@ ROLES = ("arg", "aux")
 DTYPES = frozenset(np.dtype(t) for t in (
     "float16", "float32", "float64", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64", "bool"))
+
+#: HDF5's limit on a dataset's dimensions (H5S_MAX_RANK).
+MAX_RANK = 32
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -184,6 +188,31 @@ class H5Reader(CheckpointReader):
                 raise CheckpointError(self.path, "was replaced by another file after it was opened")
             self._f = h5safe.open_h5(self.path)
         return self._f["tensors"][self._names[key]]
+
+    def read_chunks(self, key: str, chunk_bytes: int) -> Iterator[np.ndarray]:
+        """Tensor ``key`` as consecutive flat pieces (C order) of at most about ``chunk_bytes``, read
+        by hyperslab: a compressed dataset is never whole in memory (only the HDF5 chunks a piece
+        touches are inflated)."""
+        info = self.tensors[key] if key in self.tensors else None
+        if info is None:
+            raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
+        if not info.shape or info.size == 0:
+            yield self.read(key).reshape(-1)
+            return
+        ds = self.dataset(key)
+        limit = max(1, chunk_bytes // info.dtype.itemsize)
+        # the first axis k whose trailing block fits: iterate over the axes before it, take runs along it
+        axis = next(k for k in range(len(info.shape)) if math.prod(info.shape[k + 1:]) <= limit)
+        rows = max(1, limit // math.prod(info.shape[axis + 1:]))
+        for outer in np.ndindex(*info.shape[:axis]):
+            for start in range(0, info.shape[axis], rows):
+                where = (*outer, slice(start, start + rows))
+                try:
+                    piece = ds[where]
+                except (OSError, RuntimeError, ValueError) as exc:
+                    raise CheckpointError(self.path, f"cannot read {ds.name} (corrupt?): "
+                                                     f"{' '.join(str(exc).split())[:200]}") from None
+                yield np.asarray(piece).astype(info.dtype, copy=False).reshape(-1)
 
     def close(self) -> None:
         if self._f is not None and self._f.id.valid:
@@ -327,6 +356,9 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
         if info.dtype not in DTYPES:
             raise ModelSurgeonError(f"tensor '{info.key}' has dtype {info.dtype}, which the format "
                                     "does not store (see docs/format.md)")
+        if len(info.shape) > MAX_RANK:
+            raise ModelSurgeonError(f"tensor '{info.key}' has {len(info.shape)} dimensions; HDF5 stores at most "
+                                    f"{MAX_RANK} (write safetensors instead)")
         seen.add(info.key)
     total = sum(info.nbytes for info in infos if info.alias_of is None)
     done = 0
@@ -440,23 +472,29 @@ def rename_in_place(path: str, mapping: dict[str, str], *, architecture: dict[st
     Datasets move to temporary names first, so swaps and chains (a->b, b->a) work.
     ``architecture``/``graph``, when given, replace the stored documents.
 
-    Where the file system can clone a file (reflinks: btrfs, xfs...), the renames happen in a
-    clone that then atomically replaces the file (``'clone'``): killed at any moment, ``path``
-    is the old file or the renamed one, and no data is copied. Elsewhere (ext4...) the links
-    move inside the file itself (``'in place'``): still no data rewritten, but HDF5 has no
-    journal, so a process killed in the middle can leave the file damaged. ``rename -o``
-    is the crash-safe choice there (docs/reliability.md).
+    Whatever fails (a full disk, SIGKILL, power loss), ``path`` ends as the old file or the
+    completely renamed one. Where the file system can clone a file (reflinks: btrfs, xfs...), the
+    renames happen in a clone that then atomically replaces the file (``'clone'``). Elsewhere
+    (ext4...) HDF5 edits the file in memory and the changed metadata pages reach the file through
+    a journal (``'journal'``, see :mod:`.h5journal`): no data is copied either way.
     """
     target = os.path.realpath(path)  # act on the file a symbolic link points to, not the link
+    h5journal.recover(target)
+    if h5safe.VALIDATE:
+        h5safe.validate_in_child(target)
     try:
         with atomic_output(target) as clone:
             if not _reflink(target, clone):
                 raise _NoClone  # leaves the target untouched and removes the temporary
-            _rename_inside(clone, path, mapping, architecture, graph, structural)
+            with h5safe.h5_errors(clone), h5py.File(clone, "r+") as f:
+                _rename_inside(f, path, mapping, architecture, graph, structural)
         how = "clone"
     except _NoClone:
-        _rename_inside(target, path, mapping, architecture, graph, structural)
-        how = "in place"
+        def change(overlay: h5journal.Overlay) -> None:
+            with h5safe.h5_errors(target), _write_errors(), h5py.File(overlay, "r+") as f:
+                _rename_inside(f, path, mapping, architecture, graph, structural)
+        h5journal.edit(target, change)
+        how = "journal"
     h5safe.trust(target)
     return how
 
@@ -477,33 +515,33 @@ def _reflink(source: str, destination: str) -> bool:
         return False
 
 
-def _rename_inside(copy: str, path: str, mapping: dict[str, str], architecture: dict[str, Any] | None,
+def _rename_inside(f: h5py.File, path: str, mapping: dict[str, str], architecture: dict[str, Any] | None,
                    graph: dict[str, Any] | None, structural: dict[str, tuple[str, ...]] | None) -> None:
-    with H5Reader(copy, writable=True) as reader:
-        f = reader._f
-        group = f["tensors"]
-        for old in mapping:
-            if old not in reader._names:
-                raise ModelSurgeonError(f"no tensor '{old}' in {path}")
-        # Every link moves out and back in its original order: renamed keys keep their place
-        # in the creation-ordered group, and swaps (a->b, b->a) cannot collide.
-        staging = {}
-        for index, key in enumerate(reader._names):
-            temp = f"%00rename{index}"
-            group.move(reader._names[key], temp)
-            staging[key] = temp
-        for key, temp in staging.items():
-            group.move(temp, escape_key(mapping.get(key, key)))
-        if structural:
-            for key, names in structural.items():
-                group[escape_key(key)].attrs["structural"] = json.dumps(list(names))
-        for name, document in (("architecture", architecture), ("graph", graph)):
-            if document is None:
-                continue
-            meta = f.require_group("meta")
-            if name in meta:
-                del meta[name]
-            _write_text(meta, name, document)
+    listing = _survey_open(f, path)
+    names = {entry[0]: entry[1] for entry in listing["tensors"]}
+    group = f["tensors"]
+    for old in mapping:
+        if old not in names:
+            raise ModelSurgeonError(f"no tensor '{old}' in {path}")
+    # Every link moves out and back in its original order: renamed keys keep their place
+    # in the creation-ordered group, and swaps (a->b, b->a) cannot collide.
+    staging = {}
+    for index, key in enumerate(names):
+        temp = f"%00rename{index}"
+        group.move(names[key], temp)
+        staging[key] = temp
+    for key, temp in staging.items():
+        group.move(temp, escape_key(mapping.get(key, key)))
+    if structural:
+        for key, keys in structural.items():
+            group[escape_key(key)].attrs["structural"] = json.dumps(list(keys))
+    for name, document in (("architecture", architecture), ("graph", graph)):
+        if document is None:
+            continue
+        meta = f.require_group("meta")
+        if name in meta:
+            del meta[name]
+        _write_text(meta, name, document)
 
 
 # -- the format's description -----------------------------------------------------------------

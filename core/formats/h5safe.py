@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 
 from ..errors import CheckpointError
+from . import h5journal
 from .extents import Extent
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -77,16 +78,35 @@ def open_h5(path: str, mode: str = "r") -> h5py.File:
     The file is first validated in a child process (:func:`validate_in_child`), so a corrupt
     file that crashes or hangs the HDF5 library is refused instead of killing this process.
     """
+    h5journal.recover(path)  # an in-place edit killed after its journal was written completes first
     if VALIDATE:
         validate_in_child(path)
-    try:
+    with h5_errors(path):
         return h5py.File(path, mode)
+
+
+@contextlib.contextmanager
+def h5_errors(path: str) -> Iterator[None]:
+    """Turn h5py's failures to open a file into one CheckpointError, saying which it was."""
+    try:
+        yield
     except FileNotFoundError:
         raise CheckpointError(path, "no such file") from None
     except PermissionError:
         raise CheckpointError(path, "permission denied") from None
     except OSError as exc:
+        if _is_lock_contention(exc):
+            raise CheckpointError(path, "is locked by another process that has it open for writing (HDF5 file "
+                                        "locking); try again when it is done, or set HDF5_USE_FILE_LOCKING=FALSE "
+                                        "if that process is gone") from None
         raise CheckpointError(path, f"not a readable HDF5 file (truncated or corrupt?): {_short(exc)}") from None
+
+
+def _is_lock_contention(exc: OSError) -> bool:
+    """HDF5 reports a lock held by another process as 'unable to lock file, errno = 11' (EAGAIN/EWOULDBLOCK)."""
+    text = str(exc)
+    return "unable to lock file" in text and any(f"errno = {n}" in text for n in (errno.EAGAIN, errno.EWOULDBLOCK,
+                                                                                     errno.EACCES))
 
 
 # -- validation in a child process ----------------------------------------------------------------
@@ -113,6 +133,7 @@ def validate_in_child(path: str, survey: Survey | None = None) -> Any:
     and this returns None, as it does for a file validated before or changed meanwhile: the
     caller then opens the file (safely: it is validated) and reads it itself.
     """
+    h5journal.recover(path)
     identity = _identity(path)
     if identity is None:
         return None  # missing or unreadable: h5py.File reports it

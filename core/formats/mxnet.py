@@ -37,7 +37,7 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -73,6 +73,8 @@ MAX_NAME_BYTES = 1 << 16
 _MAX_NBYTES = (1 << 63) - 1
 #: A deflate stream expands at most ~1032:1; larger declared sizes are lies.
 _MAX_DEFLATE_RATIO = 1032
+#: Largest piece inflated at once (zipfile allocates a temporary of the size asked for).
+INFLATE_CHUNK = 16 << 20
 
 _STYPES = {-1: "undefined", 0: "dense", 1: "row_sparse", 2: "csr"}
 _NUM_AUX = {1: 1, 2: 2}
@@ -577,7 +579,9 @@ class MXNetNpzReader(CheckpointReader):
                     fp.read(header_len)
                     done = 0
                     while done < len(buf):
-                        got = fp.readinto(buf[done:])
+                        # bounded pieces: zipfile's readinto reads into a temporary bytes object of the
+                        # size asked for, which for the whole tensor doubled the memory of a read
+                        got = fp.readinto(buf[done:done + INFLATE_CHUNK])
                         if not got:
                             raise CheckpointError(self.path, f"{where} ended after {done} of "
                                                              f"{len(buf)} bytes")
@@ -592,6 +596,48 @@ class MXNetNpzReader(CheckpointReader):
         if stored_dtype.byteorder == ">" or not arr.flags.c_contiguous:
             arr = arr.astype(info_t.dtype, order="C")
         return _normalize_bool(arr)
+
+    def read_chunks(self, key: str, chunk_bytes: int) -> Iterator[np.ndarray]:
+        """Tensor ``key`` as consecutive flat pieces (C order) of about ``chunk_bytes``, inflated as they
+        are needed: a deflated member is never whole in memory. Members stored in Fortran order
+        are read whole and then cut."""
+        info_t = self.tensors.get(key)
+        if info_t is None:
+            raise KeyError(f"{self.path}: no tensor {key!r}")
+        if self._handle is None or self._zip is None:
+            raise CheckpointError(self.path, "the file is closed")
+        info, header_len, data_at, fortran, stored_dtype = self._members[key]
+        if fortran or data_at >= 0:
+            flat = self.read(key).reshape(-1)
+            step = max(1, chunk_bytes // max(flat.itemsize, 1))
+            for start in range(0, flat.size, step):
+                yield flat[start:start + step]
+            return
+        where = f"member {info.filename!r}"
+        itemsize = stored_dtype.itemsize
+        step = max(1, chunk_bytes // itemsize) * itemsize
+        remaining = info_t.nbytes
+        try:
+            with self._zip.open(info) as fp:
+                fp.read(header_len)
+                while remaining:
+                    piece, buf = _fresh(stored_dtype, (min(step, remaining) // itemsize,))
+                    done = 0
+                    while done < len(buf):
+                        got = fp.readinto(buf[done:done + INFLATE_CHUNK])
+                        if not got:
+                            raise CheckpointError(self.path, f"{where} ended early")
+                        done += got
+                    remaining -= len(buf)
+                    if not remaining:
+                        fp.read(1)  # reaching the end checks the CRC
+                    if stored_dtype.byteorder == ">":
+                        piece = piece.astype(info_t.dtype)
+                    yield _normalize_bool(piece)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - corrupt deflate stream, bad CRC...
+            raise CheckpointError(self.path, f"cannot read {where} (corrupt?): {_short(exc)}") from None
 
     def close(self) -> None:
         if self._zip is not None:

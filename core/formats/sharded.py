@@ -138,6 +138,10 @@ class ShardedReader(CheckpointReader):
     def read(self, key: str) -> np.ndarray:
         return self._shard(key).read(key)
 
+    def shard_reader(self, key: str) -> CheckpointReader:
+        """The (open) reader of the shard that holds ``key``, to read it piece by piece."""
+        return self._shard(key)
+
     def extent(self, key: str) -> Any:
         return self._shard(key).extent(key)
 

@@ -450,12 +450,28 @@ def _tree(layers: list[Layer]) -> _Node:
     for layer in layers:
         parts = layer.path.split(".") if layer.path else []
         if len(parts) > 1:
-            container(".".join(parts[:-1]))
+            container(_nested(".".join(parts[:-1])))
     for layer in layers:
         own = containers.get(layer.path) if layer.path else None
-        parent = own if own is not None else container(layer.path.rpartition(".")[0])
-        parent.children.append(_Node(layer.path.rpartition(".")[2] or layer.name, layer.path, layer))
+        if own is not None:
+            parent, label = own, layer.path.rpartition(".")[2]
+        else:
+            parent_path = _nested(layer.path.rpartition(".")[0])
+            parent = container(parent_path)
+            label = layer.path[len(parent_path) + 1:] if parent_path else layer.path
+        parent.children.append(_Node(label or layer.name, layer.path, layer))
     return root
+
+
+#: Deepest nesting of containers drawn; the rest of a longer path is one label (a key of 5,000
+#: dotted parts would otherwise recurse 5,000 deep here and in every walk of the tree).
+MAX_NESTING = 32
+
+
+def _nested(path: str) -> str:
+    """``path`` cut to its first :data:`MAX_NESTING` parts."""
+    parts = path.split(".", MAX_NESTING)
+    return ".".join(parts[:MAX_NESTING]) if len(parts) > MAX_NESTING else path
 
 
 def _collapse(node: _Node) -> _Node:

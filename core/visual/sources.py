@@ -30,7 +30,7 @@ import numpy as np
 
 from ..dtypes import MX_DTYPE_FLAGS
 from ..engine.symbol import Graph
-from ..errors import ModelSurgeonError
+from ..errors import ModelSurgeonError, ShapeError
 from ..formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .picture import (_TWO_WORD_SUFFIXES, Layer, Picture, TensorRow, _attr_tuple, _op_word, block_summary,
                       op_summary, tensor_row)
@@ -127,11 +127,13 @@ def _from_architecture(reader: CheckpointReader, input_shape: tuple[int, ...] | 
 
 def _trace(model: Any, shape: tuple[int, ...], dtype: str) -> tuple[Graph, dict[str, Any], dict[str, tuple[str, ...]],
                                                                    dict[str, tuple[int, ...]]]:
-    """Trace ``model`` on zeros; remember which blocks were running when each operator was recorded."""
+    """Trace ``model`` shapes-only (nothing is computed, nothing the size of the input allocated);
+    remember which blocks were running when each operator was recorded."""
+    from ..engine.shapes import placeholder
     from ..engine.symbol import tracing
     owners: dict[str, tuple[str, ...]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
-    with tracing(placeholders=True) as tracer:
+    with tracing(placeholders=True, shapes_only=True) as tracer:
         record = tracer.apply
 
         def apply(*args: Any, **kwargs: Any) -> Any:
@@ -142,7 +144,7 @@ def _trace(model: Any, shape: tuple[int, ...], dtype: str) -> tuple[Graph, dict[
             return result
 
         tracer.apply = apply  # type: ignore[method-assign]
-        out = model(tracer.input("data", np.zeros(shape, np.dtype(dtype))))
+        out = model(tracer.input("data", placeholder(shape, np.dtype(dtype))))
         outputs = list(out) if isinstance(out, (list, tuple)) else [out]
         graph, params = tracer.graph(outputs)
     return graph, params, owners, shapes
@@ -367,12 +369,15 @@ def _parameter_shapes(node: Any, data: tuple[int, ...]) -> list[tuple[int, ...]]
 
 def _infer_shapes(graph: Graph, tensors: dict[str, TensorInfo], inputs: dict[int, tuple[int, ...]]
                   ) -> tuple[dict[int, tuple[int, ...]], dict[str, tuple[int, ...]]]:
-    """Run the graph on zeros (parameters as zero-cost broadcast views) and record each output shape.
+    """Each operator's output shape, computed shapes-only (engine/shapes.py: inputs, parameters and
+    results are zero-cost broadcast views; no kernel runs, so a declared input of (64, 3, 1024, 1024)
+    costs nothing).
 
     Parameters of unknown shape (a bare MXNet ``-symbol.json`` says ``(64, 0, 3, 3)``) are
     inferred from their operator's input; returns (output shape by node, inferred parameter shapes).
     """
     from ..engine import ops
+    from ..engine.shapes import placeholder, shape_only
     graph.check_ops()
     last_use: dict[int, int] = {}
     for index, node in enumerate(graph.nodes):
@@ -384,7 +389,7 @@ def _infer_shapes(graph: Graph, tensors: dict[str, TensorInfo], inputs: dict[int
     for index, node in enumerate(graph.nodes):
         if node.is_variable:
             if index in inputs:
-                values[index] = np.zeros(inputs[index], np.float32)
+                values[index] = placeholder(inputs[index], np.float32)
             elif node.name in tensors:
                 info = tensors[node.name]
                 values[index] = np.broadcast_to(np.zeros((), info.dtype), info.shape)
@@ -401,7 +406,12 @@ def _infer_shapes(graph: Graph, tensors: dict[str, TensorInfo], inputs: dict[int
                     name = graph.nodes[source].name
                     inferred[name] = wanted[position]
                     args[position] = values[source] = np.broadcast_to(np.zeros((), np.float32), wanted[position])
-        result = ops.invoke(node.op, args, node.attrs, hint=node.name)
+        spec = ops.get(node.op, node.name)
+        try:
+            result = shape_only(spec, spec.parse(node.attrs, node.name), args)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise ShapeError(f"operator {spec.name} (node '{node.name}') cannot run on inputs of shapes "
+                             f"{[np.shape(a) for a in args]}: {exc}") from None
         values[index] = result
         shapes[index] = tuple(np.shape(result))
         for source, _, _ in node.inputs:
