@@ -276,7 +276,7 @@ def test_tracing_a_multi_output_operator_records_each_output():
     block = Halves()
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     graph, _ = block.trace(x)
-    mul = [node for node in graph.nodes if node.op == "elemwise_mul"][0]
+    mul = next(node for node in graph.nodes if node.op == "elemwise_mul")
     assert [entry[1] for entry in mul.inputs] == [0, 1]
     np.testing.assert_array_equal(graph.execute({graph.variables()[0]: x})[0], x[:, :2] * x[:, 2:])
 
@@ -378,3 +378,69 @@ def test_run_refuses_bad_architecture_attributes_with_exit_4(inputs, extra, matc
     assert result.exit_code == 4, result.output
     assert re.search(match, result.output), result.output
     assert "Traceback" not in result.output
+
+
+# -- executing graphs whose attributes are hostile, in a child with a memory and time budget ---------
+
+def _many_ops_graph() -> dict:
+    chain = [("Pooling", {"kernel": "(2, 2)", "stride": "(1, 1)", "pad": "(1, 1)", "pool_type": "avg",
+                          "pooling_convention": "full", "count_include_pad": "False"}),
+             ("UpSampling", {"scale": "2", "sample_type": "nearest", "num_args": "1"}),
+             ("Pad", {"mode": "reflect", "pad_width": "(0, 0, 0, 0, 1, 1, 1, 1)"}),
+             ("_contrib_BilinearResize2D", {"height": "7", "width": "9", "align_corners": "False"}),
+             ("_contrib_AdaptiveAvgPooling2D", {"output_size": "(3, 4)"}),
+             ("LeakyReLU", {"act_type": "leaky", "slope": "0.1"}),
+             ("Reshape", {"shape": "(0, -4, 2, -1, -3)", "reverse": "False"}),
+             ("transpose", {"axes": "(0, 2, 1, 3)"}),
+             ("expand_dims", {"axis": "1"}),
+             ("tile", {"reps": "(1, 2, 1, 1)"}),
+             ("slice_axis", {"axis": "3", "begin": "0", "end": "2"}),
+             ("softmax", {"axis": "-1", "temperature": "2.0"}),
+             ("topk", {"axis": "-1", "k": "1", "ret_typ": "value"}),
+             ("repeat", {"repeats": "2", "axis": "2"}),
+             ("sum", {"axis": "(2,)", "keepdims": "True"}),
+             ("_plus_scalar", {"scalar": "1.5"}),
+             ("clip", {"a_min": "-1", "a_max": "2"})]
+    nodes = [{"op": "null", "name": "data", "inputs": []}]
+    for index, (op, attrs) in enumerate(chain):
+        nodes.append({"op": op, "name": f"n{index}", "attrs": attrs, "inputs": [[index, 0, 0]]})
+    return {"nodes": nodes, "arg_nodes": [0], "heads": [[len(chain), 0, 0]]}
+
+
+HOSTILE_RUN_VALUES = ["0", "-1", "-7", "(0, 0)", "(-5, -5)", "99999", "(99999, 99999)", "9" * 18, "nan", "x", ""]
+
+
+def _run_with_hostile_values(node: int, key: str) -> str:
+    """In the child: the graph with ``key`` of node ``node`` set to each hostile value, read and
+    run; any exception but ModelSurgeonError escapes (and fails the test)."""
+    x = np.random.default_rng(0).standard_normal((1, 4, 4, 5)).astype(np.float32)
+    endings = []
+    for value in HOSTILE_RUN_VALUES:
+        document = _many_ops_graph()
+        document["nodes"][node]["attrs"][key] = value
+        try:
+            graph = Graph.from_json(document)
+            graph.check_ops()
+            graph.execute({"data": x})
+            endings.append("ok")
+        except ModelSurgeonError as exc:
+            assert f"'n{node - 1}'" in str(exc) or "n" in str(exc), exc
+            endings.append("error")
+    return ",".join(endings)
+
+
+_FUZZ_TARGETS = [(index, key) for index, node in enumerate(_many_ops_graph()["nodes"]) if index
+                 for key in node["attrs"]]
+
+
+def test_the_many_operator_graph_runs():
+    graph = Graph.from_json(_many_ops_graph())
+    (out,) = graph.execute({"data": np.ones((1, 4, 4, 5), np.float32)})
+    assert out.shape == (1, 1, 1, 2, 1) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("node,key", _FUZZ_TARGETS, ids=[f"n{n - 1}-{k}" for n, k in _FUZZ_TARGETS])
+def test_hostile_attributes_in_a_running_graph_end_in_our_errors(node, key):
+    isolated = pytest.importorskip("fuzz.harness").isolated
+    outcome = isolated(_run_with_hostile_values, node, key, time_limit=60)
+    assert outcome.acceptable, outcome
