@@ -486,3 +486,30 @@ def test_hostile_attributes_in_a_running_graph_end_in_our_errors(graph):
     outcome = isolated(_run_with_hostile_values, graph, time_limit=120)
     assert outcome.acceptable, outcome
     assert outcome.kind == "ok" and "'error': 0" not in outcome.detail, outcome
+
+
+def test_module_checkpoints_run_without_their_softmax_label():
+    """mx.model.save_checkpoint graphs end in SoftmaxOutput with a 'softmax_label' variable that no
+    .params file holds: inference needs no value for it, and it is no parameter."""
+    doc = {"nodes": [{"op": "null", "name": "data", "inputs": []},
+                     {"op": "null", "name": "fc_weight", "inputs": []},
+                     {"op": "null", "name": "fc_bias", "inputs": []},
+                     {"op": "FullyConnected", "name": "fc", "attrs": {"num_hidden": "3"},
+                      "inputs": [[0, 0, 0], [1, 0, 0], [2, 0, 0]]},
+                     {"op": "null", "name": "softmax_label", "inputs": []},
+                     {"op": "SoftmaxOutput", "name": "softmax", "inputs": [[3, 0, 0], [4, 0, 0]]}],
+           "arg_nodes": [0, 1, 2, 4], "heads": [[5, 0, 0]]}
+    graph = Graph.from_json(doc)
+    assert graph.label_variables() == ["softmax_label"]
+    gen = np.random.default_rng(1)
+    x, w, b = (gen.standard_normal(s).astype(np.float32) for s in ((2, 4), (3, 4), (3,)))
+    (out,) = graph.execute({"data": x, "fc_weight": w, "fc_bias": b})
+    logits = x @ w.T + b
+    np.testing.assert_allclose(out, np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-6)
+    block = core.SymbolBlock(doc, ["data"])
+    assert sorted(block.collect_params()) == ["fc_bias", "fc_weight"]
+    block.collect_params()["fc_weight"].set_data(w)
+    block.collect_params()["fc_bias"].set_data(b)
+    np.testing.assert_allclose(block(x), out, rtol=1e-6)
+    retraced, _ = block.trace(x)  # the label input is not recorded; the graph still reads and runs
+    Graph.from_json(retraced.to_dict()).check_ops()

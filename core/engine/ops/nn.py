@@ -299,7 +299,7 @@ register(OpSpec("SoftmaxOutput", softmax_output,
                  "use_ignore": ("bool", False), "preserve_shape": ("bool", False),
                  "normalization": ("str", "null", one_of("null", "batch", "valid")), "out_grad": ("bool", False),
                  "smooth_alpha": ("float", 0.0)},
-                inputs=lambda attrs: ["data", "label"]), "Softmax")
+                inputs=lambda attrs: ["data", "label"], label_inputs=(1,)), "Softmax")
 
 # -- attribute ranges of the convolution (its kernel is registered by conv.py) ------------------
 _conv = get("Convolution")

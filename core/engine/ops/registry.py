@@ -244,6 +244,8 @@ class OpSpec:
     ignored: frozenset[str] = frozenset()  # attributes with no effect on inference results
     variadic: bool = False
     num_outputs: Callable[[dict[str, Any]], int] = lambda attrs: 1
+    #: input positions only training reads (SoftmaxOutput's label): at inference they may be absent
+    label_inputs: tuple[int, ...] = ()
     validate: Callable[[dict[str, Any]], str | None] | None = None
 
     def parse(self, raw: dict[str, Any], node: str = "") -> dict[str, Any]:
