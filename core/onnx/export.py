@@ -19,6 +19,7 @@ them. An operator ONNX cannot express raises :class:`UnsupportedOpError` naming 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 #: The opset our models declare (ONNX Runtime 1.17 and newer run it).
 DEFAULT_OPSET = 18
+#: Model metadata: JSON {initializer name: graph variable name} of initializers named structurally.
+STRUCTURAL_PROP = "modelsurgeon.structural"
 #: The symbolic name of the batch dimension.
 BATCH = "N"
 _INT64_MAX = np.iinfo(np.int64).max
@@ -52,7 +55,6 @@ class _Builder:
     def __init__(self, onnx: Any):
         self.onnx = onnx
         self.nodes: list[Any] = []
-        self.constants: list[Any] = []
         self.taken: set[str] = set()
 
     def unique(self, base: str) -> str:
@@ -70,10 +72,9 @@ class _Builder:
         return names[0] if outputs == 1 else names
 
     def const(self, value: Any, hint: str, dtype: Any = None) -> str:
-        array = np.asarray(value, dtype=dtype)
-        name = self.unique(hint)
-        self.constants.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
+        """A Constant node (helper values are not initializers: those are the model's weights)."""
+        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(np.asarray(value, dtype=dtype)))
+        return self.add("Constant", [], hint, value=tensor)
 
     def ints(self, values: Sequence[int], hint: str) -> str:
         return self.const(np.asarray(list(values), np.int64), hint)
@@ -294,10 +295,14 @@ class _Exporter:
                 name = b.add("Identity", [name], f"{graph.nodes[s].name}_output")
             head_names[name] = True
             outputs.append(onnx.helper.make_tensor_value_info(name, _onnx_dtype(onnx, dtypes[s][i]), None))
-        onnx_graph = onnx.helper.make_graph(b.nodes, graph_name, inputs, outputs, initializer=initializers + b.constants)
+        onnx_graph = onnx.helper.make_graph(b.nodes, graph_name, inputs, outputs, initializer=initializers)
         model = onnx.helper.make_model(onnx_graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                        producer_name="modelsurgeon")
         model.ir_version = min(model.ir_version, 9)  # ONNX Runtime 1.17 reads IR 9
+        structural = {value_of[(i, 0)]: n.name for i, n in enumerate(graph.nodes)
+                      if n.is_variable and n.name in self.names and value_of[(i, 0)] == self.names[n.name]}
+        if structural:  # which initializers carry structural names, and the graph variable each was
+            onnx.helper.set_model_props(model, {STRUCTURAL_PROP: json.dumps(structural, sort_keys=True)})
         return _with_output_shapes(onnx, model)
 
 
@@ -1365,6 +1370,4 @@ def _shape_only(c: _Ctx) -> str:
         first, second = c.out_shapes[0], c.exporter.second_pass_shape(c.index, 0)
         if first != second:
             raise c.unsupported("its output depends on the batch size")
-    name = c.b.unique(c.name)
-    c.b.constants.append(c.b.onnx.numpy_helper.from_array(np.ascontiguousarray(value), name))
-    return name
+    return c.b.const(value, c.name)
