@@ -226,7 +226,7 @@ def test_attributes_formatted_in_mxnet_spelling():
 def test_defaults_are_mxnets():
     assert ops.get("BatchNorm").parse({}) == {"eps": 1e-3, "momentum": 0.9, "fix_gamma": True,
                                               "use_global_stats": False, "axis": 1, "output_mean_var": False}
-    pool = ops.get("Pooling").parse({})
+    pool = ops.get("Pooling").parse({"kernel": "(2, 2)"})
     assert pool["pooling_convention"] == "valid" and pool["pool_type"] == "max"
     assert pool["count_include_pad"] is True
     assert ops.get("FullyConnected").parse({"num_hidden": "3"}) == {"num_hidden": 3, "no_bias": False,
@@ -271,7 +271,7 @@ def test_malformed_attribute_values(attrs, match):
 def test_unsupported_modes_are_refused():
     with pytest.raises(UnsupportedOpError, match="Activation act_type 'gelu' is not supported"):
         ops.invoke("Activation", [_x(2)], {"act_type": "gelu"})
-    with pytest.raises(UnsupportedOpError, match="Pooling pool_type 'lp' is not supported"):
+    with pytest.raises(ModelSurgeonError, match="lp pooling needs p_value 1, 2 or 3"):
         ops.invoke("Pooling", [_x(1, 1, 4, 4)], {"kernel": "(2, 2)", "pool_type": "lp"})
     with pytest.raises(UnsupportedOpError, match="Pooling convention 'same' is not supported"):
         ops.invoke("Pooling", [_x(1, 1, 4, 4)], {"kernel": "(2, 2)", "pooling_convention": "same"})
