@@ -1135,22 +1135,12 @@ def _log_softmax(c: _Ctx) -> str:
 
 @converts("SoftmaxActivation")
 def _softmax_activation(c: _Ctx) -> str:
-    if c.attrs.get("mode", "instance") == "channel":
-        return c.add("Softmax", c.inputs, axis=1)
-    flat = c.add("Flatten", c.inputs, "/flat", axis=1)
-    return c.add("Reshape", [c.add("Softmax", [flat], "/softmax", axis=1), c.add("Shape", c.inputs, "/shape")])
+    return c.add("Softmax", c.inputs, axis=1 if c.attrs.get("mode", "instance") == "channel" else -1)
 
 
 @converts("SoftmaxOutput", "Softmax")
-def _softmax_output(c: _Ctx) -> str:
-    a = c.attrs
-    x = c.inputs[0]
-    if a.get("multi_output"):
-        return c.add("Softmax", [x], axis=1)
-    if a.get("preserve_shape"):
-        return c.add("Softmax", [x], axis=-1)
-    flat = c.add("Flatten", [x], "/flat", axis=1)
-    return c.add("Reshape", [c.add("Softmax", [flat], "/softmax", axis=1), c.add("Shape", [x], "/shape")])
+def _softmax_output(c: _Ctx) -> str:  # inference: the label input plays no part
+    return c.add("Softmax", c.inputs[:1], axis=1 if c.attrs.get("multi_output") else -1)
 
 
 def _reduce_axes(c: _Ctx) -> list[int]:
@@ -1371,3 +1361,52 @@ def _shape_only(c: _Ctx) -> str:
         if first != second:
             raise c.unsupported("its output depends on the batch size")
     return c.b.const(value, c.name)
+
+
+# -- MXNet 2 (numpy-style) spellings and small extras ----------------------------------------------
+
+for _mx, _onnx_op in {"_npi_add": "Add", "_npi_subtract": "Sub", "_npi_multiply": "Mul", "_npi_true_divide": "Div",
+                      "_npi_power": "Pow", "_npi_maximum": "Max", "_npi_minimum": "Min", "_npi_matmul": "MatMul"}.items():
+    converts(_mx)(_binary(_onnx_op))
+for _mx, _kind in {"_npi_equal": "equal", "_npi_not_equal": "not_equal", "_npi_greater": "greater",
+                   "_npi_greater_equal": "greater_equal", "_npi_less": "lesser", "_npi_less_equal": "lesser_equal"}.items():
+    converts(_mx)((lambda k: lambda c: _compare(c, c.inputs[0], c.inputs[1], k))(_kind))
+    converts(f"{_mx}_scalar")((lambda k: lambda c: _compare(c, c.inputs[0], c.scalar(c.attrs["scalar"]), k))(_kind))
+for _mx, _kind in {"_npi_logical_and": "logical_and", "_npi_logical_or": "logical_or",
+                   "_npi_logical_xor": "logical_xor"}.items():
+    converts(_mx)((lambda k: lambda c: _logical(c, c.inputs[0], c.inputs[1], k))(_kind))
+converts("_npi_true_divide_scalar")(_scalar_op("Div", False))
+converts("_npi_rtrue_divide_scalar")(_scalar_op("Div", True))
+converts("_npi_tanh")(_unary("Tanh"))
+for _mx, _onnx_op in {"_npi_sum": "ReduceSum", "_np_sum": "ReduceSum", "_npi_mean": "ReduceMean",
+                      "_npi_max": "ReduceMax", "_np_max": "ReduceMax", "_npi_min": "ReduceMin", "_np_min": "ReduceMin",
+                      "_npi_prod": "ReduceProd", "_np_prod": "ReduceProd"}.items():
+    converts(_mx)(_reduction(_onnx_op))
+converts("_npi_astype")(_cast)
+converts("_npx_gelu")(_gelu_op)
+
+
+@converts("_npi_concatenate")
+def _np_concatenate(c: _Ctx) -> str:
+    return c.add("Concat", c.inputs, axis=int(c.attrs.get("axis", 0)))
+
+
+@converts("logical_not")
+def _logical_not(c: _Ctx) -> str:
+    return c.cast_to_output(c.add("Not", [c.add("Cast", c.inputs[:1], "/bool", to=9)], "/not"), suffix="")
+
+
+@converts("log_sigmoid")
+def _log_sigmoid(c: _Ctx) -> str:
+    return c.add("Log", [c.add("Sigmoid", c.inputs[:1], "/sigmoid")])
+
+
+@converts("degrees", "radians")
+def _angle(c: _Ctx) -> str:
+    factor = 180.0 / math.pi if c.node.op.endswith("degrees") else math.pi / 180.0
+    return c.add("Mul", [c.inputs[0], c.scalar(factor, "factor")])
+
+
+@converts("rcbrt")
+def _rcbrt(c: _Ctx) -> str:
+    return c.add("Reciprocal", [_cbrt(c)])
