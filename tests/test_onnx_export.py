@@ -280,11 +280,10 @@ def test_an_operator_onnx_cannot_express_is_exit_8_naming_op_and_node():
 
 
 def test_unsupported_attribute_is_unsupported_op_error():
-    if ops.supported_spec("topk") is None:
-        pytest.skip("the engine does not run topk yet")
-    graph = _graph("topk", {"k": "2", "ret_typ": "mask"}, ["data"])
-    with pytest.raises(UnsupportedOpError, match="node 'node0'.*ret_typ mask"):
-        export_graph(graph, {}, {"data": X4.shape})
+    graph = _graph("softmax", {"axis": "1", "use_length": "True"}, ["data", "length"])
+    graph.check_ops()  # our engine runs it; ONNX has no masked softmax
+    with pytest.raises(UnsupportedOpError, match="softmax \\(node 'node0'\\).*use_length"):
+        export_graph(graph, {"length": np.asarray([2, 3], np.float32)}, {"data": X2.shape})
 
 
 def test_without_onnx_the_error_names_the_extra(monkeypatch):

@@ -222,7 +222,11 @@ class _Exporter:
 
     def second_pass_shape(self, index: int, k: int) -> tuple[int, ...]:
         if self._second is None:
-            self._second = self.run_shapes(1)[0]
+            try:
+                self._second = self.run_shapes(1)[0]
+            except ModelSurgeonError as exc:
+                raise UnsupportedOpError(f"the graph does not run at another batch size ({exc}); export it "
+                                         "with a fixed batch size (dynamic_batch=False)") from None
         return self._second[index][k]
 
     def build(self, opset: int, graph_name: str) -> "ModelProto":
@@ -537,7 +541,9 @@ def _pooling(c: _Ctx) -> str:
         if kind == "sum":
             return c.add("ReduceSum", [c.inputs[0], c.ints(range(2, 2 + spatial), "axes")], keepdims=1)
         if kind == "lp":
-            return c.add("GlobalLpPool", c.inputs, p=int(a.get("p_value") or 2))
+            powered = _lp_power(c)
+            total = c.add("ReduceSum", [powered, c.ints(range(2, 2 + spatial), "axes")], "/lp_sum", keepdims=1)
+            return _lp_root(c, total)
         raise c.unsupported(f"pool_type {kind}")
     kernel = _nd(a.get("kernel", ()), 1, spatial)
     stride = _nd(a.get("stride", ()), 1, spatial)
@@ -552,15 +558,37 @@ def _pooling(c: _Ctx) -> str:
     if kind == "avg":
         return c.add("AveragePool", c.inputs, count_include_pad=1 if a.get("count_include_pad", True) else 0,
                      **common)
-    if kind == "sum":
-        avg = c.add("AveragePool", c.inputs, "/avg", count_include_pad=1, **common)
-        if ceil and any((size + 2 * p - k) % s for size, p, k, s in zip(c.shapes[0][2:], pad, kernel, stride)):
-            raise c.unsupported("sum pooling with the 'full' convention and partial windows")
-        return c.add("Mul", [avg, c.scalar(float(math.prod(kernel)), "window")])
-    if kind == "lp":
-        return c.add("LpPool", c.inputs, p=int(a.get("p_value") or 2), kernel_shape=kernel, strides=stride,
-                     pads=pad * 2)
+    if kind in ("sum", "lp"):
+        # zeros add nothing to a sum: pad explicitly so every window (the 'full' convention's last
+        # ones included) lies inside, then a plain average times the window size is the sum
+        source = c.inputs[0] if kind == "sum" else _lp_power(c)
+        ends = [max(0, (o - 1) * s + k - (size + p)) for o, s, k, size, p
+                in zip(c.out_shapes[0][2:], stride, kernel, c.shapes[0][2:], pad)]
+        if any(pad) or any(ends):
+            source = c.add("Pad", [source, c.ints([0, 0, *pad, 0, 0, *ends], "pads")], "/padded")
+        avg = c.add("AveragePool", [source], "/avg", kernel_shape=kernel, strides=stride)
+        total = c.add("Mul", [avg, c.scalar(float(math.prod(kernel)), "window")], "" if kind == "sum" else "/lp_sum")
+        return total if kind == "sum" else _lp_root(c, total)
     raise c.unsupported(f"pool_type {kind}")
+
+
+def _lp_power(c: _Ctx) -> str:
+    """MXNet's lp pooling is (sum of x**p) ** (1/p), signs kept (no absolute value, unlike ONNX LpPool)."""
+    p = int(c.attrs.get("p_value") or 2)
+    x = c.inputs[0]
+    if p == 1:
+        return x
+    return c.add("Pow", [x, c.scalar(float(p), "p")], "/lp_pow")
+
+
+def _lp_root(c: _Ctx, total: str) -> str:
+    p = int(c.attrs.get("p_value") or 2)
+    if p == 1:
+        return c.add("Identity", [total])
+    if p == 2:
+        return c.add("Sqrt", [total])
+    magnitude = c.add("Pow", [c.add("Abs", [total], "/lp_abs"), c.scalar(1.0 / p, "inv_p")], "/lp_root")
+    return c.add("Mul", [c.add("Sign", [total], "/lp_sign"), magnitude]) if p % 2 else magnitude
 
 
 @converts("_contrib_AdaptiveAvgPooling2D")
@@ -626,11 +654,11 @@ def _normalize(c: _Ctx, data: str, axes: list[int], eps: float, tag: str) -> str
 @converts("LayerNorm")
 def _layer_norm(c: _Ctx) -> str:
     a = c.attrs
-    if a.get("output_mean_var"):
-        raise c.unsupported("output_mean_var=True (several outputs)")
     rank = len(c.shapes[0])
     axis = a.get("axis", -1) % rank
     eps = float(a.get("eps", 1e-5))
+    if a.get("output_mean_var"):
+        return _layer_norm_with_stats(c, axis, eps)
     if axis == rank - 1:
         return c.add("LayerNormalization", c.inputs, axis=-1, epsilon=eps)
     normed = _normalize(c, c.inputs[0], [axis], eps, "ln")
@@ -639,6 +667,24 @@ def _layer_norm(c: _Ctx) -> str:
     target = c.ints(shape, "bshape")
     scaled = c.add("Mul", [normed, c.add("Reshape", [c.inputs[1], target], "/gamma_b")], "/scaled")
     return c.add("Add", [scaled, c.add("Reshape", [c.inputs[2], target], "/beta_b")])
+
+
+def _layer_norm_with_stats(c: _Ctx, axis: int, eps: float) -> list[str]:
+    """LayerNorm's three outputs: the result, the mean and the standard deviation (kept dims)."""
+    x = c.inputs[0]
+    axes = c.ints([axis], "axes")
+    mean = c.add("ReduceMean", [x, axes], "/mean", keepdims=1)
+    centred = c.add("Sub", [x, mean], "/centred")
+    var = c.add("ReduceMean", [c.add("Mul", [centred, centred], "/sq"), axes], "/var", keepdims=1)
+    std = c.add("Sqrt", [c.add("Add", [var, c.scalar(eps, "eps")], "/var_eps")], "/std")
+    shape = [1] * len(c.shapes[0])
+    shape[axis] = -1
+    target = c.ints(shape, "bshape")
+    scaled = c.add("Mul", [c.add("Div", [centred, std], "/normed"), c.add("Reshape", [c.inputs[1], target], "/g")],
+                   "/scaled")
+    out = c.add("Add", [scaled, c.add("Reshape", [c.inputs[2], target], "/b")])
+    return [out, *(c.add("Reshape", [v, c.ints(list(c.out_shapes[k]), f"shape{k}")], f":{k}")
+                   for k, v in ((1, mean), (2, std)))]
 
 
 @converts("GroupNorm")
@@ -692,7 +738,7 @@ for _mx, _onnx_op in {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "sof
                       "negative": "Neg", "reciprocal": "Reciprocal", "floor": "Floor", "ceil": "Ceil",
                       "sin": "Sin", "cos": "Cos", "tan": "Tan", "arcsin": "Asin", "arccos": "Acos",
                       "arctan": "Atan", "sinh": "Sinh", "cosh": "Cosh", "arcsinh": "Asinh",
-                      "arccosh": "Acosh", "arctanh": "Atanh", "erf": "Erf", "rint": "Round",
+                      "arccosh": "Acosh", "arctanh": "Atanh", "erf": "Erf",
                       "BlockGrad": "Identity", "stop_gradient": "Identity", "_copy": "Identity",
                       "identity": "Identity", "Dropout": "Identity", "make_loss": "Identity",
                       "softrelu": "Softplus"}.items():
@@ -901,7 +947,10 @@ def _expand_dims(c: _Ctx) -> str:
 def _squeeze(c: _Ctx) -> str:
     axis = c.attrs.get("axis")
     if axis in (None, ()):
-        axes = [i for i, d in enumerate(c.shapes[0]) if d == 1 and not (i == 0 and c.exporter.dynamic_batch)]
+        axes = [i for i, d in enumerate(c.shapes[0]) if d == 1]
+        if axes and axes[0] == 0 and c.exporter.dynamic_batch:
+            raise c.unsupported("it squeezes every axis of size 1, the batch axis too: the output's rank "
+                                "depends on the batch size; export with a fixed batch size")
     else:
         axes = [int(a) % len(c.shapes[0]) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
     return c.add("Squeeze", [c.inputs[0], c.ints(axes, "axes")])
@@ -1005,9 +1054,8 @@ def _tile(c: _Ctx) -> str:
     rank = len(c.shapes[0])
     x = c.inputs[0]
     if len(reps) > rank:
-        x = c.add("Reshape", [x, c.ints([1] * (len(reps) - rank) + list(c.shapes[0]), "lifted")], "/lift")
-        if c.exporter.dynamic_batch:
-            raise c.unsupported("tile with more repetitions than dimensions under a dynamic batch")
+        x = c.add("Unsqueeze", [x, c.ints(list(range(len(reps) - rank)), "lifted")], "/lift")
+        rank = len(reps)
     reps = [1] * (rank - len(reps)) + reps
     return c.add("Tile", [x, c.ints(reps, "reps")])
 
@@ -1080,11 +1128,18 @@ def _upsampling(c: _Ctx) -> str:
     kind = a.get("sample_type", "nearest")
     scale = int(a["scale"])
     if kind == "nearest":
-        if len(c.inputs) != 1:
-            raise c.unsupported("nearest UpSampling of several inputs")
-        scales = c.const(np.asarray([1, 1, scale, scale], np.float32), "scales")
-        return c.add("Resize", [c.inputs[0], "", scales], mode="nearest",
-                     coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        height, width = c.shapes[0][2] * scale, c.shapes[0][3] * scale
+        outs = []
+        for i, (x, shape) in enumerate(zip(c.inputs, c.shapes)):
+            sy, sx = height // shape[2], width // shape[3]
+            scales = c.const(np.asarray([1, 1, sy, sx], np.float32), f"scales{i}")
+            outs.append(c.add("Resize", [x, "", scales], f"/up{i}" if len(c.inputs) > 1 else "", mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+        if len(outs) == 1:
+            return outs[0]
+        if c.attrs.get("multi_input_mode", "concat") == "sum":
+            return c.add("Sum", outs)
+        return c.add("Concat", outs, axis=1)
     if kind == "bilinear":  # a grouped transposed convolution with the given (bilinear) weight
         kernel = 2 * scale - scale % 2
         pad = int(math.ceil((scale - 1) / 2.0))
@@ -1199,15 +1254,25 @@ converts("argmin")(_arg_reduce("ArgMin"))
 def _topk(c: _Ctx) -> Any:
     a = c.attrs
     axis = a.get("axis", -1)
-    if axis is None:
-        raise c.unsupported("axis=None")
-    axis = int(axis) % len(c.shapes[0])
+    x = c.inputs[0]
+    size = c.shapes[0]
+    if axis is None:  # over the flattened array
+        x = c.add("Reshape", [x, c.ints([-1], "flat")], "/flat")
+        axis, size = 0, (int(np.prod(c.shapes[0])),)
+    axis = int(axis) % len(size)
     k = int(a.get("k", 1))
     if k <= 0:
-        k = c.shapes[0][axis]
+        k = size[axis]
     kind = a.get("ret_typ", "indices")
-    values, indices = c.add("TopK", [c.inputs[0], c.ints([k], "k")], "/topk", outputs=2, axis=axis,
+    values, indices = c.add("TopK", [x, c.ints([k], "k")], "/topk", outputs=2, axis=axis,
                             largest=0 if a.get("is_ascend") else 1, sorted=1)
+    if kind == "mask":
+        dtype = c.out_dtypes[0]
+        zeros = c.add("ConstantOfShape", [c.add("Shape", [x], "/shape")], "/zeros",
+                      value=c.b.onnx.numpy_helper.from_array(np.zeros(1, dtype)))
+        ones = c.add("ConstantOfShape", [c.add("Shape", [indices], "/kshape")], "/ones",
+                     value=c.b.onnx.numpy_helper.from_array(np.ones(1, dtype)))
+        return c.add("ScatterElements", [zeros, indices, ones], axis=axis)
     if kind == "value":
         return c.add("Identity", [values])
     index_dtype = c.out_dtypes[-1]
@@ -1226,13 +1291,11 @@ def _sort(c: _Ctx) -> str:
     if axis is None:
         x = c.add("Reshape", [x, c.ints([-1], "flat")], "/flat")
         axis = 0
-        size = int(np.prod(c.shapes[0]))
     else:
         axis = int(axis) % len(c.shapes[0])
-        size = c.shapes[0][axis]
-        if axis == 0 and c.exporter.dynamic_batch:
-            raise c.unsupported("sorting along the batch axis under a dynamic batch")
-    values, indices = c.add("TopK", [x, c.ints([size], "k")], "/topk", outputs=2, axis=axis,
+    size = c.add("Slice", [c.add("Shape", [x], "/shape"), c.ints([axis], "start"), c.ints([axis + 1], "end")],
+                 "/size")  # every element, however long the axis is at run time
+    values, indices = c.add("TopK", [x, size], "/topk", outputs=2, axis=axis,
                             largest=0 if c.attrs.get("is_ascend", True) else 1, sorted=1)
     if c.node.op.endswith("argsort"):
         return c.cast_to_output(indices, suffix="")
@@ -1284,6 +1347,9 @@ def _gather_nd(c: _Ctx) -> str:
 @converts("where")
 def _where(c: _Ctx) -> str:
     condition = c.add("Cast", [c.inputs[0]], "/cond", to=9)
+    extra = len(c.shapes[1]) - len(c.shapes[0])
+    if len(c.shapes[0]) == 1 and extra > 0:  # MXNet: a 1-D condition picks whole rows
+        condition = c.add("Unsqueeze", [condition, c.ints(list(range(1, 1 + extra)), "row_axes")], "/rows")
     return c.add("Where", [condition, c.inputs[1], c.inputs[2]])
 
 
@@ -1350,6 +1416,7 @@ def _fill_like(c: _Ctx) -> str:
 
 
 @converts("_arange", "_zeros", "_ones", "_full", "_contrib_MultiBoxPrior", "_npi_arange", "_npi_zeros",
+          "_contrib_arange_like",
           "_npi_ones", "_npi_full")
 def _shape_only(c: _Ctx) -> str:
     """Operators whose output depends only on attributes (and input shapes without the batch)."""
@@ -1410,3 +1477,70 @@ def _angle(c: _Ctx) -> str:
 @converts("rcbrt")
 def _rcbrt(c: _Ctx) -> str:
     return c.add("Reciprocal", [_cbrt(c)])
+
+
+@converts("rint")
+def _rint(c: _Ctx) -> str:  # MXNet's rint takes halves down (1.5 -> 1, -0.5 -> -1)
+    return c.add("Ceil", [c.add("Sub", [c.inputs[0], c.scalar(0.5, "half")], "/minus_half")])
+
+
+def _np_mod(c: _Ctx, lhs: str, rhs: str) -> str:
+    """numpy's mod (the sign of the divisor): lhs - rhs * floor(lhs / rhs); ONNX Mod needs fmod for floats."""
+    if c.out_dtypes[0].kind in "iu":
+        return c.add("Mod", [lhs, rhs], fmod=0)
+    quotient = c.add("Floor", [c.add("Div", [lhs, rhs], "/div")], "/floor")
+    return c.add("Sub", [lhs, c.add("Mul", [rhs, quotient], "/times")])
+
+
+converts("broadcast_mod", "_mod", "_Mod", "_npi_mod")(lambda c: _np_mod(c, c.inputs[0], c.inputs[1]))
+converts("_mod_scalar")(lambda c: _np_mod(c, c.inputs[0], c.scalar(float(c.attrs["scalar"]))))
+converts("_rmod_scalar")(lambda c: _np_mod(c, c.scalar(float(c.attrs["scalar"])), c.inputs[0]))
+
+
+@converts("_hypot_scalar")
+def _hypot_scalar(c: _Ctx) -> str:
+    x = c.inputs[0]
+    value = float(c.attrs["scalar"])
+    return c.add("Sqrt", [c.add("Add", [c.add("Mul", [x, x], "/xx"), c.scalar(value * value, "yy")], "/sum")])
+
+
+for _kind in _LOGICAL:
+    converts(f"_{_kind}_scalar")((lambda k: lambda c: _logical(c, c.inputs[0], c.scalar(c.attrs["scalar"]), k))(_kind))
+converts("MakeLoss")(_unary("Identity"))
+converts("_npi_hypot")(_hypot)
+
+
+@converts("_np_dot")
+def _np_dot(c: _Ctx) -> str:
+    if len(c.shapes[1]) > 2:
+        raise c.unsupported("numpy dot with a right operand of more than 2 dimensions")
+    if not c.shapes[0] or not c.shapes[1]:
+        return c.add("Mul", c.inputs[:2])
+    return c.add("MatMul", c.inputs[:2])
+
+
+@converts("_split_v2")
+def _split_v2(c: _Ctx) -> list[str]:
+    axis = int(c.attrs.get("axis", 1)) % len(c.shapes[0])
+    squeeze = bool(c.attrs.get("squeeze_axis"))
+    sizes = [1 if squeeze else shape[axis] for shape in c.out_shapes]
+    parts = c.add("Split", [c.inputs[0], c.ints(sizes, "sizes")], "/split", outputs=len(sizes), axis=axis)
+    parts = parts if isinstance(parts, list) else [parts]
+    if squeeze:
+        axes = c.ints([axis], "axes")
+        return [c.add("Squeeze", [p, axes], f":{i}" if i else "") for i, p in enumerate(parts)]
+    return [c.add("Identity", [p], f":{i}" if i else "") for i, p in enumerate(parts)]
+
+
+@converts("argmax_channel")
+def _argmax_channel(c: _Ctx) -> str:
+    return c.cast_to_output(c.add("ArgMax", c.inputs[:1], "/index", axis=-1, keepdims=0), suffix="")
+
+
+@converts("nanprod")
+def _nanprod(c: _Ctx) -> str:
+    x = c.inputs[0]
+    cleaned = c.add("Where", [c.add("IsNaN", [x], "/isnan"), c.scalar(1.0, "one"), x], "/cleaned")
+    inner = _Ctx(c.b, c.node, c.attrs, [cleaned, *c.inputs[1:]], c.shapes, c.dtypes, c.out_shapes, c.out_dtypes,
+                 c.out_values, c.variables, c.exporter, c.index, c.overrides, c.uses)
+    return _reduction("ReduceProd")(inner)  # type: ignore[return-value]

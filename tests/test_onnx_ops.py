@@ -1,0 +1,66 @@
+"""Every operator case checked against real MXNet (tests/test_ops_mxnet_more.py) also exports to ONNX,
+and ONNX Runtime gives our engine's outputs (so MXNet's) for every output of the node. The batch
+dimension is dynamic, except where an operator's output cannot follow it (then the exporter says
+so, naming the batch size, and the case exports with a fixed batch)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from modelsurgeon.core.engine import ops  # noqa: E402
+from modelsurgeon.core.engine.symbol import Graph  # noqa: E402
+from modelsurgeon.core.errors import UnsupportedOpError  # noqa: E402
+from modelsurgeon.core.onnx import runtime  # noqa: E402
+from modelsurgeon.core.onnx.export import export_graph  # noqa: E402
+
+
+def _mxnet_cases() -> list:
+    source = Path(__file__).resolve().parent / "test_ops_mxnet_more.py"
+    spec = importlib.util.spec_from_file_location("_modelsurgeon_mxnet_op_cases", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.CASES
+
+
+CASES = _mxnet_cases()
+
+
+def _graph(op: str, attrs: dict[str, str], count: int, outputs: int) -> Graph:
+    nodes = [{"op": "null", "name": "data" if i == 0 else f"in{i}", "inputs": []} for i in range(count)]
+    nodes.append({"op": op, "name": "node", "attrs": attrs, "inputs": [[i, 0, 0] for i in range(count)]})
+    return Graph.from_json({"nodes": nodes, "heads": [[count, j, 0] for j in range(outputs)]})
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_operator_exports_and_runs_like_our_engine(case):
+    case_id, op, inputs, attrs = case
+    spec = ops.get(op)
+    outputs = spec.num_outputs(spec.parse(attrs))
+    graph = _graph(op, attrs, len(inputs), outputs)
+    expected = ops.invoke(op, inputs, attrs)
+    expected = expected if isinstance(expected, list) else [expected]
+    params = {f"in{i}": a for i, a in enumerate(inputs) if i}
+    feeds = inputs[:1]
+    shapes = {"data": feeds[0].shape} if feeds else {}
+    dtypes = {"data": feeds[0].dtype} if feeds else {}
+    try:
+        model = export_graph(graph, params, shapes, input_dtypes=dtypes)
+    except UnsupportedOpError as exc:
+        if "batch size" not in str(exc):
+            raise
+        model = export_graph(graph, params, shapes, input_dtypes=dtypes, dynamic_batch=False)
+    actual = runtime.run(model.SerializeToString(), feeds, threads=1)
+    assert len(actual) == len(expected)
+    for mine, theirs in zip(actual, expected):
+        theirs = np.asarray(theirs)
+        assert mine.shape == theirs.shape
+        assert mine.dtype == theirs.dtype
+        scale = float(np.nanmax(np.abs(theirs))) if theirs.size and theirs.dtype.kind in "fc" else 0.0
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5 + 1e-5 * scale)
