@@ -293,3 +293,10 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingExtraError, match=r"modelsurgeon\[onnx\]"):
         runtime.run(b"", [])
+
+
+@pytest.mark.parametrize("module", ["export", "reader", "edit", "runtime"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    assert doctest.testmod(importlib.import_module(f"modelsurgeon.core.onnx.{module}")).failed == 0

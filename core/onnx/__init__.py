@@ -32,7 +32,7 @@ def require_onnx() -> ModuleType:
 def require_onnxruntime() -> ModuleType:
     """The ``onnxruntime`` module, or a MissingExtraError naming the extra that installs it."""
     try:
-        import onnxruntime
+        import onnxruntime  # type: ignore[import-untyped]
     except ImportError:
         raise MissingExtraError(f"running ONNX models needs the 'onnxruntime' package: {EXTRA}") from None
     return onnxruntime

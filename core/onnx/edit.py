@@ -47,7 +47,8 @@ def load(path: str) -> tuple["ModelProto", bool]:
     """
     onnx = require_onnx()
     from .reader import OnnxReader
-    with OnnxReader(path) as reader:
+    reader = OnnxReader(path)
+    with reader:
         model = reader.model
         external = bool(reader._external)
         for tensor in model.graph.initializer:

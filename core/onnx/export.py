@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -144,9 +144,12 @@ Converter = Callable[[_Ctx], "str | list[str]"]
 _CONVERTERS: dict[str, Converter] = {}
 
 
-def converts(*names: str) -> Callable[[Converter], Converter]:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def converts(*names: str) -> Callable[[_F], _F]:
     """Register a converter for MXNet operators ``names`` (and their registered aliases)."""
-    def wrap(fn: Converter) -> Converter:
+    def wrap(fn: _F) -> _F:
         for name in names:
             _CONVERTERS[name] = fn
         return fn
@@ -376,7 +379,7 @@ def export_block(block: "Block", input_shape: Sequence[int] | None = None, **opt
     else:
         graph, params = block.trace()
     inputs = [name for name in graph.variables() if name not in params]
-    specs = block._input_specs or []
+    specs = getattr(block, "_input_specs", None) or []
     if len(inputs) != len(specs):
         raise SurgeryError(f"the traced graph has inputs {inputs} but {len(specs)} input shapes are known")
     tensors = {name: param.data() for name, param in params.items()}
@@ -454,8 +457,9 @@ class _LazyTensors(Mapping[str, np.ndarray]):
 
 
 def _zoo_input_shape(model: "Block") -> tuple[int, ...]:
-    if model._input_specs:
-        return tuple(model._input_specs[0][0])
+    specs = getattr(model, "_input_specs", None)
+    if specs:
+        return tuple(specs[0][0])
     from ..engine.model_zoo import vision
     if isinstance(model, (vision.AlexNet, vision.ResNetV1, vision.ResNetV2, vision.VGG, vision.SqueezeNet,
                           vision.MobileNet)):
@@ -552,7 +556,7 @@ def _pooling(c: _Ctx) -> str:
     if convention not in ("valid", "full"):
         raise c.unsupported(f"pooling_convention {convention}")
     ceil = 1 if convention == "full" else 0
-    common = dict(kernel_shape=kernel, strides=stride, pads=pad * 2, ceil_mode=ceil)
+    common: dict[str, Any] = dict(kernel_shape=kernel, strides=stride, pads=pad * 2, ceil_mode=ceil)
     if kind == "max":
         return c.add("MaxPool", c.inputs, **common)
     if kind == "avg":
@@ -652,7 +656,7 @@ def _normalize(c: _Ctx, data: str, axes: list[int], eps: float, tag: str) -> str
 
 
 @converts("LayerNorm")
-def _layer_norm(c: _Ctx) -> str:
+def _layer_norm(c: _Ctx) -> str | list[str]:
     a = c.attrs
     rank = len(c.shapes[0])
     axis = a.get("axis", -1) % rank

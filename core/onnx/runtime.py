@@ -78,7 +78,7 @@ def run(model: "str | os.PathLike[str] | ModelProto | bytes | Any",
     Inputs are given in the graph's input order, or by name; each is cast to the dtype the graph
     declares.
     """
-    sess = model if hasattr(model, "get_inputs") else session(model, threads)
+    sess: Any = model if hasattr(model, "get_inputs") else session(model, threads)
     specs = input_specs(sess)
     if isinstance(inputs, Mapping):
         unknown = sorted(set(inputs) - {s.name for s in specs})
