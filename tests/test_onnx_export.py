@@ -73,7 +73,8 @@ def _random_params(name: str) -> dict[str, np.ndarray]:
     return params
 
 
-@pytest.mark.parametrize("name", ["resnet18_v1", "resnet18_v2", "squeezenet1.1", "mobilenet0.25"])
+@pytest.mark.parametrize("name", ["resnet18_v1", "resnet34_v1", "resnet18_v2", "squeezenet1.1", "mobilenet0.25",
+                                  "mobilenet1.0"])
 def test_ort_runs_mxnets_zoo_graphs_like_our_engine(name):
     graph = Graph.from_json((MXNET / "symbols" / f"{name}-symbol.json").read_text())
     params = _random_params(name)
@@ -300,3 +301,25 @@ def test_docstring_examples_run(module):
     import doctest
     import importlib
     assert doctest.testmod(importlib.import_module(f"modelsurgeon.core.onnx.{module}")).failed == 0
+
+
+def test_export_file_writes_a_checked_model_with_external_data(tmp_path):
+    from modelsurgeon.core.onnx.export import export_file
+    folder = MXNET / "zoo" / "mobilenet0.25"
+    x, expected = np.load(folder / "input.npy"), np.load(folder / "output.npy")
+    out = tmp_path / "mobilenet.onnx"
+    written = export_file(str(folder / "mobilenet0.25-0000.params"), str(out), input_shape=x.shape, external_data=True)
+    assert written == [str(tmp_path / "mobilenet.onnx.data"), str(out)]
+    assert out.stat().st_size < 100_000 < (tmp_path / "mobilenet.onnx.data").stat().st_size
+    onnx.checker.check_model(str(out), full_check=True)
+    _close(runtime.run(str(out), [x], threads=1)[0], expected)
+    from modelsurgeon.core.errors import OutputExistsError
+    with pytest.raises(OutputExistsError):
+        export_file(str(folder / "mobilenet0.25-0000.params"), str(out), input_shape=x.shape, overwrite=False)
+
+
+def test_export_needs_the_input_shape_of_a_bare_graph():
+    from modelsurgeon.core.errors import SurgeryError
+    with open_checkpoint(str(MXNET / "convbn" / "convbn-0000.params")) as reader:
+        with pytest.raises(SurgeryError, match="input shape is unknown"):
+            export_checkpoint(reader)

@@ -376,7 +376,7 @@ def replace_head(model: "ModelProto", classes: int, weight: np.ndarray | None = 
 # -- writing ------------------------------------------------------------------------------------------
 
 def save_model(model: "ModelProto", path: str, external_data: bool | None = None, location: str | None = None,
-               overwrite: bool = True) -> list[str]:
+               overwrite: bool = True, check: bool = False) -> list[str]:
     """Write ``model`` to ``path`` whole or not at all; returns the files written.
 
     With ``external_data`` (by default: when the weights pass :data:`EXTERNAL_DATA_THRESHOLD`),
@@ -420,6 +420,12 @@ def save_model(model: "ModelProto", path: str, external_data: bool | None = None
     with atomic_output(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(out.SerializeToString())
+        if check:  # by path, so models over 2 GiB (external data beside tmp) are checked too
+            try:
+                onnx.checker.check_model(tmp, full_check=True)
+            except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+                raise ModelSurgeonError(f"{path}: the model does not pass onnx.checker: "
+                                        f"{str(exc).splitlines()[0]}") from None
     written.append(path)
     return written
 

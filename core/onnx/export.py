@@ -301,7 +301,8 @@ class _Exporter:
             if name in head_names or graph.nodes[s].is_variable:  # an output must be a node's own value
                 name = b.add("Identity", [name], f"{graph.nodes[s].name}_output")
             head_names[name] = True
-            outputs.append(onnx.helper.make_tensor_value_info(name, _onnx_dtype(onnx, dtypes[s][i]), None))
+            outputs.append(onnx.helper.make_tensor_value_info(name, _onnx_dtype(onnx, dtypes[s][i]),
+                                                              [None] * len(shapes[s][i])))
         onnx_graph = onnx.helper.make_graph(b.nodes, graph_name, inputs, outputs, initializer=initializers)
         model = onnx.helper.make_model(onnx_graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                        producer_name="modelsurgeon")
@@ -354,8 +355,10 @@ def export_graph(graph: "Graph", tensors: Mapping[str, np.ndarray], input_shapes
     if check:
         try:
             onnx.checker.check_model(model, full_check=True)
-        except onnx.checker.ValidationError as exc:
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
             raise ModelSurgeonError(f"the exported ONNX model does not pass onnx.checker: {exc}") from None
+        except ValueError:  # over protobuf's 2 GiB: export_file checks the saved file by path instead
+            pass
     return model
 
 
@@ -467,10 +470,21 @@ def _zoo_input_shape(model: "Block") -> tuple[int, ...]:
     raise SurgeryError("the model's input shape is unknown; give it (e.g. 1,3,224,224)")
 
 
-def save(model: "ModelProto", path: str, external_data: bool | None = None) -> list[str]:
+def export_file(source: str, output: str, input_shape: Sequence[int] | None = None, model: "Block | None" = None,
+                external_data: bool | None = None, overwrite: bool = True, **options: Any) -> list[str]:
+    """``convert SOURCE -o OUTPUT.onnx``: open any checkpoint (with its graph or architecture), export it
+    and write it atomically; returns the files written (the external data file first, if any)."""
+    from ..checkpoint import open_checkpoint
+    with open_checkpoint(source) as reader:
+        onnx_model = export_checkpoint(reader, input_shape=input_shape, model=model, **options)
+    return save(onnx_model, output, external_data=external_data, overwrite=overwrite, check=True)
+
+
+def save(model: "ModelProto", path: str, external_data: bool | None = None, overwrite: bool = True,
+         check: bool = False) -> list[str]:
     """Write ``model`` atomically (see :func:`.edit.save_model`); returns the files written."""
     from .edit import save_model
-    return save_model(model, path, external_data=external_data)
+    return save_model(model, path, external_data=external_data, overwrite=overwrite, check=check)
 
 
 # -- converters: structure ----------------------------------------------------------------------
