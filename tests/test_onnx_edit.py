@@ -226,3 +226,41 @@ def test_not_an_onnx_file_is_a_checkpoint_error(tmp_path):
     path.write_bytes(b"\x08\x07\x12\x05hello\x3a\xff\xff\xff\x0f")
     with pytest.raises(CheckpointError, match="not a valid ONNX model"):
         OnnxReader(str(path))
+
+
+@pytest.mark.parametrize("name, kind", [("resnet18_v1", "Gemm"), ("squeezenet1.1", "Conv")])
+def test_replace_head_of_our_zoo_export_matches_the_engine_with_that_head(name, kind, small_zoo_model, small_input,
+                                                                          tmp_path):
+    from modelsurgeon.core.onnx.export import export_block
+    net = small_zoo_model(name)
+    x = small_input(name, batch=2)
+    model = export_block(net, x.shape)
+    head = edit.find_head(model)
+    assert (head.kind, head.weight, head.old_classes) == (kind, "output.weight" if kind == "Gemm" else "output.0.weight", 7)
+    rng = np.random.default_rng(1)
+    shape = (3, head.features) + ((1, 1) if kind == "Conv" else ())
+    weight, bias = rng.standard_normal(shape).astype(np.float32) * 0.1, rng.standard_normal(3).astype(np.float32)
+    new, _ = edit.replace_head(model, 3, weight, bias)
+    path = str(tmp_path / "new.onnx")
+    edit.save_model(new, path)
+    # the new head by hand on the engine's features
+    features = np.asarray(net.features(x), np.float64)
+    if kind == "Gemm":
+        expected = features.reshape(len(x), -1) @ weight.T + bias
+    else:  # SqueezeNet: 1x1 Conv, ReLU, global average
+        conv = np.einsum("nchw,kc->nkhw", features, weight[:, :, 0, 0]) + bias[None, :, None, None]
+        expected = np.maximum(conv, 0).mean(axis=(2, 3))
+    actual = runtime.run(path, [x], threads=1)[0]
+    assert actual.shape == (2, 3)
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
+def test_reader_marks_running_statistics_as_aux(tmp_path, small_zoo_model, small_input):
+    from modelsurgeon.core.onnx.export import export_block, save
+    net = small_zoo_model("mobilenet0.25")
+    path = str(tmp_path / "m.onnx")
+    save(export_block(net, small_input("mobilenet0.25").shape), path)
+    with OnnxReader(path) as reader:
+        roles = {k: i.role for k, i in reader.tensors.items()}
+    assert roles["features.1.running_mean"] == roles["features.1.running_var"] == "aux"
+    assert roles["features.1.gamma"] == roles["features.0.weight"] == "arg"

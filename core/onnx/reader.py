@@ -170,6 +170,9 @@ class OnnxReader(CheckpointReader):
         except ValueError:
             structural = set()
         by_producer = model.producer_name.lower() in _STRUCTURAL_PRODUCERS
+        # running statistics are MXNet's auxiliary states: BatchNormalization's inputs 3 and 4
+        aux = {name for node in model.graph.node if node.op_type == "BatchNormalization"
+               for name in node.input[3:5]}
         initializers = list(model.graph.initializer)
         if len(initializers) > MAX_TENSORS:
             raise CheckpointError(path, f"lists {len(initializers)} initializers, more than {MAX_TENSORS}")
@@ -225,7 +228,8 @@ class OnnxReader(CheckpointReader):
                 self._check_inline(tensor, key, count, stored)
             self._protos[key] = tensor
             named = key in structural or (by_producer and "." in key)
-            self.tensors[key] = TensorInfo(key, shape, dtype, "arg", (key,) if named else (), extra=extra)
+            self.tensors[key] = TensorInfo(key, shape, dtype, "aux" if key in aux else "arg", (key,) if named else (),
+                                           extra=extra)
 
     def _check_inline(self, tensor: Any, key: str, count: int, dtype: np.dtype) -> None:
         """The stored values must number exactly what the shape claims (no shape bombs)."""
