@@ -143,6 +143,7 @@ G = np.random.default_rng(11)
 X4 = G.standard_normal((2, 3, 6, 6)).astype(np.float32)
 X2 = G.standard_normal((2, 5)).astype(np.float32)
 POS = (np.abs(X4) + 0.1).astype(np.float32)
+X6 = G.standard_normal((2, 6, 4, 4)).astype(np.float32)
 # (op, attrs, {name: array}; "data" is the batch input)
 CASES = [
     ("Convolution", {"kernel": "(3, 3)", "num_filter": "4", "stride": "(2, 2)", "pad": "(1, 1)"},
@@ -233,6 +234,10 @@ CASES = [
     ("take", {"axis": "1"}, {"data": X4, "idx": np.asarray([2, 0], np.float32)}),
     ("stack", {"axis": "1", "num_args": "2"}, {"data": X4, "other": X4[::-1].copy()}),
     ("broadcast_to", {"shape": "(0, 3, 6, 6)"}, {"data": X4[:, :1].copy()}),
+    ("GroupNorm", {"num_groups": "2"}, {"data": X6, "g": np.asarray([0.5, 2.0], np.float32),
+                                        "be": np.asarray([0.1, -0.3], np.float32)}),
+    ("GroupNorm", {"num_groups": "3", "eps": "1e-3"}, {"data": X6, "g": np.linspace(0.5, 1.5, 6, dtype=np.float32),
+                                                       "be": np.linspace(-1, 1, 6, dtype=np.float32)}),
     ("_npi_add", {}, {"data": X4, "other": X4[::-1].copy()}), ("_npi_less_scalar", {"scalar": "0.1"}, {"data": X4}),
     ("_npi_sum", {"axis": "(1,)"}, {"data": X4}), ("_npi_concatenate", {"axis": "1", "num_args": "2"},
                                                     {"data": X4, "other": X4[::-1].copy()}),

@@ -718,14 +718,12 @@ def _group_norm(c: _Ctx) -> str:
     bshape[1] = -1
     gamma, beta = c.inputs[1], c.inputs[2]
     if c.shapes[1][0] != channels:  # MXNet 1.x: one gamma per group
-        repeat = c.ints([channels // groups], "per_group")
         gamma = c.add("Reshape", [c.add("Expand", [c.add("Unsqueeze", [gamma, c.ints([1], "ax1")], "/g_u"),
                                                    c.ints([groups, channels // groups], "gexp")], "/g_e"),
                                   c.ints([-1], "flat")], "/g_flat")
         beta = c.add("Reshape", [c.add("Expand", [c.add("Unsqueeze", [beta, c.ints([1], "bx1")], "/b_u"),
                                                   c.ints([groups, channels // groups], "bexp")], "/b_e"),
                                  c.ints([-1], "bflat")], "/b_flat")
-        del repeat
     target = c.ints(bshape, "bshape")
     scaled = c.add("Mul", [back, c.add("Reshape", [gamma, target], "/gamma_b")], "/scaled")
     return c.add("Add", [scaled, c.add("Reshape", [beta, target], "/beta_b")])
@@ -1034,7 +1032,7 @@ def _optional_tuple(value: Any) -> list[Any]:
         return []
     if isinstance(value, str):
         import ast
-        value = ast.literal_eval(value.replace("None", "None"))
+        value = ast.literal_eval(value)
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
 
