@@ -178,6 +178,8 @@ CASES = [
     ("elemwise_add", {}, {"data": X4, "other": X4[::-1].copy()}),
     ("elemwise_mul", {}, {"data": X4, "other": X4[::-1].copy()}),
     ("softmax", {"axis": "1"}, {"data": X4}), ("softmax", {"temperature": "2.0"}, {"data": X2}),
+    ("softmax", {"axis": "1", "dtype": "float64"}, {"data": X4}),
+    ("log_softmax", {"axis": "1", "dtype": "float64", "temperature": "0.5"}, {"data": X4}),
     ("clip", {"a_min": "-0.5", "a_max": "0.7"}, {"data": X4}),
     # operators of the GluonCV zoo (checked once the engine registers them)
     ("LeakyReLU", {"act_type": "leaky", "slope": "0.1"}, {"data": X4}),
@@ -285,10 +287,11 @@ def test_an_operator_onnx_cannot_express_is_exit_8_naming_op_and_node():
         export_graph(graph, {}, {"data": (1, 2)})
 
 
-def test_unsupported_attribute_is_unsupported_op_error():
-    graph = _graph("softmax", {"axis": "1", "use_length": "True"}, ["data", "length"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_unsupported_attribute_is_unsupported_op_error(op):
+    graph = _graph(op, {"axis": "1", "use_length": "True"}, ["data", "length"])
     graph.check_ops()  # our engine runs it; ONNX has no masked softmax
-    with pytest.raises(UnsupportedOpError, match="softmax \\(node 'node0'\\).*use_length"):
+    with pytest.raises(UnsupportedOpError, match=f"{op} \\(node 'node0'\\).*use_length"):
         export_graph(graph, {"length": np.asarray([2, 3], np.float32)}, {"data": X2.shape})
 
 
@@ -328,3 +331,14 @@ def test_export_needs_the_input_shape_of_a_bare_graph():
     with open_checkpoint(str(MXNET / "convbn" / "convbn-0000.params")) as reader:
         with pytest.raises(SurgeryError, match="input shape is unknown"):
             export_checkpoint(reader)
+
+
+def test_a_converter_that_misses_mxnets_dtype_is_corrected_by_a_cast(monkeypatch):
+    from modelsurgeon.core.onnx import export
+    monkeypatch.setitem(export._CONVERTERS, "Cast", lambda c: c.add("Identity", c.inputs))  # forgets the dtype
+    graph = _graph("Cast", {"dtype": "float16"}, ["data"])
+    model = export_graph(graph, {}, {"data": X4.shape})
+    assert any(n.op_type == "Cast" and n.name.endswith("/dtype") for n in model.graph.node)
+    out = _ort(model, X4)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, X4.astype(np.float16))

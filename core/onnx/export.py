@@ -311,16 +311,44 @@ class _Exporter:
                       if n.is_variable and n.name in self.names and value_of[(i, 0)] == self.names[n.name]}
         if structural:  # which initializers carry structural names, and the graph variable each was
             onnx.helper.set_model_props(model, {STRUCTURAL_PROP: json.dumps(structural, sort_keys=True)})
-        return _with_output_shapes(onnx, model)
+        expected = {value_of[(index, k)]: dtype for index, node in enumerate(graph.nodes) if not node.is_variable
+                    for k, dtype in enumerate(dtypes[index])}
+        return _with_output_shapes(onnx, model, expected)
 
 
-def _with_output_shapes(onnx: Any, model: "ModelProto") -> "ModelProto":
-    """Copy the inferred shapes of the graph outputs into their declarations."""
+def _with_output_shapes(onnx: Any, model: "ModelProto", expected: dict[str, np.dtype]) -> "ModelProto":
+    """Check every value's inferred dtype against our engine's (a Cast fixes any difference), then copy
+    the inferred shapes of the graph outputs into their declarations."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - shapes of outputs are a courtesy, never a requirement
+    except Exception:  # noqa: BLE001 - inference is a courtesy here; the checker has the last word
         return model
     known = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    casts: dict[str, int] = {}
+    for name, dtype in expected.items():
+        found = known.get(name)
+        if found is None or not found.type.HasField("tensor_type"):
+            continue
+        want = _onnx_dtype(onnx, dtype)
+        if found.type.tensor_type.elem_type not in (0, want):
+            casts[name] = want
+    if casts:  # the producer writes name/raw, a Cast right after it gives MXNet's dtype under the old name
+        nodes = []
+        for node in model.graph.node:
+            nodes.append(node)
+            for i, out in enumerate(node.output):
+                if out in casts:
+                    node.output[i] = f"{out}/raw"
+                    nodes.append(onnx.helper.make_node("Cast", [f"{out}/raw"], [out], name=f"{out}/dtype",
+                                                       to=casts[out]))
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        known = {}
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model)
+            known = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
+        except Exception:  # noqa: BLE001
+            pass
     for output in model.graph.output:
         found = known.get(output.name)
         if found is not None and found.type.tensor_type.HasField("shape"):
@@ -1192,16 +1220,19 @@ def _tempered(c: _Ctx) -> str:
     return c.add("Div", [c.inputs[0], c.scalar(float(t), "temperature")], "/tempered")
 
 
-@converts("softmax")
-def _softmax(c: _Ctx) -> str:
-    if c.attrs.get("use_length"):
-        raise c.unsupported("use_length=True")
-    return c.add("Softmax", [_tempered(c)], axis=int(c.attrs.get("axis", -1)))
+def _softmax_family(onnx_op: str) -> Converter:
+    def convert(c: _Ctx) -> str:
+        if c.attrs.get("use_length"):
+            raise c.unsupported("use_length=True (ONNX has no masked softmax)")
+        axis = int(c.attrs.get("axis", -1))
+        if c.out_dtypes[0] == c.dtypes[0]:
+            return c.add(onnx_op, [_tempered(c)], axis=axis)
+        return c.cast_to_output(c.add(onnx_op, [_tempered(c)], f"/{onnx_op.lower()}", axis=axis), suffix="")
+    return convert
 
 
-@converts("log_softmax")
-def _log_softmax(c: _Ctx) -> str:
-    return c.add("LogSoftmax", [_tempered(c)], axis=int(c.attrs.get("axis", -1)))
+converts("softmax")(_softmax_family("Softmax"))
+converts("log_softmax")(_softmax_family("LogSoftmax"))
 
 
 @converts("SoftmaxActivation")
