@@ -319,9 +319,17 @@ class _Exporter:
 def _with_output_shapes(onnx: Any, model: "ModelProto", expected: dict[str, np.dtype]) -> "ModelProto":
     """Check every value's inferred dtype against our engine's (a Cast fixes any difference), then copy
     the inferred shapes of the graph outputs into their declarations."""
+    declared = [onnx.TypeProto() for _ in model.graph.output]
+    for saved, output in zip(declared, model.graph.output):  # infer what the nodes give, not what we declared
+        saved.CopyFrom(output.type)
+        output.ClearField("type")
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - inference is a courtesy here; the checker has the last word
+        inferred = None
+    for saved, output in zip(declared, model.graph.output):
+        output.type.CopyFrom(saved)
+    if inferred is None:
         return model
     known = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
     casts: dict[str, int] = {}
