@@ -341,3 +341,17 @@ def test_a_converter_that_misses_mxnets_dtype_is_corrected_by_a_cast(monkeypatch
     out = _ort(model, X4)
     assert out.dtype == np.float16
     np.testing.assert_array_equal(out, X4.astype(np.float16))
+
+
+def test_run_file_runs_onnx_files_and_mxnet_exports_alike(tmp_path):
+    folder = MXNET / "convbn"
+    x, expected = np.load(folder / "input.npy"), np.load(folder / "output.npy")
+    _close(runtime.run_file(str(folder / "convbn-0000.params"), [x], threads=1)[0], expected)
+    with open_checkpoint(str(folder / "convbn-0000.params")) as reader:
+        save(export_checkpoint(reader, input_shape=x.shape), str(tmp_path / "convbn.onnx"))
+    _close(runtime.run_file(str(tmp_path / "convbn.onnx"), {"data": x}, threads=1)[0], expected)
+    from modelsurgeon.core.errors import ModelSurgeonError, ShapeError
+    with pytest.raises(ShapeError, match="expects"):
+        runtime.run(str(tmp_path / "convbn.onnx"), [x[:, :2]])
+    with pytest.raises(ModelSurgeonError, match="no input 'nope'"):
+        runtime.run(str(tmp_path / "convbn.onnx"), {"nope": x})

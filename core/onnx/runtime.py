@@ -108,4 +108,19 @@ def run(model: "str | os.PathLike[str] | ModelProto | bytes | Any",
         raise ModelSurgeonError(f"ONNX Runtime failed: {str(exc).strip().splitlines()[0]}") from None
 
 
-__all__ = ["InputSpec", "input_specs", "run", "session"]
+def run_file(path: str, inputs: "Sequence[np.ndarray] | Mapping[str, np.ndarray]", threads: int | None = None,
+             **export_options: Any) -> list[np.ndarray]:
+    """``run --engine onnxruntime``: run an ``.onnx`` file, or any checkpoint with a graph or an
+    architecture (exported in memory first, on the shape of the first input), through ONNX Runtime."""
+    from .reader import is_onnx
+    if is_onnx(path):
+        return run(path, inputs, threads)
+    from ..checkpoint import open_checkpoint
+    from .export import export_checkpoint
+    arrays = list(inputs.values()) if isinstance(inputs, Mapping) else list(inputs)
+    with open_checkpoint(path) as reader:
+        model = export_checkpoint(reader, input_shape=np.shape(arrays[0]) if arrays else None, **export_options)
+    return run(model, inputs, threads)
+
+
+__all__ = ["InputSpec", "input_specs", "run", "run_file", "session"]
