@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import errno
+import re
 from enum import IntEnum
 
-from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, ModelSurgeonError,
-                                      OutputExistsError, SurgeryError, UnsupportedOpError, WriteError)
+from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, MissingDependencyError,
+                                      ModelSurgeonError, OutputExistsError, OutputFormatError, SurgeryError,
+                                      UnsupportedOpError,
+                                      WriteError)
 
 
 class ExitCode(IntEnum):
@@ -29,11 +32,13 @@ class ExitCode(IntEnum):
 #: Most specific first.
 _EXCEPTIONS: list[tuple[type[BaseException], ExitCode]] = [
     (InputNotFoundError, ExitCode.NOT_FOUND),
+    (OutputFormatError, ExitCode.USAGE),
     (CheckpointError, ExitCode.BAD_CHECKPOINT),
     (MismatchError, ExitCode.MISMATCH),
     (OutputExistsError, ExitCode.OUTPUT_EXISTS),
     (WriteError, ExitCode.IO_ERROR),
     (UnsupportedOpError, ExitCode.UNSUPPORTED),
+    (MissingDependencyError, ExitCode.USAGE),  # an optional package is needed: install it, or ask for another format
     (SurgeryError, ExitCode.INVALID),
     (ModelSurgeonError, ExitCode.INVALID),
     (KeyboardInterrupt, ExitCode.INTERRUPTED),
@@ -48,6 +53,15 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
+#: library parameters named in messages (in backquotes) -> the flags that set them
+_FLAGS = {"overwrite": "--force", "symbol": "--symbol FILE"}
+
+
+def flags(text: str) -> str:
+    """The library names its parameters in backquotes; a user of the CLI sets flags."""
+    return re.sub(r"`(\w+)`", lambda m: _FLAGS.get(m.group(1), "--" + m.group(1).replace("_", "-")), text)
+
+
 def message_for(exc: BaseException) -> str:
     """One line for the user."""
     if isinstance(exc, KeyboardInterrupt):
@@ -57,7 +71,7 @@ def message_for(exc: BaseException) -> str:
                   errno.EROFS: "read-only file system"}.get(exc.errno or 0, exc.strerror or str(exc))
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return f"{where}{reason}"
-    text = str(exc) or type(exc).__name__
+    text = flags(str(exc)) or type(exc).__name__
     if exit_code_for(exc) is ExitCode.INTERNAL:
         text = f"internal error ({type(exc).__name__}: {text}); run again with --traceback and report it"
     return " ".join(text.split())

@@ -6,11 +6,9 @@ code from :class:`~modelsurgeon.cli.errors.ExitCode`; tracebacks only with ``--t
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,11 +18,7 @@ from .output import VERSION, Output
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-#: command name -> the module (in this package) that defines it; imported only when needed,
-#: so `modelsurgeon --version` starts without numpy or h5py.
-COMMANDS = {"inspect": "commands_read", "diff": "commands_read", "run": "commands_read",
-            "rename": "commands_edit", "replace-head": "commands_edit", "convert": "commands_edit",
-            "zoo": "commands_edit", "graph": "commands_graph"}
+from .commands import COMMANDS
 
 
 class SurgeonGroup(click.Group):
@@ -36,8 +30,17 @@ class SurgeonGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS and name not in self.commands:
             import importlib
-            importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+            self.add_command(importlib.import_module(f"{__package__}.commands.{COMMANDS[name]}").command, name)
         return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"No such command '{name}'.{hint}")
+        return super().resolve_command(ctx, args)
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
@@ -84,19 +87,6 @@ def _report(code: Any, message: str, want_json: bool) -> None:
     else:
         from .output import printable
         sys.stderr.write(f"Error: {printable(message)}\n")
-
-
-def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--json`` and ``--quiet`` for every command; the command receives ``out: Output``."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (nothing else).")
-    @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr; commands that write also skip their change report.")
-    @click.option("--traceback", "_traceback", is_flag=True, hidden=True)  # read by SurgeonGroup.main
-    @functools.wraps(command)
-    def wrapper(*args: Any, as_json: bool, quiet: bool, _traceback: bool, **kwargs: Any) -> Any:
-        return command(*args, out=Output(json=as_json, quiet=quiet), **kwargs)
-
-    return wrapper
 
 
 @click.group(cls=SurgeonGroup, context_settings=CONTEXT_SETTINGS)

@@ -13,10 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .engine import persistence as _persistence
 from .errors import (CheckpointError, DeferredInitializationError, MismatchError, ModelSurgeonError,
                      NotInitializedError, ShapeError, SurgeryError, UnsupportedOpError)
 
-__version__ = "0.1.0"
+from .version import __version__
+
+# Blocks reach files through the binding layer, loaded the first time a Block saves or loads.
+_persistence.provider = lambda: importlib.import_module(".binding", __name__)
 
 #: Loaded on first use (PEP 562), so a command that only reads a file never imports the engine
 #: and the model zoo: name -> (module, attribute or None for the module itself).

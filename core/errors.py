@@ -63,6 +63,10 @@ class WriteError(ModelSurgeonError):
     """The output cannot be written (missing directory, permission, full disk)."""
 
 
+class MissingDependencyError(ModelSurgeonError):
+    """An optional package the request needs is not installed (the message says which, and the alternative)."""
+
+
 class OutputExistsError(ModelSurgeonError):
     """The output path exists and overwriting was not allowed."""
 
@@ -79,3 +83,7 @@ def brief_list(items: Iterable[object], limit: int = 7) -> str:
     if len(quoted) > limit:
         quoted = quoted[:3] + ["..."] + quoted[-4:]
     return ", ".join(quoted)
+
+
+class OutputFormatError(ModelSurgeonError):
+    """An output path or ``format`` names no format that can be written (a usage error)."""

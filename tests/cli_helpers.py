@@ -105,10 +105,16 @@ def json_error(result: Result, code: ExitCode) -> dict[str, Any]:
 
 
 def error_line(result: Result) -> str:
-    """The one ``Error: ...`` line on stderr (checks there is exactly one line and no traceback)."""
+    """The one ``Error: ...`` line on stderr (checks there is exactly one line and no traceback).
+
+    A usage error (exit 2) is click's: the usage line and its hint, then the one ``Error:`` line.
+    """
     assert result.stdout == "" or not result.stdout.startswith("{"), describe(result)
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, describe(result)
-    lines = result.stderr.splitlines()
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if result.exit_code == 2 and lines and lines[0].startswith("Usage: "):
+        assert len(lines) == 3 and lines[1].startswith("Try "), describe(result)
+        lines = lines[2:]
     assert len(lines) == 1, describe(result)
     assert lines[0].startswith("Error: "), describe(result)
     return lines[0][len("Error: "):]
@@ -214,21 +220,21 @@ def ws(tmp_path: Path) -> Workspace:
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of a checkpoint, by key, in file order."""
-    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.binding import open_checkpoint
     with open_checkpoint(str(path)) as reader:
         return {key: np.array(reader.read(key)) for key in reader.tensors}
 
 
 def read_documents(path: Path) -> tuple[str, Any, Any, dict[str, str]]:
     """(kind, architecture, graph, metadata) of a checkpoint."""
-    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.binding import open_checkpoint
     with open_checkpoint(str(path)) as reader:
         return reader.kind, reader.architecture, reader.graph, dict(reader.metadata)
 
 
 def structural_arrays(path: Path) -> dict[str, np.ndarray]:
     """Tensors by structural name (a named file's recorded names; a structural file's keys)."""
-    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.binding import open_checkpoint
     out = {}
     with open_checkpoint(str(path)) as reader:
         for info in reader.tensors.values():
@@ -248,7 +254,7 @@ def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys:
 def write_variant(source: Path, target: Path, *, transform: Callable[[str, np.ndarray], np.ndarray] | None = None,
                   keep_structural: bool = True, architecture: Any = "same", graph: Any = "same") -> Path:
     """Rewrite a modelsurgeon HDF5 file with core's writer, changing tensors (any shape/dtype) or documents."""
-    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.binding import open_checkpoint
     from modelsurgeon.core.formats.base import TensorInfo
     from modelsurgeon.core.formats.h5 import write_h5
     with open_checkpoint(str(source)) as reader:

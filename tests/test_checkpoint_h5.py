@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from modelsurgeon import core
-from modelsurgeon.core import checkpoint
+from modelsurgeon.core import binding as checkpoint
 from modelsurgeon.core.engine import nn
 from modelsurgeon.core.errors import CheckpointError, MismatchError, ModelSurgeonError
 from modelsurgeon.core.formats import atomic, h5, h5safe
@@ -458,7 +458,7 @@ def test_read_unknown_key(saved):
 def test_detect_format_uses_bytes_not_names(saved, tmp_path):
     renamed = tmp_path / "weights.params"
     renamed.write_bytes(saved.read_bytes())
-    assert checkpoint.detect_format(str(renamed)) == "hdf5"
+    assert checkpoint.detect_format(str(renamed)) == "h5"
     assert _open_all(renamed) == STRUCTURAL
 
 

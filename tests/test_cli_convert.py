@@ -121,7 +121,7 @@ def test_input_shape_for_tracing(ws):
     _convert(ws, ws["mlp.h5"], out, "--to", "named", "--input-shape", "2,100")
     assert ws.forward(out, "2,100").shape == (2, 10)
     result = ws.invoke("convert", ws["mlp.h5"], "-o", ws.out("bad.h5"), "--to", "named", "--input-shape", "oops",
-                       code=ExitCode.INVALID)
+                       code=ExitCode.USAGE)
     assert "oops" in error_line(result)
     assert not ws.out("bad.h5").exists()
 

@@ -216,7 +216,7 @@ def test_exit_code_io_error_missing_output_directory(ws):
 
 
 def _explode(monkeypatch, exc: BaseException) -> None:
-    from modelsurgeon.core import checkpoint
+    from modelsurgeon.core import binding as checkpoint
 
     def boom(*args, **kwargs):
         raise exc

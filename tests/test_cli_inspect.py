@@ -258,7 +258,7 @@ def test_filter_matching_nothing_is_not_an_error(ws):
 
 
 def test_bad_filter_regex_is_an_error(ws):
-    result = ws.invoke("inspect", ws["cnn.h5"], "--filter", "(unclosed", code=6)
+    result = ws.invoke("inspect", ws["cnn.h5"], "--filter", "(unclosed", code=2)
     assert "--filter" in result.stderr and "Traceback" not in result.stderr
 
 

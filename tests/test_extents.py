@@ -18,14 +18,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelsurgeon.core.checkpoint import open_checkpoint
+from modelsurgeon.core.binding import open_checkpoint
 from modelsurgeon.core.errors import CheckpointError
 from modelsurgeon.core.formats import extents
 from modelsurgeon.core.formats.base import TensorInfo
 from modelsurgeon.core.formats.h5 import write_h5
-from modelsurgeon.core.rewrite import reader_source, write_checkpoint, write_sharded_checkpoint
+from modelsurgeon.core.formats import registry, sharded
+from modelsurgeon.core.formats.spec import Documents
 
 from cli_helpers import invoke
+
+
+def reader_source(reader):
+    """fetch and locate of every tensor of ``reader``, as a surgery plan's Copy sources give them."""
+    return (lambda info: reader.read(info.key)), (lambda info: reader.extent(info.key))
+
+
+def write_checkpoint(path, fmt, kind, infos, fetch, locate=None, progress=None):
+    return registry.get(fmt).write(path, infos, fetch, Documents(kind), locate=locate, progress=progress)
+
+
+def write_sharded_checkpoint(path, fmt, kind, infos, fetch, *, max_shard_size, locate=None):
+    return sharded.write_sharded(path, registry.get(fmt), infos, fetch, Documents(kind),
+                                 max_shard_size=max_shard_size, locate=locate)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BIG = extents.KERNEL_COPY_BYTES  # bytes: tensors at least this large are copied by the kernel

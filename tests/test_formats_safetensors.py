@@ -22,6 +22,7 @@ from modelsurgeon.core.formats import safetensors_io as sio  # noqa: E402
 from modelsurgeon.core.formats.base import TensorInfo  # noqa: E402
 from modelsurgeon.core.formats import sharded  # noqa: E402
 from modelsurgeon.core.formats.sharded import ShardedReader  # noqa: E402
+from modelsurgeon.core.formats.spec import Documents  # noqa: E402
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -149,7 +150,7 @@ def test_round_trip_through_our_reader(tmp_path):
     ours(path, MIXED, {"format": "pt"})
     with sio.SafetensorsReader(path) as reader:
         assert reader.format == "safetensors" and reader.kind == "structural"
-        assert reader.metadata == {"format": "pt"}
+        assert reader.metadata["format"] == "pt"
         assert set(reader.keys()) == set(MIXED)
         for key, value in MIXED.items():
             got = reader.read(key)
@@ -592,6 +593,17 @@ def test_sniff():
 # ---------------------------------------------------------------------------------------------
 # Sharded checkpoints
 
+def write_sharded(target, infos, fetch, *, max_shard_size, metadata=None, overwrite=True):
+    """The one sharded writer, for safetensors; returns the shard paths and the index, in order."""
+    documents = Documents("structural", metadata=dict(metadata or {}))
+    if max_shard_size > 0:
+        _, shards = sharded.plan_shards(str(target) + ("/" if os.path.isdir(target) else ""), sio.FORMAT, infos,
+                                        max_shard_size)
+    index, _ = sharded.write_sharded(str(target) + ("/" if os.path.isdir(target) else ""), sio.FORMAT, infos, fetch,
+                                     documents, max_shard_size=max_shard_size, overwrite=overwrite)
+    return [path for path, _ in shards] + [index]
+
+
 def sharded_infos():
     tensors = {"embed": np.arange(100, dtype=np.float32), "layer.0.w": np.ones((10, 10), np.float32),
                "layer.0.b": np.zeros(10, np.float32), "big": np.arange(1000, dtype=np.float32),
@@ -601,26 +613,26 @@ def sharded_infos():
 
 def test_write_sharded_layout_and_index(tmp_path):
     tensors, infos = sharded_infos()
-    written = sio.write_sharded(tmp_path, infos, lambda i: tensors[i.key], max_shard_size=500,
+    written = write_sharded(tmp_path, infos, lambda i: tensors[i.key], max_shard_size=500,
                                 metadata={"format": "pt"})
     names = [os.path.basename(p) for p in written]
     assert names == [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)] + ["model.safetensors.index.json"]
     text = (tmp_path / "model.safetensors.index.json").read_text()
     index = json.loads(text)
     assert text == json.dumps(index, indent=2, sort_keys=True) + "\n"
-    assert index["metadata"] == {"total_size": sum(v.nbytes for v in tensors.values())}
+    assert index["metadata"]["total_size"] == sum(v.nbytes for v in tensors.values())
     # greedy: embed(400) | layer.0.w(400) + layer.0.b(40) | big(4000) alone | layer.1.w(50) + tail(8)
     assert index["weight_map"] == {"embed": names[0], "layer.0.w": names[1], "layer.0.b": names[1],
                                    "big": names[2], "layer.1.w": names[3], "tail": names[3]}
     for name in names[:4]:  # every shard is a plain safetensors file the package reads
         from safetensors import safe_open
         with safe_open(str(tmp_path / name), framework="numpy") as handle:
-            assert handle.metadata() == {"format": "pt"}
+            assert handle.metadata()["format"] == "pt"
     with ShardedReader(tmp_path / "model.safetensors.index.json", sio.SafetensorsReader) as reader:
         assert reader.format == "safetensors-sharded" and reader.kind == "structural"
         # shard order, then file order inside a shard (the writer's dtype-then-name order)
         assert reader.keys() == ["embed", "layer.0.b", "layer.0.w", "big", "tail", "layer.1.w"]
-        assert reader.metadata == {"format": "pt"}
+        assert reader.metadata["format"] == "pt"
         assert reader.index_metadata == index["metadata"]
         assert reader.tensors["big"].extra["shard"] == names[2]
         for key, value in tensors.items():
@@ -632,7 +644,7 @@ def test_write_sharded_layout_and_index(tmp_path):
 def test_sharded_reader_keeps_few_shards_open(tmp_path, monkeypatch):
     monkeypatch.setattr(sharded, "MAX_OPEN_SHARDS", 2)
     tensors = {f"t{i:02d}": np.full(4, i, np.float32) for i in range(12)}
-    sio.write_sharded(tmp_path, infos_of(tensors), lambda i: tensors[i.key], max_shard_size=16)
+    write_sharded(tmp_path, infos_of(tensors), lambda i: tensors[i.key], max_shard_size=16)
     assert len(os.listdir(tmp_path)) == 13
     fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     with ShardedReader(tmp_path / "model.safetensors.index.json", sio.SafetensorsReader) as reader:
@@ -652,18 +664,18 @@ def test_sharded_reader_keeps_few_shards_open(tmp_path, monkeypatch):
 
 def test_write_sharded_to_named_index_and_single_shard(tmp_path):
     tensors, infos = sharded_infos()
-    written = sio.write_sharded(tmp_path / "diffusion.safetensors.index.json", infos, lambda i: tensors[i.key],
+    written = write_sharded(tmp_path / "diffusion.safetensors.index.json", infos, lambda i: tensors[i.key],
                                 max_shard_size=10**9)
     assert [os.path.basename(p) for p in written] == ["diffusion-00001-of-00001.safetensors",
                                                       "diffusion.safetensors.index.json"]
     single = tmp_path / "single.safetensors"
-    sio.write_safetensors(single, infos, lambda i: tensors[i.key])
+    sio.write_checkpoint(str(single), infos, lambda i: tensors[i.key], Documents("structural"))
     assert (tmp_path / "diffusion-00001-of-00001.safetensors").read_bytes() == single.read_bytes()
     with pytest.raises(ModelSurgeonError, match="max_shard_size must be a positive"):
-        sio.write_sharded(tmp_path, infos, lambda i: tensors[i.key], max_shard_size=0)
+        write_sharded(tmp_path, infos, lambda i: tensors[i.key], max_shard_size=0)
     before = sorted(os.listdir(tmp_path))
     with pytest.raises(OutputExistsError, match="diffusion-00001-of-00001.safetensors already exists"):
-        sio.write_sharded(tmp_path / "diffusion.safetensors.index.json", infos, lambda i: tensors[i.key],
+        write_sharded(tmp_path / "diffusion.safetensors.index.json", infos, lambda i: tensors[i.key],
                           max_shard_size=10**9, overwrite=False)
     assert sorted(os.listdir(tmp_path)) == before
 
@@ -677,7 +689,7 @@ def test_write_sharded_failure_leaves_no_index(tmp_path):
         return tensors[info.key]
 
     with pytest.raises(RuntimeError, match="disk full"):
-        sio.write_sharded(tmp_path, infos, fetch, max_shard_size=500)
+        write_sharded(tmp_path, infos, fetch, max_shard_size=500)
     assert os.listdir(tmp_path) == []
 
 
@@ -704,7 +716,7 @@ def test_read_transformers_style_sharded(tmp_path, extra):
         assert reader.keys() == ["b", "a", "c"]  # shard order, then file order (I64 before F32)
         assert "unlisted" not in reader
         np.testing.assert_array_equal(reader.read("c"), np.arange(4))
-        assert reader.metadata == {"format": "pt"}
+        assert reader.metadata["format"] == "pt"
 
 
 def test_read_index_without_metadata(tmp_path):

@@ -506,7 +506,7 @@ def test_from_json_rejects_deep_json_cleanly():
 
 
 def test_read_graph_file_names_the_file(tmp_path):
-    from modelsurgeon.core.checkpoint import read_graph_file
+    from modelsurgeon.core.binding import read_graph_file
     path = tmp_path / "bad-symbol.json"
     path.write_text('{"nodes": [], "heads": []}')
     with pytest.raises(core.CheckpointError, match=r"bad-symbol\.json: graph has no heads"):

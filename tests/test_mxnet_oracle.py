@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelsurgeon import core
-from modelsurgeon.core import checkpoint
+from modelsurgeon.core import binding as checkpoint
 from modelsurgeon.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -233,6 +233,8 @@ def _cases():
         ch = xn.shape[axis]
         add(f"batchnorm{i}", "BatchNorm", [xn, _pos(ch), _x(ch), _x(ch), _pos(ch)], axis=axis, fix_gamma=fix_gamma,
             use_global_stats=global_stats, eps=2e-5)
+    add("batchnorm_mean_var", "BatchNorm", [xn, _pos(6), _x(6), _x(6), _pos(6)], fix_gamma=False,
+        output_mean_var=True)
     add("instancenorm", "InstanceNorm", [xn, _pos(6), _x(6)], eps=1e-3)
     add("instancenorm_3d", "InstanceNorm", [_x(2, 3, 7), _pos(3), _x(3)], eps=1e-5)
     add("layernorm", "LayerNorm", [xn, _pos(5), _x(5)])
@@ -293,6 +295,15 @@ def _cases():
     add("sort_desc", "sort", [xt], axis=0, is_ascend=False)
     add("argsort", "argsort", [xt])
     add("argsort_desc", "argsort", [xt], is_ascend=False, axis=0)
+    # older and rarer operators of real exports
+    add("crop_hw", "Crop", [x4], h_w=(2, 3), offset=(1, 2), num_args=1)
+    add("crop_like", "Crop", [_x(1, 2, 7, 8), _x(1, 1, 4, 5)], num_args=2)
+    add("crop_center", "Crop", [_x(1, 2, 7, 8), _x(1, 1, 4, 5)], num_args=2, center_crop=True)
+    add("sync_batchnorm", "_contrib_SyncBatchNorm", [xn, _pos(6), _x(6), _x(6), _pos(6)], fix_gamma=False,
+        key="bn0")
+    add("softmin", "softmin", [xm], axis=1)
+    add("np_cumsum", "_np_cumsum", [xr3], axis=1)
+    add("np_cumsum_flat", "_np_cumsum", [xr3])
     # MXNet 2 (numpy) spellings, which MXNet 1.9.1 registers too
     add("npi_add", "_npi_add", [a, b])
     add("npi_subtract", "_npi_subtract", [a, b])
@@ -420,3 +431,17 @@ def test_operator_matches_mxnet(case, mxnet_outputs):
         assert mine.shape == theirs.shape, (mine.shape, theirs.shape)
         assert mine.dtype == theirs.dtype, (mine.dtype, theirs.dtype)
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op,attrs,reference", [
+    ("Activation", {"act_type": "mish"}, lambda t, x: t.nn.functional.mish(x)),
+    ("Activation", {"act_type": "log_sigmoid"}, lambda t, x: t.nn.functional.logsigmoid(x)),
+    ("LeakyReLU", {"act_type": "gelu_tanh"}, lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+    ("LeakyReLU", {"act_type": "gelu_erf"}, lambda t, x: t.nn.functional.gelu(x)),
+])
+def test_mxnet2_only_activations_match_torch(op, attrs, reference):
+    """Activations MXNet 1.9.1 does not have (MXNet 2 graphs use them): checked against torch."""
+    torch = pytest.importorskip("torch")
+    x = _x(4, 50, scale=4)
+    expected = reference(torch, torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ops.invoke(op, [x], attrs), expected, rtol=1e-4, atol=1e-6)

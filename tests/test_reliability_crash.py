@@ -85,7 +85,7 @@ def _argv(command, input_path: Path, output: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def references(big_input, tmp_path_factory) -> dict[str, tuple[str, float, float]]:
     """label -> (hash of the complete output, seconds a run takes, seconds until its temp file appears)."""
-    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.binding import open_checkpoint
     input_path, _ = big_input
     found = {}
     for command in COMMANDS:

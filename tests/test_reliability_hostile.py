@@ -29,7 +29,7 @@ import pytest
 from cli_helpers import SAMPLES, digest, error_line, invoke
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.engine import architecture as arch
-from modelsurgeon.core.checkpoint import (
+from modelsurgeon.core.binding import (
     model_from_reader,
     open_checkpoint,
     read_graph_file,
@@ -490,7 +490,7 @@ def test_safetensors_documents_build_only_registered_layers(tmp_path, monkeypatc
     """Our architecture carried in safetensors metadata goes through the same registry."""
     from modelsurgeon.core.formats.base import TensorInfo
     from modelsurgeon.core.formats.safetensors_io import write_safetensors
-    from modelsurgeon.core.rewrite import ST_ARCHITECTURE, ST_KIND
+    from modelsurgeon.core.formats.safetensors_io import ST_ARCHITECTURE, ST_KIND
     path = tmp_path / "evil.safetensors"
     document = _doc({"type": "subprocess.Popen", "config": {"args": ["id"]}})
     write_safetensors(str(path), [TensorInfo("0.weight", (2,), np.dtype("f4"))], lambda i: np.zeros(2, np.float32),

@@ -26,7 +26,7 @@ import pytest
 from cli_helpers import error_line, invoke
 from fuzz.harness import isolated
 from modelsurgeon.cli.errors import ExitCode
-from modelsurgeon.core.checkpoint import open_checkpoint, read_graph_file
+from modelsurgeon.core.binding import open_checkpoint, read_graph_file
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
 from modelsurgeon.core.formats.base import MAX_TENSORS, TensorInfo
 
@@ -302,7 +302,7 @@ def test_deeply_nested_graph_json_is_refused(depth, tmp_path):
 
 def test_deeply_nested_safetensors_metadata_is_refused(tmp_path):
     from modelsurgeon.core.formats.safetensors_io import write_safetensors
-    from modelsurgeon.core.rewrite import ST_ARCHITECTURE
+    from modelsurgeon.core.formats.safetensors_io import ST_ARCHITECTURE
     path = tmp_path / "deep.safetensors"
     write_safetensors(str(path), [TensorInfo("w", (1,), np.dtype(np.float32))], lambda i: np.zeros(1, np.float32),
                       metadata={ST_ARCHITECTURE: _deep_json(50_000)})

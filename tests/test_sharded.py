@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from modelsurgeon.cli.main import cli
-from modelsurgeon.core import checkpoint
+from modelsurgeon.core import binding as checkpoint
 from modelsurgeon.core.engine import nn
-from modelsurgeon.core.rewrite import parse_size
+from modelsurgeon.cli.target import parse_size
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 

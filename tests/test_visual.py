@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from modelsurgeon.cli.main import cli
-from modelsurgeon.core import checkpoint, surgery, visual
+from modelsurgeon.core import binding as checkpoint, surgery, visual
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.engine.symbol import Graph
 from modelsurgeon.core.visual import placement
@@ -183,7 +183,7 @@ def test_real_mxnet_export_with_parameters():
     assert [layer.name for layer in head] == ["mobilenet0_dense0_fwd"] and head[0].shape == (1, 10)
     assert_every_tensor_once(picture, MOBILENET)
     without_shape = picture_of(MOBILENET)
-    assert any("give --input-shape" in note for note in without_shape.notes)
+    assert any("give `input_shape`" in note for note in without_shape.notes)
     assert all(layer.shape is None for layer in without_shape.layers if layer.kind != "input")
 
 
@@ -228,7 +228,7 @@ def test_untraceable_architecture_falls_back_to_definition_order():
         picture = visual.build_picture(reader)
     assert picture.source == "architecture"
     assert [layer.name for layer in picture.layers] == CNN_LAYERS
-    assert any("definition order" in note and "--input-shape" in note for note in picture.notes)
+    assert any("definition order" in note and "`input_shape`" in note for note in picture.notes)
     assert_every_tensor_once(picture, SAMPLES / "cnn.h5")
     with checkpoint.open_checkpoint(str(SAMPLES / "cnn.h5")) as reader:
         reader.architecture = {**reader.architecture, "inputs": []}
@@ -390,9 +390,9 @@ def test_diff_values_changed_and_renamed(tmp_path):
 def test_constant_tensors_are_not_taken_for_renames():
     a = MemoryReader({"x.bias": np.zeros(4, np.float32), "y.bias": np.zeros(4, np.float32)})
     b = MemoryReader({"z.bias": np.zeros(4, np.float32), "w.gamma": np.zeros(4, np.float32)})
-    assert visual.find_renames(a, b, ["x.bias", "y.bias"], ["z.bias", "w.gamma"]) == []
+    assert surgery.find_renames(a, b, ["x.bias", "y.bias"], ["z.bias", "w.gamma"]) == []
     a1 = MemoryReader({"x.bias": np.zeros(4, np.float32)})
-    assert visual.find_renames(a1, b, ["x.bias"], ["z.bias", "w.gamma"]) == [("x.bias", "z.bias")]
+    assert surgery.find_renames(a1, b, ["x.bias"], ["z.bias", "w.gamma"]) == [("x.bias", "z.bias")]
 
 
 def test_diff_draws_removed_layers_apart():

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from modelsurgeon.core.checkpoint import open_checkpoint
+from modelsurgeon.core.binding import open_checkpoint
 
 path = sys.argv[1]
 # This VM makes the first touch of fresh memory after an idle spell slow (freed pages go back to the

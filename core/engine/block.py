@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import naming, symbol
+from . import naming, persistence, symbol
 from ..errors import ModelSurgeonError
 from .parameter import Parameter, shape_is_known
 
@@ -32,6 +32,12 @@ class Block:
     _arch_leaf = False
     #: set by containers whose forward applies their children one after another, in order
     _arch_chain = False
+    # Set with object.__setattr__ in __init__ (this class's __setattr__ registers children and
+    # Parameters, and needs these to exist first).
+    _children: dict[str, Block]
+    _reg_params: dict[str, Parameter]
+    _name: str
+    _input_specs: list[tuple[tuple[int, ...], Any]] | None
 
     def __init__(self) -> None:
         object.__setattr__(self, "_children", {})
@@ -55,7 +61,7 @@ class Block:
 
     # -- registration -------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
-        existing = self._children.get(name)
+        existing: Block | Parameter | None = self._children.get(name)
         if existing is None:
             existing = self._reg_params.get(name)
         if existing is not None and not isinstance(value, type(existing)):
@@ -191,25 +197,22 @@ class Block:
             f"{type(self).__name__} '{self._name}' has parameters with unknown shape ({', '.join(unknown)}). "
             "Specify the shape in __init__ or implement infer_shape.")
 
-    # -- checkpoints (implemented in .checkpoint, which owns all file access) -----------------
+    # -- checkpoints (implemented by the binding layer, which owns all file access) -----------
     def save_parameters(self, filename: str, deduplicate: bool = False) -> None:
         """Write a structural checkpoint (keys like ``features.0.weight``) to an HDF5 file."""
-        from ..checkpoint import save_parameters
-        save_parameters(self, filename, deduplicate=deduplicate)
+        persistence.binding().save_parameters(self, filename, deduplicate=deduplicate)
 
     def load_parameters(self, filename: str, allow_missing: bool = False, ignore_extra: bool = False,
                         cast_dtype: bool = False, dtype_source: str = "current") -> None:
         """Load a checkpoint by structural name; every mismatch is reported at once."""
-        from ..checkpoint import load_parameters
-        load_parameters(self, filename, allow_missing=allow_missing, ignore_extra=ignore_extra,
+        persistence.binding().load_parameters(self, filename, allow_missing=allow_missing, ignore_extra=ignore_extra,
                         cast_dtype=cast_dtype, dtype_source=dtype_source)
 
     def load_dict(self, arrays: dict[str, Any], allow_missing: bool = False, ignore_extra: bool = False,
                   cast_dtype: bool = False, dtype_source: str = "current",
                   source: str = "param_dict") -> None:
         """Load arrays keyed by structural name (``arg:``/``aux:`` prefixes are accepted)."""
-        from ..checkpoint import load_arrays
-        load_arrays(self, arrays, allow_missing=allow_missing, ignore_extra=ignore_extra,
+        persistence.binding().load_arrays(self, arrays, allow_missing=allow_missing, ignore_extra=ignore_extra,
                     cast_dtype=cast_dtype, dtype_source=dtype_source, source=source)
 
     # -- repr ---------------------------------------------------------------------------------
@@ -260,8 +263,7 @@ class HybridBlock(Block):
 
         ``format='mxnet'`` writes MXNet's binary ``.params`` instead. Returns both file names.
         """
-        from ..checkpoint import export_block
-        return export_block(self, path, epoch=epoch, format=format)
+        return persistence.binding().export_block(self, path, epoch=epoch, format=format)
 
 
 def _check_child_name(name: str) -> None:

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ops
 from ..errors import ModelSurgeonError
+from . import ops
 from .symbol import Graph
 
 #: Version of the census document's layout.
 CENSUS_VERSION = 1
 
 
-def census(graph: "Graph | dict[str, Any] | str | bytes") -> dict[str, Any]:
+def census(graph: Graph | dict[str, Any] | str | bytes) -> dict[str, Any]:
     """The operators ``graph`` uses (a :class:`Graph`, or ``-symbol.json`` text or document).
 
     Returns ``{"version", "nodes", "variables", "supported", "unsupported", "operators"}`` where

@@ -112,6 +112,13 @@ class Parameter:
         self._shape = new_shape
 
     @property
+    def dims(self) -> tuple[int, ...]:
+        """The shape of a Parameter that has one (every layer's do; ``-1`` marks an unknown size)."""
+        if self._shape is None:
+            raise ShapeError(f"Parameter '{self._short}' has no shape")
+        return self._shape
+
+    @property
     def dtype(self) -> np.dtype:
         return self._dtype
 
@@ -151,8 +158,8 @@ class Parameter:
         initializer = self.init or chosen or fallback
         fan_in = None
         if self._fan_source is not None and shape_is_known(self._fan_source.shape):
-            fan_in = _init.fans(self._fan_source.shape)[0]
-        data = initializer(self._short, self._shape, self._dtype, random.generator(), fan_in=fan_in)
+            fan_in = _init.fans(self._fan_source.dims)[0]
+        data = initializer(self._short, self.dims, self._dtype, random.generator(), fan_in=fan_in)
         self._data = np.asarray(data, dtype=self._dtype, order="C")
         self._deferred = None
 

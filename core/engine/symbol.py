@@ -20,15 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import ops
+from ..dtypes import MX_DTYPE_FLAGS, MX_FLAG_OF_DTYPE
 from ..errors import ModelSurgeonError, ShapeError, UnsupportedOpError
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
-MX_DTYPE_FLAGS: dict[int, np.dtype] = {
-    0: np.dtype("float32"), 1: np.dtype("float64"), 2: np.dtype("float16"), 3: np.dtype("uint8"),
-    4: np.dtype("int32"), 5: np.dtype("int8"), 6: np.dtype("int64"), 7: np.dtype("bool"),
-    8: np.dtype("int16"), 9: np.dtype("uint16"), 10: np.dtype("uint32"), 11: np.dtype("uint64"),
-}
-MX_FLAG_OF_DTYPE = {dtype: flag for flag, dtype in MX_DTYPE_FLAGS.items()}
 #: The MXNet version our graphs claim to follow (1.9.1), as MXNet encodes it.
 MXNET_VERSION = 10901
 MAX_GRAPH_NODES = 1_000_000
@@ -151,9 +146,10 @@ class Trace:
             if version:
                 self.aux.add(value.node)
             entries.append((value.node, value.index, version))
-        result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
+        with np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, never a numpy warning
+            result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
-        index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, given), entries))
+        index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, list(given)), entries))
         if isinstance(result, list):  # a multi-output operator (SliceChannel, topk 'both'...)
             return [Symbol(self, index, value, i) for i, value in enumerate(result)]  # type: ignore[return-value]
         return Symbol(self, index, result)
@@ -434,8 +430,10 @@ class Graph:
         data, weight, bias = conv_args[0], conv_args[1], None if no_bias else conv_args[2]
         norm_attrs = ops.get(norm.op).parse(norm.attrs)
         try:
-            return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs, eps=norm_attrs["eps"],
-                                              fix_gamma=norm_attrs["fix_gamma"], relu=relu)
+            with np.errstate(all="ignore"):
+                return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs,
+                                                  eps=norm_attrs["eps"], fix_gamma=norm_attrs["fix_gamma"],
+                                                  relu=relu)
         except (ValueError, TypeError, IndexError) as exc:
             raise ShapeError(f"operators {conv.name} and {norm.name} cannot run on input of shape "
                              f"{getattr(data, 'shape', None)}: {exc}") from None

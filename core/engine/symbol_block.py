@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import persistence
 from .block import HybridBlock
 from ..errors import ModelSurgeonError
 from .parameter import UNKNOWN, Parameter
@@ -28,7 +29,7 @@ def _variable_parameter(name: str, attrs: dict[str, str], aux: bool) -> Paramete
         except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError):
             raise ModelSurgeonError(f"graph variable '{name}' has a malformed __shape__ "
                                     f"{attrs['__shape__'][:80]!r}") from None
-    dtype = np.float32
+    dtype = np.dtype(np.float32)
     if attrs.get("__dtype__", "").lstrip("-").isdigit():
         dtype = MX_DTYPE_FLAGS.get(int(attrs["__dtype__"]), np.dtype(np.float32))
     from .naming import short_name
@@ -46,6 +47,9 @@ class SymbolBlock(HybridBlock):
         inputs: names of the graph variables that are inputs (``['data']``).
         params: optional Parameters by variable name, to share with another block.
     """
+
+    _graph: Graph
+    _input_names: list[str]
 
     def __init__(self, outputs: "Graph | str | dict[str, Any]", inputs: "str | Sequence[str]",
                  params: dict[str, Parameter] | None = None) -> None:
@@ -98,8 +102,7 @@ class SymbolBlock(HybridBlock):
     def imports(symbol_file: str, input_names: "str | Sequence[str]", param_file: str | None = None,
                 allow_missing: bool = False, ignore_extra: bool = False, **_: Any) -> "SymbolBlock":
         """Rebuild a block from ``-symbol.json`` and a parameter file of any supported format."""
-        from ..checkpoint import read_graph_file
-        block = SymbolBlock(read_graph_file(symbol_file), input_names)
+        block = SymbolBlock(persistence.binding().read_graph_file(symbol_file), input_names)
         if param_file is not None:
             block.load_parameters(param_file, allow_missing=allow_missing, ignore_extra=ignore_extra,
                                   cast_dtype=True, dtype_source="saved")

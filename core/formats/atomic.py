@@ -22,6 +22,7 @@ import errno
 import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,7 +50,7 @@ def temp_prefix() -> str:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], overwrite: bool = True,
-                  later: CommitQueue | None = None, then: Callable[[], None] | None = None) -> Iterator[str]:
+                  later: CommitQueue | CommitGroup | None = None, then: Callable[[], None] | None = None) -> Iterator[str]:
     """Yield a temporary path in ``path``'s directory; on success it is renamed onto ``path``.
 
     On any exception (or a crash) the target is untouched and the temporary file is removed
@@ -62,7 +63,7 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True,
     if not os.path.isdir(directory):
         raise WriteError(f"{target}: the directory {directory} does not exist")
     if not overwrite and os.path.exists(target):
-        raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
+        raise OutputExistsError(f"{target} already exists (use `overwrite` to overwrite it)")
     with contextlib.suppress(OSError):
         clean_stale_temps(directory)  # a killed earlier run's leftovers; frees their space first
     try:
@@ -83,12 +84,42 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True,
         _commit(tmp, target, directory, overwrite, then)
 
 
+def _refuse_non_regular(target: str) -> None:
+    """Outputs replace regular files only: never a device, a FIFO, a socket or a directory."""
+    try:
+        info = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise WriteError(f"{target} is not a regular file; outputs only replace regular files")
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise the :class:`WriteError` that writing ``path`` would meet in its directory (missing, not a
+    directory, no permission, read-only...), by creating and removing an empty temporary file there;
+    so a command can refuse before any work or report."""
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise WriteError(f"{target}: the directory {directory} does not exist")
+    try:
+        fd, tmp = _create_temp(directory)
+    except PermissionError:
+        raise WriteError(f"{target}: permission denied to write in {directory}") from None
+    except OSError as exc:
+        reason = _WRITE_ERRORS.get(exc.errno or 0) or exc.strerror or str(exc)
+        raise WriteError(f"{target}: cannot write in {directory}: {reason.lower()}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def _commit(tmp: str, target: str, directory: str, overwrite: bool, then: Callable[[], None] | None) -> None:
     """Make the finished ``tmp`` durable and put it in place of ``target``."""
     with _removed_on_failure(tmp, target):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(target))
+        _refuse_non_regular(target)
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -176,6 +207,42 @@ class CommitQueue:
                 self.committed.append(target)
 
 
+class CommitGroup:
+    """Outputs that appear together or not at all (an MXNet export's ``.params`` and ``-symbol.json``).
+
+    Used as ``later=`` of :func:`atomic_output`, it holds each finished temporary file; leaving the
+    block normally commits them all in the order given, leaving it by an exception removes them
+    all, so no file of the group is put in place unless every one was written.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: list[tuple[str, str, Callable[[], None]]] = []
+        self.committed: list[str] = []
+
+    def __enter__(self) -> CommitGroup:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        jobs, self._jobs = self._jobs, []
+        if kind is not None:
+            for tmp, _target, _commit_job in jobs:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            return
+        for index, (tmp, target, commit) in enumerate(jobs):
+            try:
+                commit()
+            except BaseException:
+                for later_tmp, _t, _c in jobs[index + 1:]:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(later_tmp)
+                raise
+            self.committed.append(target)
+
+    def submit(self, tmp: str, target: str, commit: Callable[[], None]) -> None:
+        self._jobs.append((tmp, target, commit))
+
+
 def _create_temp(directory: str) -> tuple[int, str]:
     """Create a new, empty, private temporary file in ``directory`` (as ``tempfile.mkstemp`` does)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -203,13 +270,13 @@ def _publish_new(tmp: str, target: str) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise OutputExistsError(f"{target} already exists (use --force to overwrite it)") from None
+        raise OutputExistsError(f"{target} already exists (use `overwrite` to overwrite it)") from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
                              errno.ENOSYS):
             raise
         if os.path.exists(target):  # no hard links here (FAT, some network file systems)
-            raise OutputExistsError(f"{target} already exists (use --force to overwrite it)") from None
+            raise OutputExistsError(f"{target} already exists (use `overwrite` to overwrite it)") from None
         os.replace(tmp, target)
         return
     os.unlink(tmp)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,14 @@ class CheckpointReader(ABC):
     architecture: dict[str, Any] | None = None
     graph: dict[str, Any] | None = None
     metadata: dict[str, str]
+    #: A framework's own model config, where the file has one (Hugging Face, ``.keras``).
+    config: dict[str, Any] | None = None
+    #: Files read besides ``path`` (an MXNet export's ``-symbol.json``).
+    companion_files: tuple[str, ...] = ()
+
+    def source_files(self) -> list[str]:
+        """Every file this checkpoint reads: no command may write over any of them."""
+        return [self.path, *self.companion_files]
 
     @abstractmethod
     def read(self, key: str) -> np.ndarray:
@@ -126,3 +134,12 @@ def input_errors(path: str, what: str = "checkpoint file") -> Iterator[None]:
         raise CheckpointError(path, f"cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:  # e.g. an embedded NUL
         raise CheckpointError(path, f"invalid path: {exc}") from None
+
+
+def without_aliases(infos: "Sequence[TensorInfo]", notes: list[str]) -> list[TensorInfo]:
+    """For formats without links: a tensor stored under several keys is written once per key."""
+    flat = [TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) if i.alias_of else i for i in infos]
+    shared = sum(1 for i in infos if i.alias_of)
+    if shared:
+        notes.append(f"{shared} shared tensor(s) stored as copies (the format has no links)")
+    return flat

@@ -111,8 +111,9 @@ class Writeback:
     itself blocks for a while when the disk's queue is full (50-170 ms in all over a 1 GiB output
     here), so it is made from a helper thread, which overlaps that with the copying instead of
     stalling it. Requests that arrive while a call runs fold into the next call (each one covers the
-    whole file). Where the call is missing or refused it does nothing. :meth:`close` it before the
-    file is closed.
+    whole file). A request made before :meth:`close` is always served before ``close`` returns, so
+    what happens does not depend on how the threads are scheduled. Where the call is missing or
+    refused it does nothing. :meth:`close` it before the file is closed.
     """
 
     _call: Any = None  # sync_file_range from the C library, looked up once per process
@@ -122,6 +123,7 @@ class Writeback:
         self._pending = 0
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._requested = False
         self._closing = False
 
     def wrote(self, nbytes: int) -> None:
@@ -136,10 +138,11 @@ class Writeback:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="modelsurgeon-writeback", daemon=True)
             self._thread.start()
+        self._requested = True
         self._wake.set()
 
     def close(self) -> None:
-        """Stop the helper (after the call it is in, if any); the file may be closed afterwards."""
+        """Serve the request still waiting, if any, and stop the helper; the file may be closed afterwards."""
         self._closing = True
         if self._thread is not None:
             self._wake.set()
@@ -151,9 +154,11 @@ class Writeback:
         while True:
             self._wake.wait()
             self._wake.clear()
+            if self._requested:
+                self._requested = False
+                call(self._fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # the whole file; errors are ignored: a hint
             if self._closing:
                 return
-            call(self._fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # the whole file; errors are ignored: a hint
 
     @staticmethod
     def _function() -> Any:

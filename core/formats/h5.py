@@ -33,6 +33,7 @@ from . import h5safe
 from .atomic import CommitQueue, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, ExtentCopier, Locate, file_id, open_source, read_exact, usable
+from .spec import Documents, Format, Probe
 
 FORMAT_NAME = "modelsurgeon"
 FORMAT_VERSION = 1
@@ -329,7 +330,7 @@ def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
         seen.add(info.key)
     total = sum(info.nbytes for info in infos if info.alias_of is None)
     done = 0
-    from .. import __version__
+    from ..version import __version__
     # our own output: reading it back needs no validation in a child
     with atomic_output(path, overwrite=overwrite, later=later, then=lambda: h5safe.trust(path)) as tmp, \
             _write_errors(), \
@@ -503,3 +504,42 @@ def _rename_inside(copy: str, path: str, mapping: dict[str, str], architecture: 
             if name in meta:
                 del meta[name]
             _write_text(meta, name, document)
+
+
+# -- the format's description -----------------------------------------------------------------
+
+def sniff(probe: Probe) -> bool:
+    return h5safe.is_hdf5(probe.head)
+
+
+def open_hdf5(path: str) -> CheckpointReader:
+    """Our HDF5 checkpoint (validated and listed in a forked child first), else a Keras HDF5 file."""
+    if h5safe.VALIDATE:  # the validating child lists our files too: nothing is parsed twice
+        listing = h5safe.validate_in_child(path, survey)
+        if listing is not None:
+            return H5Reader(path, survey=listing)
+    handle = h5safe.open_h5(path)
+    try:
+        if is_ours(handle):
+            return H5Reader(path, handle)
+        from . import keras
+        if keras.looks_like_keras(handle):
+            handle.close()
+            return keras.KerasH5Reader(path)
+    except BaseException:
+        handle.close()
+        raise
+    handle.close()
+    raise CheckpointError(path, "HDF5 file is neither a modelsurgeon checkpoint nor a Keras weights file")
+
+
+def write_checkpoint(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+                     progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
+                     later: CommitQueue | None = None) -> list[str]:
+    write_h5(path, documents.kind, infos, fetch, architecture=documents.architecture, graph=documents.graph,
+             metadata=documents.metadata, progress=progress, overwrite=overwrite, locate=locate, later=later)
+    return []
+
+
+FORMAT = Format("h5", "modelsurgeon HDF5", (".h5", ".hdf5"), sniff, open_hdf5, write_checkpoint, shards=True,
+                reports=("modelsurgeon-h5",))

@@ -42,11 +42,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import CheckpointError, SurgeryError, brief_list
-from ..engine.symbol import MX_DTYPE_FLAGS
-from .atomic import CommitQueue, atomic_output
-from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
+from ..errors import CheckpointError, OutputExistsError, SurgeryError, brief_list
+from ..dtypes import MX_DTYPE_FLAGS
+from .atomic import CommitGroup, CommitQueue, atomic_output
+from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors, without_aliases
 from .extents import Extent, ExtentCopier, Locate, file_id, read_exact, usable
+from .spec import Documents, Fetch, Format, Probe, Progress, Writer
 
 __all__ = [
     "MXNetNpzReader",
@@ -758,3 +759,113 @@ def write_npz(
             del arr
             if progress is not None:
                 progress(done, total)
+
+
+# --------------------------------------------------------------------------------------------
+# The formats' descriptions: an export is the parameter file and its ``-symbol.json``
+
+#: A ``-symbol.json`` larger than this is refused (real graphs are a few MB).
+MAX_GRAPH_BYTES = 256 << 20
+
+
+def sibling_graph_path(params_path: str) -> str | None:
+    """``x-symbol.json`` beside ``x-0000.params`` (or ``x.params``), if it exists as a regular file."""
+    candidate = symbol_path_for(params_path)
+    return candidate if os.path.isfile(candidate) else None
+
+
+def symbol_path_for(params_path: str) -> str:
+    """Where the graph lies beside an MXNet parameter file: ``x-0000.params`` -> ``x-symbol.json``."""
+    import re
+    stem = re.sub(r"(-\d{4})?\.[^.]+$", "", os.path.basename(params_path))
+    return os.path.join(os.path.dirname(params_path), f"{stem}-symbol.json")
+
+
+def read_graph_document(path: str) -> dict[str, Any]:
+    """A ``-symbol.json`` as parsed JSON (its structure is checked where a graph is built)."""
+    import json
+    with input_errors(path, "graph file"):
+        with open(path, "rb") as handle:
+            if not os.path.isfile(path):
+                raise CheckpointError(path, "is not a regular file")
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_GRAPH_BYTES:
+                raise CheckpointError(path, f"graph file is {size} bytes, more than {MAX_GRAPH_BYTES}")
+            text = handle.read()
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"graph file is not valid JSON ({_short(exc)})") from None
+    if not isinstance(document, dict):
+        raise CheckpointError(path, "graph file is not a JSON object")
+    return document
+
+
+def _with_sibling_graph(reader: CheckpointReader) -> CheckpointReader:
+    if reader.graph is None and reader.kind == NAMED:
+        graph_path = sibling_graph_path(reader.path)
+        if graph_path is not None:
+            try:
+                reader.graph = read_graph_document(graph_path)
+            except BaseException:
+                reader.close()
+                raise
+            reader.metadata = {**reader.metadata, "graph_file": graph_path}
+            reader.companion_files = (*reader.companion_files, graph_path)
+    return reader
+
+
+def _companions(path: str, documents: Documents) -> list[str]:
+    return [symbol_path_for(path)] if documents.graph is not None else []
+
+
+def _writer(write: Callable[..., None]) -> Writer:
+    def write_export(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+                     progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
+                     later: CommitQueue | None = None) -> list[str]:
+        """The parameter file and, with a graph, its ``-symbol.json``: both in place, or neither."""
+        notes: list[str] = []
+        flat = without_aliases(infos, notes)
+        if documents.architecture is not None:
+            notes.append("the architecture is not carried over: MXNet parameter files have no place for it")
+        if documents.metadata:
+            notes.append(f"metadata not carried over ({', '.join(sorted(documents.metadata))}): "
+                         "MXNet parameter files have no place for it")
+        symbol_file = symbol_path_for(path) if documents.graph is not None else None
+        if symbol_file is not None and not overwrite and os.path.exists(symbol_file):
+            raise OutputExistsError(f"{symbol_file} already exists (use `overwrite` to overwrite it)")
+        kwargs = {"locate": locate} if write is write_params else {}
+        if symbol_file is None:
+            write(path, flat, fetch, roles=documents.kind == NAMED, progress=progress, later=later, **kwargs)
+            return notes
+        import json
+        # Both files are written to temporary names first and committed together, the graph last:
+        # a failure on either leaves neither (and never a graph without its parameters).
+        unit = CommitGroup()
+        with unit:
+            write(path, flat, fetch, roles=documents.kind == NAMED, progress=progress, later=unit, **kwargs)
+            with atomic_output(symbol_file, overwrite=overwrite, later=unit) as tmp:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(documents.graph, indent=2) + "\n")
+        if later is not None:
+            later.committed.extend(unit.committed)
+        notes.append(f"graph written to {symbol_file}")
+        return notes
+
+    return write_export
+
+
+def _sniff_params(probe: Probe) -> bool:
+    return sniff(probe.head) == "mxnet-params"
+
+
+def _sniff_npz(probe: Probe) -> bool:
+    return sniff(probe.head) == "npz"
+
+
+FORMAT = Format("mxnet", "MXNet .params", (".params",), _sniff_params,
+                lambda path: _with_sibling_graph(MXNetParamsReader(path)), _writer(write_params), shards=True,
+                companions=_companions, reports=("mxnet-params",))
+NPZ_FORMAT = Format("npz", "MXNet 2 .npz", (".npz",), _sniff_npz,
+                    lambda path: _with_sibling_graph(MXNetNpzReader(path)), _writer(write_npz), shards=True,
+                    companions=_companions, reports=("mxnet-npz",))

@@ -41,9 +41,7 @@ otherwise the write is refused with a message saying so (nothing is written).
 
 Sharded checkpoints (Hugging Face layout): ``model.safetensors.index.json`` =
 ``{"metadata": {"total_size": N, ...}, "weight_map": {tensor: shard file}}`` beside shards
-``model-00001-of-00003.safetensors``... :class:`~.sharded.ShardedReader` reads them (as any sharded
-index);
-:func:`write_sharded` writes them.
+``model-00001-of-00003.safetensors``... are read and written by :mod:`.sharded`, as any format's shards.
 """
 
 from __future__ import annotations
@@ -58,10 +56,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
+from ..errors import CheckpointError, ModelSurgeonError
 from .atomic import CommitQueue, atomic_output
-from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo
+from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo, without_aliases
 from .extents import Extent, ExtentCopier, Locate, file_id, usable
+from .spec import Documents, Format, Probe
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -660,82 +659,57 @@ def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo],
             _write_tensors(handle, rows, fetch, by_key, progress, 0, total, locate)
 
 
-def _index_target(directory_or_index_path: str) -> tuple[str, str, str]:
-    """(directory, index file name, shard prefix) for :func:`write_sharded`."""
-    target = os.fspath(directory_or_index_path)
-    if target.endswith(".json"):
-        directory, name = os.path.split(os.path.abspath(target))
-    else:
-        directory, name = os.path.abspath(target), INDEX_NAME
-    suffix = ".safetensors.index.json"
-    prefix = name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else "model"
-    return directory, name, prefix
+# ---------------------------------------------------------------------------------------------
+# The format's description: our documents travel in ``__metadata__``
+
+#: keys in safetensors ``__metadata__`` that carry our documents losslessly
+ST_ARCHITECTURE = "modelsurgeon.architecture"
+ST_GRAPH = "modelsurgeon.graph"
+ST_KIND = "modelsurgeon.kind"
 
 
-def write_sharded(directory_or_index_path: str | os.PathLike[str], infos: Iterable[TensorInfo],
-                  fetch: Fetch, *, max_shard_size: int, metadata: dict[str, str] | None = None,
-                  progress: Progress | None = None, overwrite: bool = True,
-                  keep_source_dtype: bool = True, locate: Locate | None = None) -> list[str]:
-    """Write a Hugging Face style sharded checkpoint; returns the paths written (index last).
+def _sniff(probe: Probe) -> bool:
+    return sniff(probe.head, probe.size)
 
-    The target is a directory (index ``model.safetensors.index.json``) or an index path
-    ``<name>.safetensors.index.json`` (shards ``<name>-0000i-of-0000N.safetensors``). Tensors are
-    packed greedily in the given order: a shard is closed when the next tensor would take its
-    data over ``max_shard_size`` bytes; a tensor larger than the limit gets a shard of its own.
-    Even a single shard is written as ``-00001-of-00001`` with an index. ``metadata`` goes into
-    every shard's ``__metadata__``; the index gets ``{"metadata": {"total_size": <tensor
-    bytes>}, "weight_map": {...}}`` as ``json.dumps(indent=2, sort_keys=True) + "\\n"``.
-    Each file is written atomically and the index last, so a failure leaves no new index (and
-    this call's finished shards are removed). Each shard is committed (fsync, rename) on a helper
-    thread while the next one is written (atomic.CommitQueue).
-    """
-    if not _is_int(max_shard_size) or max_shard_size <= 0:
-        raise ModelSurgeonError(f"max_shard_size must be a positive number of bytes, not {max_shard_size!r}")
-    directory, index_name, prefix = _index_target(os.fspath(directory_or_index_path))
-    infos = list(infos)
-    _plan(infos, metadata, keep_source_dtype)  # validates keys, dtypes and metadata up front
-    by_key = {info.key: info for info in infos}
-    groups: list[list[TensorInfo]] = []
-    current: list[TensorInfo] = []
-    current_size = 0
-    for info in infos:
-        size = math.prod(info.shape) * BITS[_target_code(info, keep_source_dtype)] // 8
-        if current and current_size + size > max_shard_size:
-            groups.append(current)
-            current, current_size = [], 0
-        current.append(info)
-        current_size += size
-    if current or not groups:
-        groups.append(current)
-    count = len(groups)
-    names = [f"{prefix}-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
-    index_path = os.path.join(directory, index_name)
-    if not overwrite:
-        for target in [*(os.path.join(directory, n) for n in names), index_path]:
-            if os.path.exists(target):
-                raise OutputExistsError(f"{target} already exists (use --force to overwrite it)")
-    plans = [_plan(group, metadata, keep_source_dtype) for group in groups]
-    total = sum(size for _, rows in plans for _, _, size in rows)
-    weight_map: dict[str, str] = {}
-    commits = CommitQueue()
-    done = 0
+
+def open_checkpoint(path: str) -> SafetensorsReader:
+    """A safetensors file, with our architecture, graph and key scheme restored from its metadata."""
+    reader = SafetensorsReader(path)
     try:
-        with commits:
-            for name, (header, rows) in zip(names, plans, strict=True):
-                target = os.path.join(directory, name)
-                with atomic_output(target, overwrite=overwrite, later=commits) as tmp:
-                    with open(tmp, "wb") as handle:
-                        handle.write(header)
-                        done = _write_tensors(handle, rows, fetch, by_key, progress, done, total, locate)
-                for info, _, _ in rows:
-                    weight_map[info.key] = name
-        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        with atomic_output(index_path, overwrite=overwrite) as tmp:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        metadata = dict(reader.metadata)
+        kind = metadata.pop(ST_KIND, None)
+        if kind in ("structural", "named"):
+            reader.kind = kind
+        for key, attribute in ((ST_ARCHITECTURE, "architecture"), (ST_GRAPH, "graph")):
+            if key in metadata:
+                try:
+                    setattr(reader, attribute, json.loads(metadata.pop(key)))
+                except (ValueError, RecursionError):
+                    raise CheckpointError(reader.path, f"metadata {key} is not valid JSON") from None
+        reader.metadata = metadata
     except BaseException:
-        for target in commits.committed:
-            with contextlib.suppress(OSError):
-                os.unlink(target)
+        reader.close()
         raise
-    return [*commits.committed, index_path]
+    return reader
+
+
+def write_checkpoint(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+                     progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
+                     later: CommitQueue | None = None) -> list[str]:
+    notes: list[str] = []
+    flat = without_aliases(infos, notes)
+    metadata = dict(documents.metadata)
+    if documents.architecture is not None:
+        metadata[ST_ARCHITECTURE] = json.dumps(documents.architecture, separators=(",", ":"))
+    if documents.graph is not None:
+        metadata[ST_GRAPH] = json.dumps(documents.graph, separators=(",", ":"))
+    metadata[ST_KIND] = documents.kind
+    if any(i.role for i in flat) or any(i.structural for i in flat):
+        notes.append("safetensors has no per-tensor roles or structural names; kept only the keys")
+    write_safetensors(path, flat, fetch, metadata=metadata, progress=progress, overwrite=overwrite, locate=locate,
+                      later=later)
+    return notes
+
+
+FORMAT = Format("safetensors", "safetensors", (".safetensors",), _sniff, open_checkpoint, write_checkpoint,
+                shards=True, reports=("safetensors",))

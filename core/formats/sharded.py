@@ -11,17 +11,23 @@ file descriptors than one of eight.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, ModelSurgeonError
+from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError
+from .atomic import CommitQueue, atomic_output
 from .base import CheckpointReader, TensorInfo
+from .extents import Locate
 from .safetensors_io import _safe_member, read_index
+from .spec import Documents, Fetch, Format, Probe, Progress
 
 Opener = Callable[[str], CheckpointReader]
 #: Shards kept open at once (least recently used ones are closed).
@@ -126,6 +132,9 @@ class ShardedReader(CheckpointReader):
                 raise CheckpointError(self.path, f"shard {name!r} changed after the checkpoint was opened")
         return reader
 
+    def source_files(self) -> list[str]:
+        return [self.path, *self._paths.values()]
+
     def read(self, key: str) -> np.ndarray:
         return self._shard(key).read(key)
 
@@ -145,3 +154,116 @@ def _try_open(opener: Opener) -> Callable[[str], Any]:
         except Exception as exc:  # noqa: BLE001 - re-raised by the caller after closing the rest
             return exc
     return attempt
+
+
+# -- the index as a format -------------------------------------------------------------------------
+
+#: How much of a JSON file detection reads to find ``weight_map`` (indexes of huge models list
+#: thousands of keys, and some put long metadata first).
+SNIFF_INDEX_BYTES = 16 << 20
+
+
+def _sniff(probe: Probe) -> bool:
+    if probe.head.lstrip()[:1] != b"{":
+        return False
+    return b'"weight_map"' in probe.peek(min(probe.size, SNIFF_INDEX_BYTES))
+
+
+def open_index(path: str, open_member: Opener) -> ShardedReader:
+    return ShardedReader(path, open_member)
+
+
+FORMAT = Format("index", "sharded index (.index.json)", (), _sniff, None, open_members=open_index)
+
+
+# -- writing: one sharded writer for every format that shards -------------------------------------
+
+def shard_layout(path: str, fmt: Format) -> tuple[str, str, str]:
+    """(directory, shard name prefix, index path) for a sharded output at ``path``.
+
+    ``path`` is a directory (``out/``: ``model-00001-of-0000N.<ext>`` and ``model.<ext>.index.json``),
+    an index file (``x.<ext>.index.json``) or a plain file name (``x.<ext>``: ``x-00001-of-...``).
+    """
+    ext = fmt.extension
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        directory, prefix = path, "model"
+    else:
+        directory, prefix = os.path.split(path)
+        for suffix in (".index.json", ext, ".json"):
+            if prefix.lower().endswith(suffix):
+                prefix = prefix[: -len(suffix)]
+        prefix = prefix or "model"
+    directory = directory or "."
+    return directory, prefix, os.path.join(directory, f"{prefix}{ext}.index.json")
+
+
+def plan_shards(path: str, fmt: Format, infos: Sequence[TensorInfo],
+                max_shard_size: int) -> tuple[str, list[tuple[str, list[TensorInfo]]]]:
+    """(index path, [(shard path, its tensors)]): tensors packed greedily in order, a shard closed
+    when the next tensor would take it over ``max_shard_size`` bytes (a larger tensor gets a shard
+    of its own); a tensor stored under several keys counts once."""
+    if max_shard_size <= 0:
+        raise ModelSurgeonError(f"max_shard_size must be a positive number of bytes, not {max_shard_size!r}")
+    directory, prefix, index_path = shard_layout(path, fmt)
+    groups: list[list[TensorInfo]] = [[]]
+    size = 0
+    for info in infos:
+        if groups[-1] and size + info.nbytes > max_shard_size and info.alias_of is None:
+            groups.append([])
+            size = 0
+        groups[-1].append(info)
+        size += 0 if info.alias_of else info.nbytes
+    count = len(groups)
+    names = [os.path.join(directory, f"{prefix}-{i + 1:05d}-of-{count:05d}{fmt.extension}") for i in range(count)]
+    return index_path, list(zip(names, groups))
+
+
+def write_sharded(path: str, fmt: Format, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+                  max_shard_size: int, progress: Progress | None = None, overwrite: bool = True,
+                  locate: Locate | None = None) -> tuple[str, list[str]]:
+    """Write shards of at most ``max_shard_size`` tensor bytes plus an index; returns (index, notes).
+
+    Each shard is a complete checkpoint of its part in ``fmt``, with the documents where ``fmt``
+    keeps them (a graph only in HDF5 shards). Shards are committed (fsynced, renamed) on a helper
+    thread while the next one is written; the index comes last, once every shard is in place, so an
+    interrupted run leaves no new index, and a failed one removes the shards it had put in place.
+    """
+    assert fmt.write is not None
+    index_path, shards = plan_shards(path, fmt, infos, max_shard_size)
+    os.makedirs(os.path.dirname(index_path) or ".", exist_ok=True)
+    if not overwrite:
+        for target in [*(name for name, _ in shards), index_path]:
+            if os.path.exists(target):
+                raise OutputExistsError(f"{target} already exists (use `overwrite` to overwrite it)")
+    total = sum(i.nbytes for i in infos if i.alias_of is None)
+    shard_documents = documents if fmt.name == "h5" else replace(documents, graph=None)
+    notes: list[str] = []
+    weight_map: dict[str, str] = {}
+    offset = 0
+    commits = CommitQueue()
+    try:
+        with commits:
+            for target, group in shards:
+                keys = {i.key for i in group}
+                # a link can only point inside its own shard; across shards the tensor is copied
+                local = [i if i.alias_of is None or i.alias_of in keys else
+                         TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) for i in group]
+                part = (lambda done, _t, base=offset: progress(base + done, total)) if progress else None
+                shard_notes = fmt.write(target, local, fetch, shard_documents, progress=part, overwrite=overwrite,
+                                        locate=locate, later=commits)
+                notes += [n for n in shard_notes if n not in notes]
+                offset += sum(i.nbytes for i in local if i.alias_of is None)
+                weight_map.update({i.key: os.path.basename(target) for i in group})
+        index = {"metadata": {"total_size": total, "format": fmt.name, "kind": documents.kind},
+                 "weight_map": weight_map}
+        with atomic_output(index_path, overwrite=overwrite) as tmp:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        for target in commits.committed:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+        raise
+    if documents.graph is not None and fmt.name != "h5":
+        notes.append("the graph is not carried into non-HDF5 shards")
+    return index_path, notes + [f"{len(shards)} shard(s) and index {index_path}"]

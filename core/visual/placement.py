@@ -172,16 +172,44 @@ def _isotonic(targets: list[float], weights: list[float], gaps: list[float]) -> 
 
 
 def _layered(picture: Picture) -> Drawing:
-    drawing = Drawing("graph", 0, 0)
+    """Longest-path ranks, dummy points on long edges, barycentre ordering, then x by sweeps."""
     main = [layer for layer in picture.layers if not layer.detached]
     detached = [layer for layer in picture.layers if layer.detached]
     ids = [layer.id for layer in main]
-    known = set(ids)
+    sizes = _node_sizes(picture)
+    preds, succs, edges = _adjacency(picture, ids)
+    rank = _ranks(ids, preds)
+    # inputs sit just above their first consumer rather than all at the top
+    for node in ids:
+        if not preds[node] and succs[node]:
+            rank[node] = max(rank[node], min(rank[s] for s in succs[node]) - 1)
+    width = {node: sizes[node][0] for node in ids}
+    chains, up, down = _dummy_chains(ids, edges, rank, width)
+    levels = max(rank.values(), default=-1) + 1
+    ranks: list[list[str]] = [[] for _ in range(levels)]
+    for node in ids:  # real nodes in picture order, each rank's dummies after them
+        ranks[rank[node]].append(node)
+    for chain in chains:
+        for dummy in chain[1:-1]:
+            ranks[rank[dummy]].append(dummy)
+    ranks = _order(ranks, up, down)
+    x = _positions(ranks, chains, up, down, width)
+    return _drawn(ranks, chains, rank, x, width, sizes, detached)
+
+
+def _node_sizes(picture: Picture) -> dict[str, tuple[float, float]]:
+    """Each layer's box size; every operator box gets the widest one's width."""
     sizes = {layer.id: node_size(layer) for layer in picture.layers}
-    common = max((w for layer in picture.layers if layer.kind != "input" for w in [sizes[layer.id][0]]), default=0)
+    common = max((sizes[layer.id][0] for layer in picture.layers if layer.kind != "input"), default=0)
     for layer in picture.layers:
         if layer.kind != "input":
             sizes[layer.id] = (common, sizes[layer.id][1])
+    return sizes
+
+
+def _adjacency(picture: Picture, ids: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]],
+                                                          list[tuple[str, str]]]:
+    known = set(ids)
     preds: dict[str, list[str]] = {node: [] for node in ids}
     succs: dict[str, list[str]] = {node: [] for node in ids}
     edges = []
@@ -190,16 +218,16 @@ def _layered(picture: Picture) -> Drawing:
             preds[target].append(source)
             succs[source].append(target)
             edges.append((source, target))
-    rank = _ranks(ids, preds)
-    # inputs sit just above their first consumer rather than all at the top
-    for node in ids:
-        if not preds[node] and succs[node]:
-            rank[node] = max(rank[node], min(rank[s] for s in succs[node]) - 1)
-    # dummy points for edges that span several ranks
+    return preds, succs, edges
+
+
+def _dummy_chains(ids: list[str], edges: list[tuple[str, str]], rank: dict[str, int], width: dict[str, float]
+                  ) -> tuple[list[list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """Each edge as a chain of nodes, with a dummy point on every rank it crosses (ranks and widths
+    of the dummies are added to ``rank`` and ``width``)."""
     up: dict[str, list[str]] = {node: [] for node in ids}
     down: dict[str, list[str]] = {node: [] for node in ids}
     chains: list[list[str]] = []
-    width = {node: sizes[node][0] for node in ids}
     for number, (source, target) in enumerate(edges):
         chain = [source]
         for step in range(rank[source] + 1, rank[target]):
@@ -212,15 +240,12 @@ def _layered(picture: Picture) -> Drawing:
             down.setdefault(a, []).append(b)
             up.setdefault(b, []).append(a)
         chains.append(chain)
-    levels = max(rank.values(), default=-1) + 1
-    ranks: list[list[str]] = [[] for _ in range(levels)]
-    for node in ids:  # real nodes in picture order, each rank's dummies after them
-        ranks[rank[node]].append(node)
-    for chain in chains:
-        for dummy in chain[1:-1]:
-            ranks[rank[dummy]].append(dummy)
-    ranks = _order(ranks, up, down)
-    # x: start packed, then pull towards neighbours and restore the gaps
+    return chains, up, down
+
+
+def _positions(ranks: list[list[str]], chains: list[list[str]], up: dict[str, list[str]],
+               down: dict[str, list[str]], width: dict[str, float]) -> dict[str, float]:
+    """x of every node: start packed, then pull towards neighbours and restore the gaps."""
     x: dict[str, float] = {}
     for nodes in ranks:
         cursor = 0.0
@@ -235,8 +260,7 @@ def _layered(picture: Picture) -> Drawing:
     lane_of = {dummy: chain for chain in chains for dummy in chain[1:-1]}
     for sweep in range(SWEEPS):
         going_down = sweep % 2 == 0
-        sequence = ranks if going_down else list(reversed(ranks))
-        for nodes in sequence:
+        for nodes in ranks if going_down else list(reversed(ranks)):
             targets, weights = [], []
             for node in nodes:
                 if node.startswith("\0"):  # a long edge stays one straight lane
@@ -255,6 +279,7 @@ def _layered(picture: Picture) -> Drawing:
             placed = _isotonic(targets, weights, [gap(a, b) for a, b in pairwise(nodes)])
             for node, value in zip(nodes, placed):
                 x[node] = value
+    rank = {node: r for r, nodes in enumerate(ranks) for node in nodes}
     _align_links(ranks, up, down, x, gap)
     _straighten(chains, ranks, rank, x, gap)
     for nodes in ranks:  # the gaps hold whatever the last two steps did
@@ -262,6 +287,13 @@ def _layered(picture: Picture) -> Drawing:
                            [gap(a, b) for a, b in pairwise(nodes)])
         for node, value in zip(nodes, placed):
             x[node] = value
+    return x
+
+
+def _drawn(ranks: list[list[str]], chains: list[list[str]], rank: dict[str, int], x: dict[str, float],
+           width: dict[str, float], sizes: dict[str, tuple[float, float]], detached: list[Layer]) -> Drawing:
+    """Boxes and edge points from ranks and x positions; detached layers in a column beside."""
+    drawing = Drawing("graph", 0, 0)
     left = min((x[n] - width[n] / 2 for nodes in ranks for n in nodes), default=0.0)
     heights = [max((sizes[n][1] for n in nodes if not n.startswith("\0")), default=20.0) for nodes in ranks]
     tops: list[float] = []

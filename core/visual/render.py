@@ -266,5 +266,5 @@ def _diff_summary(picture: Picture) -> str:
 def render_diff_html(reader_a: Any, reader_b: Any, diff_result: Any, input_shape: tuple[int, ...] | None = None,
                      detect_renames: bool = True) -> str:
     """The surgery report: B's picture coloured by change, with the summary table (see :func:`diff_picture`)."""
-    from .picture import diff_picture
+    from .diff import diff_picture
     return render_html(diff_picture(reader_a, reader_b, diff_result, input_shape, detect_renames))

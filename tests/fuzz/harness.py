@@ -138,7 +138,7 @@ def isolated(function: Callable[..., Any], *args: Any, time_limit: int = TIME_LI
 def open_and_read(path: str) -> str:
     """What every command does first: open, list, read every tensor; build the documents."""
     from modelsurgeon.core.engine import architecture as arch
-    from modelsurgeon.core.checkpoint import open_checkpoint
+    from modelsurgeon.core.binding import open_checkpoint
     from modelsurgeon.core.engine.symbol import Graph
     with open_checkpoint(path) as reader:
         for key in reader.keys():
@@ -152,7 +152,7 @@ def open_and_read(path: str) -> str:
 
 def graph_file(path: str) -> str:
     """A ``-symbol.json`` as ``run``/``imports`` use it: read, validate, build a SymbolBlock."""
-    from modelsurgeon.core.checkpoint import read_graph_file
+    from modelsurgeon.core.binding import read_graph_file
     from modelsurgeon.core.engine.symbol_block import SymbolBlock
     graph = read_graph_file(path)
     params = {n.name for n in graph.nodes if n.is_variable and n.name != "data"}

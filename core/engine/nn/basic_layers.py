@@ -1,4 +1,4 @@
-"""Containers and basic layers: Sequential, Dense, Dropout, Flatten, Activation, BatchNorm..."""
+"""Basic layers: Concatenate, Identity, Dense, Dropout, Flatten, Activation, BatchNorm."""
 
 from __future__ import annotations
 
@@ -18,56 +18,6 @@ def check_attrs(layer: str, op: str, attrs: dict[str, Any]) -> None:
         ops.get(op).parse(attrs)
     except InvalidAttributeError as exc:
         raise InvalidAttributeError(layer, exc.problem) from None
-
-
-class _SequentialMixin:
-    """Children run one after another; ``add`` registers them as ``0``, ``1``, ..."""
-
-    _arch_chain = True
-
-    def add(self, *blocks: Block) -> None:
-        for block in blocks:
-            self.register_child(block)  # type: ignore[attr-defined]
-
-    def forward(self, x: Any, *args: Any) -> Any:
-        from .fusion import run_fused  # the fused path knows the layer classes defined here
-        children = list(self._children.values())  # type: ignore[attr-defined]
-        index = 0
-        while index < len(children):
-            fused = None if args else run_fused(children, index, x)
-            if fused is not None:
-                x, index = fused
-                continue
-            x = children[index](x, *args)
-            args = ()
-            index += 1
-        return x
-
-    def __getitem__(self, key: int | slice) -> Any:
-        layers = list(self._children.values())  # type: ignore[attr-defined]
-        if isinstance(key, slice):
-            net = type(self)()
-            net.add(*layers[key])
-            return net
-        return layers[key]
-
-    def __len__(self) -> int:
-        return len(self._children)  # type: ignore[attr-defined]
-
-    def __iter__(self):
-        return iter(list(self._children.values()))  # type: ignore[attr-defined]
-
-
-class Sequential(_SequentialMixin, Block):
-    """Stacks Blocks sequentially.
-
-    >>> net = Sequential(); net.add(Dense(20), Dense(20)); len(net)
-    2
-    """
-
-
-class HybridSequential(_SequentialMixin, HybridBlock):
-    """Stacks HybridBlocks sequentially (exportable)."""
 
 
 class _ConcatenateMixin:
@@ -122,6 +72,7 @@ class Activation(HybridBlock):
     """An activation function: relu, sigmoid, tanh, softrelu or softsign."""
 
     _arch_leaf = True
+    _act_type: str
 
     def __init__(self, activation: str) -> None:
         if activation not in nd.ACTIVATIONS:
@@ -153,6 +104,9 @@ class Dense(HybridBlock):
     """
 
     _arch_leaf = True
+    weight: Parameter
+    bias: Parameter | None
+    act: Activation | None
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  flatten: bool = True, dtype: Any = "float32", weight_initializer: Any = None,
@@ -174,7 +128,7 @@ class Dense(HybridBlock):
 
     @property
     def in_units(self) -> int | None:
-        dim = self.weight.shape[1]
+        dim = self.weight.dims[1]
         return dim if dim >= 0 else None
 
     def infer_shape(self, x: Any) -> None:
@@ -196,7 +150,7 @@ class Dense(HybridBlock):
         return f"Dense({self.in_units} -> {self._units}, {act})"
 
 
-def add_bias_and_activation(layer: HybridBlock, outputs: int, dtype: Any, use_bias: bool, bias_initializer: Any,
+def add_bias_and_activation(layer: Dense | Any, outputs: int, dtype: Any, use_bias: bool, bias_initializer: Any,
                             activation: str | None) -> None:
     """The ``bias`` (sized by the weight's fan-in for PyTorch-style inits) and ``act`` of a layer."""
     if use_bias:
@@ -282,17 +236,17 @@ class BatchNorm(HybridBlock):
                             axis=self._axis)
 
     def _arch_config(self) -> dict[str, Any]:
-        channels = self.gamma.shape[0]
+        channels = self.gamma.dims[0]
         return {"axis": self._axis, "momentum": self._momentum, "epsilon": self._epsilon,
                 "center": self._center, "scale": self._scale,
                 "use_global_stats": self._use_global_stats, "in_channels": max(channels, 0)}
 
     def __repr__(self) -> str:
-        channels = self.gamma.shape[0]
+        channels = self.gamma.dims[0]
         return (f"BatchNorm(axis={self._axis}, eps={self._epsilon}, momentum={self._momentum}, "
                 f"fix_gamma={not self._scale}, use_global_stats={self._use_global_stats}, "
                 f"in_channels={channels if channels >= 0 else None})")
 
 
-__all__ = ["Sequential", "HybridSequential", "Concatenate", "HybridConcatenate", "HybridConcurrent",
+__all__ = ["Concatenate", "HybridConcatenate", "HybridConcurrent",
            "Identity", "Activation", "Dense", "Dropout", "Flatten", "BatchNorm"]

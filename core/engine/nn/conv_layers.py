@@ -8,7 +8,7 @@ from .. import nd
 from ..block import HybridBlock
 from ...errors import InvalidAttributeError, ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
-from .basic_layers import add_bias_and_activation, check_attrs
+from .basic_layers import Activation, add_bias_and_activation, check_attrs
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
@@ -33,6 +33,9 @@ class Conv2D(HybridBlock):
     """
 
     _arch_leaf = True
+    weight: Parameter
+    bias: Parameter | None
+    act: Activation | None
 
     def __init__(self, channels: int, kernel_size: Any, strides: Any = (1, 1), padding: Any = (0, 0),
                  dilation: Any = (1, 1), groups: int = 1, layout: str = "NCHW",
@@ -67,7 +70,7 @@ class Conv2D(HybridBlock):
 
     @property
     def in_channels(self) -> int | None:
-        dim = self.weight.shape[1]
+        dim = self.weight.dims[1]
         return dim * self._groups if dim >= 0 else None
 
     def infer_shape(self, x: Any) -> None:

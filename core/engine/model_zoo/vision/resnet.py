@@ -26,6 +26,7 @@ class BasicBlockV1(HybridBlock):
         self.body = nn.HybridSequential()
         self.body.add(_conv3x3(channels, stride, in_channels), nn.BatchNorm(), nn.Activation("relu"),
                       _conv3x3(channels, 1, channels), nn.BatchNorm())
+        self.downsample: nn.HybridSequential | None
         if downsample:
             self.downsample = nn.HybridSequential()
             self.downsample.add(nn.Conv2D(channels, kernel_size=1, strides=stride, use_bias=False,
@@ -52,6 +53,7 @@ class BasicBlockV2(HybridBlock):
         self.conv1 = _conv3x3(channels, stride, in_channels)
         self.bn2 = nn.BatchNorm()
         self.conv2 = _conv3x3(channels, 1, channels)
+        self.downsample: nn.Conv2D | None
         if downsample:
             self.downsample = nn.Conv2D(channels, 1, stride, use_bias=False, in_channels=in_channels)
         else:
@@ -70,7 +72,7 @@ class BasicBlockV2(HybridBlock):
         return dict(self._config)
 
 
-def _make_stage(block: type[HybridBlock], layers: int, channels: int, stride: int,
+def _make_stage(block: type[BasicBlockV1] | type[BasicBlockV2], layers: int, channels: int, stride: int,
                 in_channels: int) -> nn.HybridSequential:
     stage = nn.HybridSequential()
     stage.add(block(channels, stride, channels != in_channels, in_channels=in_channels))

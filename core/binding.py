@@ -1,7 +1,8 @@
-"""Checkpoints: open any supported file, save and load structural checkpoints, export graphs.
+"""Checkpoints bound to Blocks: open a file with its graph checked, save and load parameters, export.
 
-This module and :mod:`.formats` are the only places that touch files. Opening detects the
-format from the file's bytes, never its name.
+The file layer (:mod:`.formats`) reads and writes tensors; this module is where they meet the engine:
+matching a checkpoint's keys to a model's Parameters, ``save_parameters``/``load_parameters``,
+``export``, and building a runnable Block from a file's architecture or graph.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CheckpointError, MismatchError, ModelSurgeonError, brief_list
-from .formats import h5safe
-from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo, input_errors
-from .formats.h5 import H5Reader, write_h5
+from .formats import mxnet, registry
+from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
+from .formats.atomic import CommitGroup, atomic_output
+from .formats.h5 import write_h5
 from .lazy import lazy_module
 
 # The engine, loaded when a file carries an architecture or a graph, or a model is saved or loaded.
@@ -31,133 +33,46 @@ if TYPE_CHECKING:
     from .engine.parameter import Parameter
     from .engine.symbol import Graph
 
-MAX_GRAPH_BYTES = 256 << 20
 ROLE_PREFIX = re.compile(r"^(arg|aux):")
 
 
 # -- opening ------------------------------------------------------------------------------------
 
 def detect_format(path: str) -> str:
-    """A short format name from the file's first bytes (``'hdf5'``, ``'mxnet-params'``...)."""
-    with input_errors(path):
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-        size = os.path.getsize(path)
-    if h5safe.is_hdf5(head):
-        return "hdf5"
-    from .formats import mxnet, safetensors_io
-    found = mxnet.sniff(head)
-    if found == "mxnet-params":
-        return found
-    if found == "npz":
-        from .formats import torch_io
-        return "torch" if torch_io.sniff_torch_zip(path) else "npz"
-    if safetensors_io.sniff(head, size):
-        return "safetensors"
-    if head.lstrip()[:1] == b"{" and b"weight_map" in _peek(path, 1 << 16):
-        return "sharded-index"
-    from .formats import torch_io
-    if torch_io.is_legacy_pickle(head):
-        return "torch"
-    if size == 0:
-        raise CheckpointError(path, "file is empty")
-    raise CheckpointError(path, "not a checkpoint format modelsurgeon reads (HDF5, MXNet .params/.npz, "
-                                "safetensors, Keras HDF5, PyTorch)")
-
-
-def _peek(path: str, limit: int) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(limit)
+    """The registry name of the file's format, from its bytes (``'h5'``, ``'mxnet'``, ``'index'``...)."""
+    return registry.detect(os.fspath(path)).name
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
-    """Open a checkpoint of any supported format for lazy reading.
+    """Open a checkpoint of any supported format for lazy reading, its graph checked.
+
+    The format's own reader (:func:`registry.open_file`); a graph it carries (embedded, or an MXNet
+    export's ``-symbol.json``) is validated by the engine, and formats that store tensors sorted by
+    name list them in model order.
 
     >>> import tempfile, os
-    >>> from modelsurgeon.core import nn
+    >>> from modelsurgeon.core.engine import nn
     >>> net = nn.Dense(2, in_units=3); _ = net.initialize()
     >>> path = os.path.join(tempfile.mkdtemp(), "d.h5"); net.save_parameters(path)
     >>> with open_checkpoint(path) as ckpt:
     ...     ckpt.kind, [(i.key, i.shape) for i in ckpt.tensors.values()]
     ('structural', [('weight', (2, 3)), ('bias', (2,))])
     """
-    path = os.fspath(path)
-    kind = detect_format(path)
-    if kind == "hdf5":
-        from .formats import h5
-        if h5safe.VALIDATE:  # the validating child lists our files too: nothing is parsed twice
-            listing = h5safe.validate_in_child(path, h5.survey)
-            if listing is not None:
-                return H5Reader(path, survey=listing)
-        handle = h5safe.open_h5(path)
-        try:
-            if h5.is_ours(handle):
-                return H5Reader(path, handle)
-            from .formats import keras
-            if keras.looks_like_keras(handle):
-                handle.close()
-                return keras.KerasH5Reader(path)
-        except BaseException:
-            handle.close()
-            raise
-        handle.close()
-        raise CheckpointError(path, "HDF5 file is neither a modelsurgeon checkpoint nor a Keras weights file")
-    if kind == "mxnet-params":
-        from .formats import mxnet
-        return _attach_sibling_graph(mxnet.MXNetParamsReader(path))
-    if kind == "npz":
-        from .formats import mxnet
-        return _attach_sibling_graph(mxnet.MXNetNpzReader(path))
-    if kind == "safetensors":
-        from .formats import safetensors_io
-        return _restore_documents(safetensors_io.SafetensorsReader(path))
-    if kind == "sharded-index":
-        from .formats.sharded import ShardedReader
-        reader = ShardedReader(path, _open_shard)
-        _reorder_by_model(reader)
-        return reader
-    from .formats import torch_io
-    return torch_io.TorchReader(path)
-
-
-def _open_shard(path: str) -> CheckpointReader:
-    if detect_format(path) == "sharded-index":
-        raise CheckpointError(path, "a shard cannot itself be a sharded index")
-    return open_checkpoint(path)
-
-
-def sibling_graph_path(params_path: str) -> str | None:
-    """``x-symbol.json`` beside ``x-0000.params`` (or ``x.params``), if it exists."""
-    base = os.path.basename(params_path)
-    stem = re.sub(r"(-\d{4})?\.[^.]+$", "", base)
-    candidate = os.path.join(os.path.dirname(params_path), f"{stem}-symbol.json")
-    return candidate if os.path.isfile(candidate) else None
-
-
-def _attach_sibling_graph(reader: CheckpointReader) -> CheckpointReader:
-    if reader.graph is None and reader.kind == NAMED:
-        graph_path = sibling_graph_path(reader.path)
-        if graph_path is not None:
-            reader.graph = read_graph_file(graph_path).to_dict()
-            reader.metadata = {**reader.metadata, "graph_file": graph_path}
-    return reader
-
-
-def _restore_documents(reader: CheckpointReader) -> CheckpointReader:
-    """Our architecture, graph and key scheme, carried in safetensors ``__metadata__``."""
-    from .rewrite import ST_ARCHITECTURE, ST_GRAPH, ST_KIND
-    metadata = dict(reader.metadata)
-    kind = metadata.pop(ST_KIND, None)
-    if kind in (STRUCTURAL, NAMED):
-        reader.kind = kind
-    for key, attribute in ((ST_ARCHITECTURE, "architecture"), (ST_GRAPH, "graph")):
-        if key in metadata:
+    reader = registry.open_file(path)
+    try:
+        if reader.graph is not None:
+            graph_file = reader.metadata.get("graph_file") or reader.path
             try:
-                setattr(reader, attribute, json.loads(metadata.pop(key)))
-            except (ValueError, RecursionError):
-                raise CheckpointError(reader.path, f"metadata {key} is not valid JSON") from None
-    reader.metadata = metadata
-    _reorder_by_model(reader)
+                symbol.Graph.from_json(reader.graph)
+            except CheckpointError:
+                raise
+            except ModelSurgeonError as exc:
+                raise CheckpointError(graph_file, str(exc)) from None
+        if reader.format.startswith("safetensors") or reader.format.endswith("-sharded"):
+            _reorder_by_model(reader)
+    except BaseException:
+        reader.close()
+        raise
     return reader
 
 
@@ -181,14 +96,9 @@ def _reorder_by_model(reader: CheckpointReader) -> None:
 
 def read_graph_file(path: str) -> Graph:
     """Read and validate an MXNet ``-symbol.json`` file."""
-    with input_errors(path, "graph file"):
-        size = os.path.getsize(path)
-        if size > MAX_GRAPH_BYTES:
-            raise CheckpointError(path, f"graph file is {size} bytes, more than {MAX_GRAPH_BYTES}")
-        with open(path, "rb") as handle:
-            text = handle.read()
+    document = mxnet.read_graph_document(path)
     try:
-        return symbol.Graph.from_json(text)
+        return symbol.Graph.from_json(document)
     except CheckpointError:
         raise
     except ModelSurgeonError as exc:
@@ -327,7 +237,9 @@ def load_parameters(block: "Block", filename: str, allow_missing: bool = False, 
 
 def parameter_infos(block: "Block", deduplicate: bool = False) -> tuple[list[TensorInfo], dict[str, Parameter]]:
     """TensorInfos for a structural checkpoint of ``block``; shared Parameters become aliases."""
-    infos, params, first = [], {}, {}
+    infos: list[TensorInfo] = []
+    params: dict[str, Parameter] = {}
+    first: dict[int, str] = {}
     for key, param in block.named_parameters():
         data = param._require_data()
         if id(param) in first:
@@ -356,9 +268,10 @@ def named_infos(block: "HybridBlock", graph: Graph, params: dict[str, Parameter]
     aux = set(graph.aux_variables())
     infos = []
     for name in graph.variables():
-        param = params.get(name)
-        if param is None:
+        found = params.get(name)
+        if found is None:
             continue
+        param = found
         data = param._require_data()
         infos.append(TensorInfo(name, data.shape, data.dtype, "aux" if name in aux else "arg",
                                 tuple(structural.get(id(param), ()))))
@@ -377,20 +290,17 @@ def export_block(block: "HybridBlock", path: str, epoch: int = 0, format: str = 
     infos = named_infos(block, graph, params)
     fetch = lambda info: params[info.key].data()  # noqa: E731
     symbol_file = f"{path}-symbol.json"
-    from .formats.atomic import atomic_output
-    with atomic_output(symbol_file) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(graph.to_json())
-    if not infos:
-        return symbol_file, None
-    if format == "mxnet":
-        from .formats import mxnet
-        params_file = f"{path}-{epoch:04d}.params"
-        mxnet.write_params(params_file, infos, fetch)
-    else:
-        params_file = f"{path}-{epoch:04d}.h5"
-        write_h5(params_file, NAMED, infos, fetch, graph=graph.to_dict(), architecture=arch.describe(block))
-    return symbol_file, params_file
+    params_file = f"{path}-{epoch:04d}.params" if format == "mxnet" else f"{path}-{epoch:04d}.h5"
+    with CommitGroup() as unit:  # the graph and its parameters appear together or not at all
+        with atomic_output(symbol_file, later=unit) as tmp:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(graph.to_json())
+        if infos and format == "mxnet":
+            mxnet.write_params(params_file, infos, fetch, later=unit)
+        elif infos:
+            write_h5(params_file, NAMED, infos, fetch, graph=graph.to_dict(), architecture=arch.describe(block),
+                     later=unit)
+    return symbol_file, params_file if infos else None
 
 
 # -- models from files --------------------------------------------------------------------------
@@ -426,7 +336,7 @@ def model_from_reader(reader: CheckpointReader) -> "Block":
             raise ModelSurgeonError(f"{reader.path}: tensors {brief_list(extra)} are not in the graph")
     else:
         raise ModelSurgeonError(f"{reader.path} holds only weights, no architecture or graph to run; for "
-                                "an MXNet file give its -symbol.json (run --symbol FILE)")
+                                "an MXNet file give its -symbol.json (`symbol`)")
     available = {k: (reader.tensors[v].shape, reader.tensors[v].dtype) for k, v in keys.items()}
     _load(block, available, lambda k: reader.read(keys[k]), f"'{reader.path}'", False, False, True, "saved")
     return block
@@ -440,5 +350,4 @@ def iter_arrays(reader: CheckpointReader, keys: Iterable[str] | None = None) -> 
 
 __all__ = ["MatchReport", "detect_format", "export_block", "iter_arrays", "load_arrays", "load_parameters",
            "match", "mismatch_error", "model_from_reader", "named_infos", "open_checkpoint",
-           "parameter_infos", "read_graph_file", "save_parameters", "sibling_graph_path", "strip_role",
-           "structural_view"]
+           "parameter_infos", "read_graph_file", "save_parameters", "strip_role", "structural_view"]

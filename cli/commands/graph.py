@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 
 import click
-from modelsurgeon.core import checkpoint, visual
-from modelsurgeon.core.errors import SurgeryError
+
+from modelsurgeon.core import binding, visual
 from modelsurgeon.core.formats.atomic import atomic_output
 
-from .commands_read import parse_shape
-from .main import cli, output_options
-from .output import Output
+from ..errors import flags
+from ..options import output_options, shape_option
+from ..output import Output
+from ..target import check_output
 
 PICTURE_FORMATS = {".html": "html", ".htm": "html", ".svg": "svg"}
 
@@ -28,17 +29,17 @@ def _is_graph_file(path: str) -> bool:
     return path.lower().endswith(".json")
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Where to write: OUT.html (interactive page) or OUT.svg (static picture).")
 @click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
-@click.option("--input-shape", metavar="SHAPE",
+@click.option("--input-shape", callback=shape_option, metavar="SHAPE",
               help="Input shape for tracing and output shapes, e.g. 1,3,224,224 (default: the recorded one).")
 @click.option("--symbol", "symbol_file", type=click.Path(dir_okay=False),
               help="Graph (-symbol.json) for a parameter file that has none beside it.")
 @output_options
-def graph(file: str, output: str, force: bool, input_shape: str | None, symbol_file: str | None, out: Output) -> None:
+def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | None, symbol_file: str | None, out: Output) -> None:
     """Draw the model: every layer with its op, output shape and parameter count.
 
     The picture comes from the embedded architecture (structural files), the graph
@@ -54,15 +55,15 @@ def graph(file: str, output: str, force: bool, input_shape: str | None, symbol_f
       modelsurgeon graph resnet18_v1-symbol.json -o resnet18.html
     """
     chosen = picture_format(output)
-    shape = parse_shape(input_shape) if input_shape is not None else None
-    if os.path.exists(output) and os.path.exists(file) and os.path.samefile(file, output):
-        raise SurgeryError(f"the output {output} is the input; write the picture elsewhere")
+    shape = input_shape
     if _is_graph_file(file):
-        picture = visual.picture_from_graph(checkpoint.read_graph_file(file), input_shape=shape, title=file)
+        check_output(output, [file], force)
+        picture = visual.picture_from_graph(binding.read_graph_file(file), input_shape=shape, title=file)
     else:
-        with checkpoint.open_checkpoint(file) as reader:
+        with binding.open_checkpoint(file) as reader:
+            check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else [])], force)
             if symbol_file is not None:
-                reader.graph = checkpoint.read_graph_file(symbol_file).to_dict()
+                reader.graph = binding.read_graph_file(symbol_file).to_dict()
             picture = visual.build_picture(reader, shape)
     drawing = visual.layout(picture)
     content = visual.render_html(picture, drawing) if chosen == "html" else visual.render_svg(picture, drawing)
@@ -72,9 +73,12 @@ def graph(file: str, output: str, force: bool, input_shape: str | None, symbol_f
     if out.json:
         out.emit("graph", {"file": file, "output": output, "format": chosen, "source": picture.source,
                            "layers": layers, "edges": len(picture.edges), "head": picture.head,
-                           "notes": picture.notes, "picture": picture.to_dict()})
+                           "notes": [flags(note) for note in picture.notes], "picture": picture.to_dict()})
         return
     for note in picture.notes:
-        out.note(f"note: {note}")
+        out.note(f"note: {flags(note)}")
     source = {"architecture": "the embedded architecture", "graph": "the graph", "keys": "the key tree"}[picture.source]
     out.note(f"wrote {output}: {layers} layers drawn from {source}" + (f"; head {picture.head}" if picture.head else ""))
+
+
+command = graph

@@ -1,0 +1,99 @@
+"""``modelsurgeon run``: a forward pass from the checkpoint's architecture or graph."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from modelsurgeon.core import binding
+from modelsurgeon.core.errors import InputNotFoundError, SurgeryError
+
+from ..options import output_options, shape_option
+from ..output import Output, shape_text
+from ..target import check_output
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="Input array (.npy).")
+@click.option("--random-input", "random_shape", callback=shape_option, metavar="SHAPE", help="Random input of this shape, e.g. 1,3,224,224.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random-input.")
+@click.option("--symbol", "symbol_file", type=click.Path(dir_okay=False),
+              help="Graph (-symbol.json) for a parameter file that has none beside it.")
+@click.option("--top-k", type=click.IntRange(0), default=5, show_default=True, help="Classes to show per example.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output array here (.npy).")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@output_options
+def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None, seed: int, symbol_file: str | None,
+        top_k: int, output: str | None, force: bool, out: Output) -> None:
+    """Run a forward pass from the checkpoint's architecture or graph.
+
+    The quick way to check that surgery kept a model working: prints the output shape
+    and the top-k classes. Without --input or --random-input, a random input of the
+    recorded input shape is used.
+
+    \b
+    Example:
+      modelsurgeon run sample_models/cnn.h5 --random-input 2,3,32,32 --seed 1
+    """
+    if input_file is not None and random_shape is not None:
+        raise click.UsageError("give --input or --random-input, not both")
+    with binding.open_checkpoint(file) as reader:
+        if output is not None:
+            check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else []),
+                                  *([input_file] if input_file else [])], force)
+        if symbol_file is not None:
+            reader.graph = binding.read_graph_file(symbol_file).to_dict()
+        model = binding.model_from_reader(reader)
+        recorded = getattr(model, "_input_specs", None)
+    if input_file is not None:
+        x = _load_npy(input_file)
+    else:
+        if random_shape is not None:
+            shape = random_shape
+        elif recorded:
+            shape = tuple(recorded[0][0])
+        else:
+            raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
+        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    y = model(x)
+    outputs = list(y) if isinstance(y, tuple) else [y]
+    first = np.asarray(outputs[0])
+    top = []
+    if top_k and first.ndim == 2:
+        k = min(top_k, first.shape[1])
+        order = np.argsort(-first, axis=1, kind="stable")[:, :k]
+        top = [[{"class": int(c), "score": float(first[row, c])} for c in order[row]] for row in range(first.shape[0])]
+    if output is not None:
+        from modelsurgeon.core.formats.atomic import atomic_output
+        with atomic_output(output, overwrite=force) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, first)
+    document = {"file": file, "input_shape": list(x.shape),
+                "outputs": [{"shape": list(np.shape(o)), "dtype": str(np.asarray(o).dtype)} for o in outputs],
+                "top_k": top, "finite": bool(np.isfinite(first).all()), "output_file": output}
+    if out.json:
+        out.emit("run", document)
+        return
+    out.line(f"input {shape_text(x.shape)} -> output {', '.join(shape_text(np.shape(o)) for o in outputs)}")
+    for row, classes in enumerate(top):
+        out.line(f"  [{row}] " + "  ".join(f"{c['class']}: {c['score']:.4g}" for c in classes))
+    if not document["finite"]:
+        out.note("warning: the output contains NaN or Inf")
+    if output is not None:
+        out.note(f"wrote {output}")
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputNotFoundError(path, "no such file") from None
+    except (ValueError, OSError) as exc:
+        raise click.BadParameter(f"{path}: not a .npy array: {exc}", param_hint="'--input'") from None
+    if not isinstance(array, np.ndarray):
+        raise click.BadParameter(f"{path}: expected one array (.npy), not an archive", param_hint="'--input'")
+    return array
+
+
+command = run

@@ -1,0 +1,41 @@
+"""Options shared by commands: output (``--json``/``--quiet``), where to write (``Target``), shapes."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .output import Output
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` and ``--quiet`` for every command; the command receives ``out: Output``."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (nothing else).")
+    @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr; commands that write also skip their change report.")
+    @click.option("--traceback", "_traceback", is_flag=True, hidden=True)  # read by SurgeonGroup.main
+    @functools.wraps(command)
+    def wrapper(*args: Any, as_json: bool, quiet: bool, _traceback: bool, **kwargs: Any) -> Any:
+        return command(*args, out=Output(json=as_json, quiet=quiet), **kwargs)
+
+    return wrapper
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``'1,3,224,224'`` or ``'1x3x224x224'`` -> (1, 3, 224, 224); a ``click.BadParameter`` otherwise."""
+    try:
+        dims = tuple(int(part) for part in re.split(r"[,x\s]+", text.strip(" ()[]")) if part)
+    except ValueError:
+        raise click.BadParameter(f"cannot read shape {text!r}; write it like 1,3,224,224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise click.BadParameter(f"shape {text!r} must be positive integers like 1,3,224,224")
+    return dims
+
+
+def shape_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    """Click callback: a SHAPE option parsed, or a usage error naming the option."""
+    return None if value is None else parse_shape(value)

@@ -1,0 +1,21 @@
+"""Surgery: every operation builds a :class:`~.plan.Plan` (validated first, nothing written), and
+:func:`~.plan.apply` writes any plan to any destination.
+
+Modules: :mod:`.plan` (plan, sources, destinations, the output policy, apply), :mod:`.rules` and
+:mod:`.rename` (rename keys), :mod:`.head` (replace the head), :mod:`.convert` (key schemes),
+:mod:`.diff` (compare, find renames).
+"""
+
+from .convert import plan_convert, plan_to_named, plan_to_structural
+from .diff import DiffResult, comparable_keys, diff, find_renames
+from .head import HEAD_INITS, Head, find_head, plan_replace_head, structural_keys
+from .plan import (Combine, Copy, Destination, New, Plan, Source, Transform, apply, carried_metadata, check,
+                   check_paths, destination, outputs)
+from .rename import plan_rename, rename_architecture
+from .rules import Rule, parse_rule, parse_rule_file, prefix_rules, rule
+
+__all__ = ["HEAD_INITS", "Combine", "Copy", "Destination", "DiffResult", "Head", "New", "Plan", "Rule", "Source",
+           "Transform", "apply", "carried_metadata", "check", "check_paths", "comparable_keys", "destination", "diff",
+           "find_head", "find_renames", "outputs", "parse_rule", "parse_rule_file", "plan_convert",
+           "plan_rename", "plan_replace_head", "plan_to_named", "plan_to_structural", "prefix_rules",
+           "rename_architecture", "rule", "structural_keys"]
