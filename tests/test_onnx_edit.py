@@ -12,9 +12,10 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from modelsurgeon.core.errors import CheckpointError, SurgeryError  # noqa: E402
-from modelsurgeon.core.onnx import edit, runtime  # noqa: E402
-from modelsurgeon.core.onnx.reader import OnnxReader, is_onnx, sniff  # noqa: E402
+from modelsurgeon.core.errors import CheckpointError, SurgeryError
+from modelsurgeon.core.formats.base import TensorInfo
+from modelsurgeon.core.onnx import edit, runtime
+from modelsurgeon.core.onnx.reader import OnnxReader, is_onnx, sniff
 
 
 def _torch_cnn(tmp_path_factory: pytest.TempPathFactory, dynamo: bool) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
@@ -236,7 +237,8 @@ def test_replace_head_of_our_zoo_export_matches_the_engine_with_that_head(name, 
     x = small_input(name, batch=2)
     model = export_block(net, x.shape)
     head = edit.find_head(model)
-    assert (head.kind, head.weight, head.old_classes) == (kind, "output.weight" if kind == "Gemm" else "output.0.weight", 7)
+    weight_name = "output.weight" if kind == "Gemm" else "output.0.weight"
+    assert (head.kind, head.weight, head.old_classes) == (kind, weight_name, 7)
     rng = np.random.default_rng(1)
     shape = (3, head.features) + ((1, 1) if kind == "Conv" else ())
     weight, bias = rng.standard_normal(shape).astype(np.float32) * 0.1, rng.standard_normal(3).astype(np.float32)
@@ -264,3 +266,34 @@ def test_reader_marks_running_statistics_as_aux(tmp_path, small_zoo_model, small
         roles = {k: i.role for k, i in reader.tensors.items()}
     assert roles["features.1.running_mean"] == roles["features.1.running_var"] == "aux"
     assert roles["features.1.gamma"] == roles["features.0.weight"] == "arg"
+
+
+def test_format_entry_detects_reads_and_writes(tmp_path, small_zoo_model, small_input):
+    from modelsurgeon.core.binding import named_infos
+    from modelsurgeon.core.engine import architecture as arch
+    from modelsurgeon.core.formats.spec import Documents, Probe
+    from modelsurgeon.core.onnx.format import FORMAT
+    net = small_zoo_model("mobilenet0.25")
+    x = small_input("mobilenet0.25")
+    graph, params = net.trace(x)
+    infos = named_infos(net, graph, params)
+    documents = Documents("named", arch.describe(net, [{"name": "data", "shape": list(x.shape), "dtype": "float32"}]),
+                          graph.to_dict())
+    path = str(tmp_path / "m.onnx")
+    assert FORMAT.write(path, infos, lambda info: params[info.key].data(), documents) == []
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    assert FORMAT.sniff(Probe(path, head, os.path.getsize(path)))
+    np.testing.assert_allclose(runtime.run(path, [x], threads=1)[0], net(x), rtol=1e-4, atol=1e-5)
+    # an ONNX input written back with new values under the same names
+    with FORMAT.open(path) as reader:
+        assert {i.key for i in reader.tensors.values()} == {i.structural[0] for i in infos}
+        doubled = str(tmp_path / "doubled.onnx")
+        FORMAT.write(doubled, list(reader.tensors.values()), lambda info: reader.read(info.key) * 2,
+                     Documents("named", origin=path))
+        with FORMAT.open(doubled) as out:
+            np.testing.assert_array_equal(out.read("output.weight"), reader.read("output.weight") * 2)
+        with pytest.raises(SurgeryError, match="keeps its initializers' names"):
+            renamed = [TensorInfo("x" + i.key, i.shape, i.dtype) for i in reader.tensors.values()]
+            FORMAT.write(str(tmp_path / "bad.onnx"), renamed, lambda info: None, Documents("named", origin=path))
+    runtime.run(doubled, [x], threads=1)

@@ -13,14 +13,13 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from modelsurgeon import core  # noqa: E402
-from modelsurgeon.core.checkpoint import open_checkpoint, save_parameters  # noqa: E402
-from modelsurgeon.core.engine import ops  # noqa: E402
-from modelsurgeon.core.engine.symbol import Graph  # noqa: E402
-from modelsurgeon.core.errors import UnsupportedOpError  # noqa: E402
-from modelsurgeon.core.onnx import MissingExtraError, require_onnx, runtime  # noqa: E402
-from modelsurgeon.core.onnx.export import (DEFAULT_OPSET, export_block, export_checkpoint,  # noqa: E402
-                                           export_graph, save)
+from modelsurgeon import core
+from modelsurgeon.core.binding import open_checkpoint, save_parameters
+from modelsurgeon.core.engine import ops
+from modelsurgeon.core.engine.symbol import Graph
+from modelsurgeon.core.errors import UnsupportedOpError
+from modelsurgeon.core.onnx import MissingExtraError, require_onnx, runtime
+from modelsurgeon.core.onnx.export import DEFAULT_OPSET, export_block, export_checkpoint, export_graph, save
 
 MXNET = Path(__file__).resolve().parent / "fixtures" / "mxnet"
 FIXTURES = {"tutorial": "model0", "mlp": "mlp", "convbn": "convbn", "zoo/mobilenet0.25": "mobilenet0.25"}
@@ -62,7 +61,7 @@ def _random_params(name: str) -> dict[str, np.ndarray]:
     params = {}
     for key, shape, dtype, export_key in rows:
         var = export_key.split(":", 1)[1]
-        if key.endswith("running_var") or key.endswith("gamma"):
+        if key.endswith(("running_var", "gamma")):
             value = gen.uniform(0.5, 1.5, shape)
         elif key.endswith(("running_mean", "beta", "bias")):
             value = gen.normal(0, 0.1, shape)
@@ -146,14 +145,16 @@ X6 = G.standard_normal((2, 6, 4, 4)).astype(np.float32)
 # (op, attrs, {name: array}; "data" is the batch input)
 CASES = [
     ("Convolution", {"kernel": "(3, 3)", "num_filter": "4", "stride": "(2, 2)", "pad": "(1, 1)"},
-     {"data": X4, "w": G.standard_normal((4, 3, 3, 3)).astype(np.float32), "b": G.standard_normal(4).astype(np.float32)}),
+     {"data": X4, "w": G.standard_normal((4, 3, 3, 3)).astype(np.float32),
+      "b": G.standard_normal(4).astype(np.float32)}),
     ("Convolution", {"kernel": "(3, 3)", "num_filter": "3", "num_group": "3", "no_bias": "True", "dilate": "(2, 2)"},
      {"data": X4, "w": G.standard_normal((3, 1, 3, 3)).astype(np.float32)}),
     ("FullyConnected", {"num_hidden": "4"},
      {"data": X4, "w": G.standard_normal((4, 108)).astype(np.float32), "b": G.standard_normal(4).astype(np.float32)}),
     ("FullyConnected", {"num_hidden": "4", "flatten": "False", "no_bias": "True"},
      {"data": X4, "w": G.standard_normal((4, 6)).astype(np.float32)}),
-    ("Pooling", {"kernel": "(3, 3)", "stride": "(2, 2)", "pool_type": "max", "pooling_convention": "full"}, {"data": X4}),
+    ("Pooling", {"kernel": "(3, 3)", "stride": "(2, 2)", "pool_type": "max", "pooling_convention": "full"},
+     {"data": X4}),
     ("Pooling", {"kernel": "(3, 3)", "stride": "(2, 2)", "pad": "(1, 1)", "pool_type": "avg"}, {"data": X4}),
     ("Pooling", {"kernel": "(3, 3)", "stride": "(1, 1)", "pad": "(1, 1)", "pool_type": "avg",
                  "count_include_pad": "False"}, {"data": X4}),
@@ -274,7 +275,8 @@ def test_each_operator_exports_like_our_engine(case):
     model = export_graph(graph, params, {"data": data.shape}, input_dtypes={"data": data.dtype})
     actual = runtime.run(model.SerializeToString(), [data], threads=1)[0]
     assert actual.dtype == np.asarray(expected).dtype
-    _close(actual.astype(np.float64), np.asarray(expected, np.float64), rtol=1e-3 if expected.dtype == np.float16 else 1e-5)
+    rtol = 1e-3 if expected.dtype == np.float16 else 1e-5
+    _close(actual.astype(np.float64), np.asarray(expected, np.float64), rtol=rtol)
 
 
 def test_an_operator_onnx_cannot_express_is_exit_8_naming_op_and_node():

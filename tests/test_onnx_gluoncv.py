@@ -16,9 +16,9 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from modelsurgeon.core.checkpoint import open_checkpoint  # noqa: E402
-from modelsurgeon.core.onnx import runtime  # noqa: E402
-from modelsurgeon.core.onnx.export import export_checkpoint  # noqa: E402
+from modelsurgeon.core.binding import open_checkpoint
+from modelsurgeon.core.onnx import runtime
+from modelsurgeon.core.onnx.export import export_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "gluoncv_zoo" / "make_cases.py"

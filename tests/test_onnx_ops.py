@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from modelsurgeon.core.engine import ops  # noqa: E402
-from modelsurgeon.core.engine.symbol import Graph  # noqa: E402
-from modelsurgeon.core.errors import UnsupportedOpError  # noqa: E402
-from modelsurgeon.core.onnx import runtime  # noqa: E402
-from modelsurgeon.core.onnx.export import export_graph  # noqa: E402
+from modelsurgeon.core.engine import ops
+from modelsurgeon.core.engine.symbol import Graph
+from modelsurgeon.core.errors import UnsupportedOpError
+from modelsurgeon.core.onnx import runtime
+from modelsurgeon.core.onnx.export import export_graph
 
 
 def _mxnet_cases(name: str) -> list:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import ModelSurgeonError
+from ..errors import MissingDependencyError
 
 EXTRA = "pip install 'modelsurgeon[onnx]'"
 
 
-class MissingExtraError(ModelSurgeonError):
-    """An optional dependency (onnx, onnxruntime) is not installed."""
+class MissingExtraError(MissingDependencyError):
+    """The onnx extra (onnx, onnxruntime) is not installed."""
 
 
 def require_onnx() -> ModuleType:
@@ -32,7 +32,7 @@ def require_onnx() -> ModuleType:
 def require_onnxruntime() -> ModuleType:
     """The ``onnxruntime`` module, or a MissingExtraError naming the extra that installs it."""
     try:
-        import onnxruntime  # type: ignore[import-untyped]
+        import onnxruntime
     except ImportError:
         raise MissingExtraError(f"running ONNX models needs the 'onnxruntime' package: {EXTRA}") from None
     return onnxruntime

@@ -39,7 +39,7 @@ SMALL_TENSOR_BYTES = 1024
 
 # -- loading --------------------------------------------------------------------------------------
 
-def load(path: str) -> tuple["ModelProto", bool]:
+def load(path: str) -> tuple[ModelProto, bool]:
     """The model at ``path`` with every initializer's data inline, and whether it used external data.
 
     External data is read through :class:`.reader.OnnxReader`, so its files must lie inside the
@@ -64,7 +64,7 @@ def load(path: str) -> tuple["ModelProto", bool]:
     return model, external
 
 
-def _all_tensors(graph: "GraphProto") -> Iterator[Any]:
+def _all_tensors(graph: GraphProto) -> Iterator[Any]:
     yield from graph.initializer
     for node in graph.node:
         for attr in node.attribute:
@@ -79,7 +79,7 @@ def _subgraphs_of(attr: Any) -> list[Any]:
     return ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
 
 
-def _check(model: "ModelProto", what: str) -> None:
+def _check(model: ModelProto, what: str) -> None:
     onnx = require_onnx()
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -92,14 +92,14 @@ def _check(model: "ModelProto", what: str) -> None:
 
 # -- rename -----------------------------------------------------------------------------------------
 
-def _value_names(graph: "GraphProto") -> set[str]:
+def _value_names(graph: GraphProto) -> set[str]:
     names = {i.name for i in graph.input} | {o.name for o in graph.output} | {t.name for t in graph.initializer}
     for node in graph.node:
         names.update(n for n in node.output if n)
     return names
 
 
-def _rename_in_graph(graph: "GraphProto", mapping: Mapping[str, str]) -> None:
+def _rename_in_graph(graph: GraphProto, mapping: Mapping[str, str]) -> None:
     """Rename ``mapping``'s names in ``graph`` and its subgraphs (except where a subgraph defines its own)."""
     for tensor in graph.initializer:
         if tensor.name in mapping:
@@ -118,7 +118,7 @@ def _rename_in_graph(graph: "GraphProto", mapping: Mapping[str, str]) -> None:
                 _rename_in_graph(sub, {k: v for k, v in mapping.items() if k not in defined})
 
 
-def rename_initializers(model: "ModelProto", mapping: Mapping[str, str]) -> tuple["ModelProto", list[tuple[str, str]]]:
+def rename_initializers(model: ModelProto, mapping: Mapping[str, str]) -> tuple[ModelProto, list[tuple[str, str]]]:
     """A copy of ``model`` with initializers renamed (old -> new), every use updated.
 
     Raises SurgeryError (nothing changed) when a name is unknown or a new name is taken.
@@ -150,7 +150,7 @@ def rename_initializers(model: "ModelProto", mapping: Mapping[str, str]) -> tupl
     return out, [(old, new) for old, new in ((n, mapping[n]) for n in initializers if n in mapping)]
 
 
-def _rename_structural_prop(model: "ModelProto", mapping: Mapping[str, str]) -> None:
+def _rename_structural_prop(model: ModelProto, mapping: Mapping[str, str]) -> None:
     from .export import STRUCTURAL_PROP
     for prop in model.metadata_props:
         if prop.key == STRUCTURAL_PROP:
@@ -183,11 +183,11 @@ class Head:
     transposed: bool  # weight stored (features, classes) instead of (classes, features)
 
 
-def _producers(graph: "GraphProto") -> dict[str, "NodeProto"]:
+def _producers(graph: GraphProto) -> dict[str, NodeProto]:
     return {out: node for node in graph.node for out in node.output if out}
 
 
-def _consumers(graph: "GraphProto") -> dict[str, list["NodeProto"]]:
+def _consumers(graph: GraphProto) -> dict[str, list[NodeProto]]:
     users: dict[str, list[NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
@@ -195,7 +195,7 @@ def _consumers(graph: "GraphProto") -> dict[str, list["NodeProto"]]:
     return users
 
 
-def _attr(node: "NodeProto", name: str, default: Any) -> Any:
+def _attr(node: NodeProto, name: str, default: Any) -> Any:
     onnx = require_onnx()
     for attr in node.attribute:
         if attr.name == name:
@@ -203,7 +203,7 @@ def _attr(node: "NodeProto", name: str, default: Any) -> Any:
     return default
 
 
-def find_head(model: "ModelProto", output: str | None = None) -> Head:
+def find_head(model: ModelProto, output: str | None = None) -> Head:
     """The last Gemm, MatMul(+Add) or 1x1 Conv feeding ``output`` (the first graph output by default)."""
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
@@ -229,7 +229,7 @@ def find_head(model: "ModelProto", output: str | None = None) -> Head:
                        f"(walked back through {' <- '.join(path) or 'nothing'})")
 
 
-def _weight_source(name: str, inits: Mapping[str, Any], producers: Mapping[str, "NodeProto"]) -> tuple[str, bool] | None:
+def _weight_source(name: str, inits: Mapping[str, Any], producers: Mapping[str, NodeProto]) -> tuple[str, bool] | None:
     """(initializer, stored transposed?) behind a weight input: the initializer itself or a 2-D Transpose of it."""
     if name in inits:
         return name, False
@@ -240,7 +240,7 @@ def _weight_source(name: str, inits: Mapping[str, Any], producers: Mapping[str, 
     return None
 
 
-def _head_node(node: "NodeProto", inits: Mapping[str, Any], producers: Mapping[str, "NodeProto"]) -> Head | None:
+def _head_node(node: NodeProto, inits: Mapping[str, Any], producers: Mapping[str, NodeProto]) -> Head | None:
     label = node.name or node.output[0]
     if node.op_type == "Gemm" and len(node.input) >= 2:
         if _attr(node, "transA", 0):
@@ -277,7 +277,7 @@ def _head_node(node: "NodeProto", inits: Mapping[str, Any], producers: Mapping[s
     return None
 
 
-def _matmul_head(node: "NodeProto", inits: Mapping[str, Any], producers: Mapping[str, "NodeProto"]) -> Head | None:
+def _matmul_head(node: NodeProto, inits: Mapping[str, Any], producers: Mapping[str, NodeProto]) -> Head | None:
     source = _weight_source(node.input[1], inits, producers)
     if source is None or len(inits[source[0]].dims) != 2:
         return None
@@ -287,7 +287,7 @@ def _matmul_head(node: "NodeProto", inits: Mapping[str, Any], producers: Mapping
     return Head("MatMul", node.name or node.output[0], weight, None, features, classes, classes, not via_transpose)
 
 
-def _downstream(graph: "GraphProto", start: list[str]) -> set[str]:
+def _downstream(graph: GraphProto, start: list[str]) -> set[str]:
     users = _consumers(graph)
     seen: set[str] = set()
     stack = list(start)
@@ -301,8 +301,8 @@ def _downstream(graph: "GraphProto", start: list[str]) -> set[str]:
     return seen
 
 
-def replace_head(model: "ModelProto", classes: int, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
-                 output: str | None = None, seed: int = 0) -> tuple["ModelProto", Head]:
+def replace_head(model: ModelProto, classes: int, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
+                 output: str | None = None, seed: int = 0) -> tuple[ModelProto, Head]:
     """A copy of ``model`` whose head predicts ``classes`` classes.
 
     ``weight`` is (classes, features) (or (classes, features, 1, 1) for a Conv head) and ``bias``
@@ -361,13 +361,14 @@ def replace_head(model: "ModelProto", classes: int, weight: np.ndarray | None = 
             dims = value.type.tensor_type.shape.dim
             matches = [d for d in dims if d.HasField("dim_value") and d.dim_value == head.old_classes]
             if matches:
-                (matches[1] if head.kind == "Conv" and len(matches) > 1 and len(dims) == 4 else matches[-1]).dim_value = classes
+                conv_channels = head.kind == "Conv" and len(matches) > 1 and len(dims) == 4
+                (matches[1] if conv_channels else matches[-1]).dim_value = classes
     _check(out, "this head replacement")
     try:
         inferred = onnx.shape_inference.infer_shapes(out)
         known = {v.name for v in g.value_info}
         g.value_info.extend(v for v in inferred.graph.value_info if v.name in after and v.name not in known)
-    except Exception:  # noqa: BLE001 - annotations are optional; the model is valid without them
+    except Exception:
         pass
     return out, Head(head.kind, head.node, head.weight, head.bias, head.features, head.old_classes, classes,
                      head.transposed)
@@ -375,7 +376,7 @@ def replace_head(model: "ModelProto", classes: int, weight: np.ndarray | None = 
 
 # -- writing ------------------------------------------------------------------------------------------
 
-def save_model(model: "ModelProto", path: str, external_data: bool | None = None, location: str | None = None,
+def save_model(model: ModelProto, path: str, external_data: bool | None = None, location: str | None = None,
                overwrite: bool = True, check: bool = False) -> list[str]:
     """Write ``model`` to ``path`` whole or not at all; returns the files written.
 
@@ -430,5 +431,13 @@ def save_model(model: "ModelProto", path: str, external_data: bool | None = None
     return written
 
 
-__all__ = ["EXTERNAL_DATA_THRESHOLD", "Head", "PASS_THROUGH", "find_head", "load", "rename_initializers",
-           "replace_head", "save_model"]
+__all__ = [
+    "EXTERNAL_DATA_THRESHOLD",
+    "PASS_THROUGH",
+    "Head",
+    "find_head",
+    "load",
+    "rename_initializers",
+    "replace_head",
+    "save_model",
+]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,7 +85,7 @@ class _Ctx:
     """What a converter sees of one MXNet node."""
 
     b: _Builder
-    node: "Node"
+    node: Node
     attrs: dict[str, Any]
     inputs: list[str]
     shapes: list[tuple[int, ...]]
@@ -94,7 +94,7 @@ class _Ctx:
     out_dtypes: list[np.dtype]
     out_values: list[np.ndarray | None]
     variables: list[str | None]  # graph variable name of each input, or None
-    exporter: "_Exporter"
+    exporter: _Exporter
     index: int = 0
     overrides: dict[str, np.ndarray] = field(default_factory=dict)
     uses: dict[str, int] = field(default_factory=dict)  # consumers of each graph variable
@@ -165,7 +165,7 @@ def _onnx_dtype(onnx: Any, dtype: np.dtype) -> int:
     return int(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
 
 
-def _converter(node: "Node") -> Converter | None:
+def _converter(node: Node) -> Converter | None:
     from ..engine import ops
     found = _CONVERTERS.get(node.op)
     if found is None:
@@ -178,7 +178,8 @@ def _converter(node: "Node") -> Converter | None:
 # -- the exporter -------------------------------------------------------------------------------
 
 class _Exporter:
-    def __init__(self, graph: "Graph", tensors: Mapping[str, np.ndarray], inputs: dict[str, tuple[tuple[int, ...], np.dtype]],
+    def __init__(self, graph: Graph, tensors: Mapping[str, np.ndarray],
+                 inputs: dict[str, tuple[tuple[int, ...], np.dtype]],
                  names: Mapping[str, str], dynamic_batch: bool):
         self.graph = graph
         self.tensors = tensors
@@ -232,7 +233,7 @@ class _Exporter:
                                          "with a fixed batch size (dynamic_batch=False)") from None
         return self._second[index][k]
 
-    def build(self, opset: int, graph_name: str) -> "ModelProto":
+    def build(self, opset: int, graph_name: str) -> ModelProto:
         onnx = require_onnx()
         from ..engine import ops
         graph = self.graph
@@ -316,7 +317,7 @@ class _Exporter:
         return _with_output_shapes(onnx, model, expected)
 
 
-def _with_output_shapes(onnx: Any, model: "ModelProto", expected: dict[str, np.dtype]) -> "ModelProto":
+def _with_output_shapes(onnx: Any, model: ModelProto, expected: dict[str, np.dtype]) -> ModelProto:
     """Check every value's inferred dtype against our engine's (a Cast fixes any difference), then copy
     the inferred shapes of the graph outputs into their declarations."""
     declared = [onnx.TypeProto() for _ in model.graph.output]
@@ -325,7 +326,7 @@ def _with_output_shapes(onnx: Any, model: "ModelProto", expected: dict[str, np.d
         output.ClearField("type")
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - inference is a courtesy here; the checker has the last word
+    except Exception:
         inferred = None
     for saved, output in zip(declared, model.graph.output):
         output.type.CopyFrom(saved)
@@ -355,7 +356,7 @@ def _with_output_shapes(onnx: Any, model: "ModelProto", expected: dict[str, np.d
         try:
             inferred = onnx.shape_inference.infer_shapes(model)
             known = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     for output in model.graph.output:
         found = known.get(output.name)
@@ -364,10 +365,10 @@ def _with_output_shapes(onnx: Any, model: "ModelProto", expected: dict[str, np.d
     return model
 
 
-def export_graph(graph: "Graph", tensors: Mapping[str, np.ndarray], input_shapes: Mapping[str, Sequence[int]],
+def export_graph(graph: Graph, tensors: Mapping[str, np.ndarray], input_shapes: Mapping[str, Sequence[int]],
                  *, input_dtypes: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None,
                  opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, graph_name: str = "modelsurgeon",
-                 check: bool = True) -> "ModelProto":
+                 check: bool = True) -> ModelProto:
     """An ONNX model of ``graph``.
 
     Args:
@@ -398,14 +399,14 @@ def export_graph(graph: "Graph", tensors: Mapping[str, np.ndarray], input_shapes
     return model
 
 
-def _structural_names(block: "Block", params: Mapping[str, Any]) -> dict[str, str]:
+def _structural_names(block: Block, params: Mapping[str, Any]) -> dict[str, str]:
     first: dict[int, str] = {}
     for key, param in block.named_parameters():
         first.setdefault(id(param), key)
     return {name: first[id(p)] for name, p in params.items() if id(p) in first}
 
 
-def export_block(block: "Block", input_shape: Sequence[int] | None = None, **options: Any) -> "ModelProto":
+def export_block(block: Block, input_shape: Sequence[int] | None = None, **options: Any) -> ModelProto:
     """Trace a (weighted) HybridBlock on zeros of ``input_shape`` and export it.
 
     Without ``input_shape``, the shape of the block's last forward pass is used.
@@ -427,15 +428,15 @@ def export_block(block: "Block", input_shape: Sequence[int] | None = None, **opt
                         names=_structural_names(block, params), **options)
 
 
-def export_checkpoint(reader: "CheckpointReader", input_shape: Sequence[int] | None = None,
-                      model: "Block | None" = None, **options: Any) -> "ModelProto":
+def export_checkpoint(reader: CheckpointReader, input_shape: Sequence[int] | None = None,
+                      model: Block | None = None, **options: Any) -> ModelProto:
     """Export a checkpoint that carries a graph (MXNet export, symbol checkpoint, our named files) or
     an architecture (structural files), or whose weights fit ``model`` (a zoo model)."""
     from ..engine import architecture as arch
     from ..engine import symbol
     from ..formats.base import STRUCTURAL
     if reader.kind == STRUCTURAL:
-        from ..checkpoint import load_parameters, model_from_reader
+        from ..binding import load_parameters, model_from_reader
         if model is None:
             if reader.architecture is None:
                 raise SurgeryError(f"{reader.path} records no architecture; name the model (a zoo name)")
@@ -463,7 +464,7 @@ def export_checkpoint(reader: "CheckpointReader", input_shape: Sequence[int] | N
             raise SurgeryError(f"the graph has {len(inputs)} inputs ({', '.join(inputs)}); one shape was given")
         shapes[inputs[0]] = tuple(input_shape)
     elif specs and len(specs) == len(inputs):
-        for (name, shape, dtype), var in zip(specs, inputs):
+        for (_, shape, dtype), var in zip(specs, inputs):
             shapes[var], dtypes[var] = shape, dtype
     else:
         raise SurgeryError("the model's input shape is unknown; give it (e.g. 1,3,224,224)")
@@ -474,7 +475,7 @@ def export_checkpoint(reader: "CheckpointReader", input_shape: Sequence[int] | N
 class _LazyTensors(Mapping[str, np.ndarray]):
     """A reader's tensors, each read once on first use."""
 
-    def __init__(self, reader: "CheckpointReader"):
+    def __init__(self, reader: CheckpointReader):
         self.reader = reader
         self.cache: dict[str, np.ndarray] = {}
 
@@ -485,7 +486,7 @@ class _LazyTensors(Mapping[str, np.ndarray]):
             self.cache[key] = self.reader.read(key)
         return self.cache[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self.reader.tensors)
 
     def __len__(self) -> int:
@@ -495,7 +496,7 @@ class _LazyTensors(Mapping[str, np.ndarray]):
         return key in self.reader.tensors
 
 
-def _zoo_input_shape(model: "Block") -> tuple[int, ...]:
+def _zoo_input_shape(model: Block) -> tuple[int, ...]:
     specs = getattr(model, "_input_specs", None)
     if specs:
         return tuple(specs[0][0])
@@ -506,17 +507,17 @@ def _zoo_input_shape(model: "Block") -> tuple[int, ...]:
     raise SurgeryError("the model's input shape is unknown; give it (e.g. 1,3,224,224)")
 
 
-def export_file(source: str, output: str, input_shape: Sequence[int] | None = None, model: "Block | None" = None,
+def export_file(source: str, output: str, input_shape: Sequence[int] | None = None, model: Block | None = None,
                 external_data: bool | None = None, overwrite: bool = True, **options: Any) -> list[str]:
     """``convert SOURCE -o OUTPUT.onnx``: open any checkpoint (with its graph or architecture), export it
     and write it atomically; returns the files written (the external data file first, if any)."""
-    from ..checkpoint import open_checkpoint
+    from ..binding import open_checkpoint
     with open_checkpoint(source) as reader:
         onnx_model = export_checkpoint(reader, input_shape=input_shape, model=model, **options)
     return save(onnx_model, output, external_data=external_data, overwrite=overwrite, check=True)
 
 
-def save(model: "ModelProto", path: str, external_data: bool | None = None, overwrite: bool = True,
+def save(model: ModelProto, path: str, external_data: bool | None = None, overwrite: bool = True,
          check: bool = False) -> list[str]:
     """Write ``model`` atomically (see :func:`.edit.save_model`); returns the files written."""
     from .edit import save_model
@@ -606,7 +607,7 @@ def _pooling(c: _Ctx) -> str:
     if convention not in ("valid", "full"):
         raise c.unsupported(f"pooling_convention {convention}")
     ceil = 1 if convention == "full" else 0
-    common: dict[str, Any] = dict(kernel_shape=kernel, strides=stride, pads=pad * 2, ceil_mode=ceil)
+    common: dict[str, Any] = {"kernel_shape": kernel, "strides": stride, "pads": pad * 2, "ceil_mode": ceil}
     if kind == "max":
         return c.add("MaxPool", c.inputs, **common)
     if kind == "avg":
@@ -664,12 +665,17 @@ def _adaptive_avg_pool(c: _Ctx) -> str:
     return c.add("MatMul", [c.const(averaging(h, oh), "rows"), rows])
 
 
-@converts("BatchNorm")
-def _batch_norm(c: _Ctx) -> str:
+@converts("BatchNorm", "_contrib_SyncBatchNorm")
+def _batch_norm(c: _Ctx) -> str | list[str]:
     a = c.attrs
-    if a.get("output_mean_var"):
-        raise c.unsupported("output_mean_var=True (several outputs)")
     data, gamma, beta, mean, var = c.inputs
+    if a.get("output_mean_var"):  # inference: the moving mean and 1/sqrt(moving var + eps) come out too
+        stats = dict(a, output_mean_var=False)
+        out = _batch_norm(_Ctx(c.b, c.node, stats, c.inputs, c.shapes, c.dtypes, c.out_shapes[:1], c.out_dtypes[:1],
+                               c.out_values[:1], c.variables, c.exporter, c.index, c.overrides, c.uses))
+        eps_stats = c.scalar(float(a.get("eps", 1e-3)), "eps_stats", like=4)
+        invstd = c.add("Reciprocal", [c.add("Sqrt", [c.add("Add", [var, eps_stats], "/var_eps_s")], "/std_s")], ":2")
+        return [out if isinstance(out, str) else out[0], c.add("Identity", [mean], ":1"), invstd]
     if a.get("fix_gamma", True):
         ones = np.ones(c.shapes[1], c.dtypes[1])
         variable = c.variables[1]
@@ -821,7 +827,8 @@ def _leaky_relu(c: _Ctx) -> str:
     if kind == "leaky":
         return c.add("LeakyRelu", [x], alpha=slope)
     if kind == "rrelu":  # inference: the mean of the random slope's range
-        return c.add("LeakyRelu", [x], alpha=(float(a.get("lower_bound", 0.125)) + float(a.get("upper_bound", 0.334))) / 2)
+        slope = (float(a.get("lower_bound", 0.125)) + float(a.get("upper_bound", 0.334))) / 2
+        return c.add("LeakyRelu", [x], alpha=slope)
     if kind == "elu":
         return c.add("Elu", [x], alpha=slope)
     if kind == "selu":
@@ -919,7 +926,7 @@ def _compare(c: _Ctx, lhs: str, rhs: str, kind: str) -> str:
 
 
 def _logical(c: _Ctx, lhs: str, rhs: str, kind: str) -> str:
-    as_bool = lambda v, s: c.add("Cast", [v], f"/{s}_bool", to=9)  # noqa: E731
+    as_bool = lambda v, s: c.add("Cast", [v], f"/{s}_bool", to=9)
     return c.cast_to_output(c.add(_LOGICAL[kind], [as_bool(lhs, "l"), as_bool(rhs, "r")], "/logic"), suffix="")
 
 
@@ -1194,7 +1201,7 @@ def _upsampling(c: _Ctx) -> str:
         return c.add("Concat", outs, axis=1)
     if kind == "bilinear":  # a grouped transposed convolution with the given (bilinear) weight
         kernel = 2 * scale - scale % 2
-        pad = int(math.ceil((scale - 1) / 2.0))
+        pad = -(-(scale - 1) // 2)
         groups = int(a.get("num_filter", c.shapes[0][1]))
         return c.add("ConvTranspose", c.inputs[:2], kernel_shape=[kernel, kernel], strides=[scale, scale],
                      pads=[pad, pad, pad, pad], group=groups)
@@ -1395,7 +1402,7 @@ def _pick(c: _Ctx) -> str:
 def _gather_nd(c: _Ctx) -> str:
     rank = len(c.shapes[1])
     index = c.add("Cast", [c.inputs[1]], "/i64", to=7)
-    index = c.add("Transpose", [index], "/last", perm=list(range(1, rank)) + [0])
+    index = c.add("Transpose", [index], "/last", perm=[*range(1, rank), 0])
     return c.add("GatherND", [c.inputs[0], index])
 
 
@@ -1487,11 +1494,13 @@ def _shape_only(c: _Ctx) -> str:
 
 # -- MXNet 2 (numpy-style) spellings and small extras ----------------------------------------------
 
-for _mx, _onnx_op in {"_npi_add": "Add", "_npi_subtract": "Sub", "_npi_multiply": "Mul", "_npi_true_divide": "Div",
-                      "_npi_power": "Pow", "_npi_maximum": "Max", "_npi_minimum": "Min", "_npi_matmul": "MatMul"}.items():
+_NPI_BINARY = {"_npi_add": "Add", "_npi_subtract": "Sub", "_npi_multiply": "Mul", "_npi_true_divide": "Div",
+               "_npi_power": "Pow", "_npi_maximum": "Max", "_npi_minimum": "Min", "_npi_matmul": "MatMul"}
+for _mx, _onnx_op in _NPI_BINARY.items():
     converts(_mx)(_binary(_onnx_op))
-for _mx, _kind in {"_npi_equal": "equal", "_npi_not_equal": "not_equal", "_npi_greater": "greater",
-                   "_npi_greater_equal": "greater_equal", "_npi_less": "lesser", "_npi_less_equal": "lesser_equal"}.items():
+_NPI_COMPARE = {"_npi_equal": "equal", "_npi_not_equal": "not_equal", "_npi_greater": "greater",
+                "_npi_greater_equal": "greater_equal", "_npi_less": "lesser", "_npi_less_equal": "lesser_equal"}
+for _mx, _kind in _NPI_COMPARE.items():
     converts(_mx)((lambda k: lambda c: _compare(c, c.inputs[0], c.inputs[1], k))(_kind))
     converts(f"{_mx}_scalar")((lambda k: lambda c: _compare(c, c.inputs[0], c.scalar(c.attrs["scalar"]), k))(_kind))
 for _mx, _kind in {"_npi_logical_and": "logical_and", "_npi_logical_or": "logical_or",
@@ -1670,8 +1679,10 @@ def _box_iou(c: _Ctx) -> str:
             lo, hi = c.add("Max", [a0, b0], f"/{tag}_lo"), c.add("Min", [a1, b1], f"/{tag}_hi")
         else:
             ha, hb = c.add("Mul", [a1, half], f"/{tag}_ha"), c.add("Mul", [b1, half], f"/{tag}_hb")
-            hi = c.add("Min", [c.add("Add", [b0, hb], f"/{tag}_bh"), c.add("Add", [a0, ha], f"/{tag}_ah")], f"/{tag}_hi")
-            lo = c.add("Max", [c.add("Sub", [b0, hb], f"/{tag}_bl"), c.add("Sub", [a0, ha], f"/{tag}_al")], f"/{tag}_lo")
+            b_hi, a_hi = c.add("Add", [b0, hb], f"/{tag}_bh"), c.add("Add", [a0, ha], f"/{tag}_ah")
+            b_lo, a_lo = c.add("Sub", [b0, hb], f"/{tag}_bl"), c.add("Sub", [a0, ha], f"/{tag}_al")
+            hi = c.add("Min", [b_hi, a_hi], f"/{tag}_hi")
+            lo = c.add("Max", [b_lo, a_lo], f"/{tag}_lo")
         return c.add("Max", [c.add("Sub", [hi, lo], f"/{tag}_w"), zero], f"/{tag}_pos")
 
     def area(b0: str, b1: str, b2: str, b3: str, tag: str) -> str:
@@ -1713,3 +1724,37 @@ def _roi_align(c: _Ctx) -> str:
                        coordinate_transformation_mode="half_pixel" if a.get("aligned") else "output_half_pixel")
     # a ROI with a negative batch index gives zeros, as in MXNet
     return c.add("Mul", [pooled_out, c.add("Unsqueeze", [live, c.ints([1, 2, 3], "live_axes")], "/live_b4")])
+
+
+@converts("softmin")
+def _softmin(c: _Ctx) -> str:
+    if c.attrs.get("use_length"):
+        raise c.unsupported("use_length=True (ONNX has no masked softmax)")
+    negated = c.add("Neg", [_tempered(c)], "/neg")
+    out = c.add("Softmax", [negated], "/softmax" if c.out_dtypes[0] != c.dtypes[0] else "",
+                axis=int(c.attrs.get("axis", -1)))
+    return out if c.out_dtypes[0] == c.dtypes[0] else c.cast_to_output(out, suffix="")
+
+
+@converts("_np_cumsum", "_npi_cumsum", "cumsum")
+def _cumsum(c: _Ctx) -> str:
+    x = c.inputs[0]
+    axis = c.attrs.get("axis")
+    if axis is None:
+        x = c.add("Reshape", [x, c.ints([-1], "flat")], "/flat")
+        axis = 0
+    if c.out_dtypes[0] != c.dtypes[0]:
+        x = c.add("Cast", [x], "/cast_in", to=_onnx_dtype(c.b.onnx, c.out_dtypes[0]))
+    return c.add("CumSum", [x, c.const(np.asarray(int(axis) % max(1, len(c.shapes[0])), np.int64), "axis")])
+
+
+@converts("Crop")
+def _crop(c: _Ctx) -> str:
+    a = c.attrs
+    height, width = c.out_shapes[0][2:4]
+    if a.get("center_crop"):
+        top, left = (c.shapes[0][2] - height) // 2, (c.shapes[0][3] - width) // 2
+    else:
+        top, left = (*tuple(a.get("offset") or ()), 0, 0)[:2]
+    return c.add("Slice", [c.inputs[0], c.ints([top, left], "starts"), c.ints([top + height, left + width], "ends"),
+                           c.ints([2, 3], "axes")])

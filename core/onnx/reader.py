@@ -101,7 +101,7 @@ def is_onnx(path: str) -> bool:
     return True
 
 
-def load_model(path: str) -> "ModelProto":
+def load_model(path: str) -> ModelProto:
     """Parse ``path`` with onnx, without its external data; CheckpointError if it is not a model."""
     onnx = require_onnx()
     with input_errors(path, "ONNX model"):
@@ -112,14 +112,14 @@ def load_model(path: str) -> "ModelProto":
             data = handle.read()
     try:
         model = onnx.load_model_from_string(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+    except Exception as exc:
         raise CheckpointError(path, f"is not a valid ONNX model ({type(exc).__name__})") from None
     if not model.HasField("graph") or model.ir_version <= 0:
         raise CheckpointError(path, "is not an ONNX model (no graph or IR version)")
     return model
 
 
-def external_info(tensor: "TensorProto") -> dict[str, str] | None:
+def external_info(tensor: TensorProto) -> dict[str, str] | None:
     """The external-data entries of ``tensor`` (location, offset, length...), or None when inline."""
     onnx = require_onnx()
     if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -267,7 +267,7 @@ class OnnxReader(CheckpointReader):
         else:
             try:
                 array = onnx.numpy_helper.to_array(tensor)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise CheckpointError(self.path, f"cannot decode initializer {key!r}: {exc}") from None
             array = np.array(array, copy=True)
         if array.dtype != info.dtype:

@@ -40,7 +40,7 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(f
               "tensor(uint64)": "uint64", "tensor(bool)": "bool"}
 
 
-def session(model: "str | os.PathLike[str] | ModelProto | bytes", threads: int | None = None) -> Any:
+def session(model: str | os.PathLike[str] | ModelProto | bytes, threads: int | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` on the CPU for a path, a ModelProto or serialized bytes.
 
     A path is checked first (:class:`.reader.OnnxReader`): its external data must lie inside the
@@ -61,18 +61,18 @@ def session(model: "str | os.PathLike[str] | ModelProto | bytes", threads: int |
         source = model.SerializeToString()
     try:
         return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+    except Exception as exc:
         raise ModelSurgeonError(f"ONNX Runtime cannot load the model: {str(exc).strip().splitlines()[0]}") from None
 
 
-def input_specs(model: "str | os.PathLike[str] | ModelProto | bytes | Any") -> list[InputSpec]:
+def input_specs(model: str | os.PathLike[str] | ModelProto | bytes | Any) -> list[InputSpec]:
     """The graph inputs ONNX Runtime expects (initializers excluded)."""
     sess = model if hasattr(model, "get_inputs") else session(model)
     return [InputSpec(i.name, tuple(i.shape), np.dtype(_ORT_TYPES.get(i.type, "float32"))) for i in sess.get_inputs()]
 
 
-def run(model: "str | os.PathLike[str] | ModelProto | bytes | Any",
-        inputs: "Sequence[np.ndarray] | Mapping[str, np.ndarray]", threads: int | None = None) -> list[np.ndarray]:
+def run(model: str | os.PathLike[str] | ModelProto | bytes | Any,
+        inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], threads: int | None = None) -> list[np.ndarray]:
     """Run ``model`` (a path, ModelProto, bytes or an existing session) on ``inputs`` and return every output.
 
     Inputs are given in the graph's input order, or by name; each is cast to the dtype the graph
@@ -104,18 +104,18 @@ def run(model: "str | os.PathLike[str] | ModelProto | bytes | Any",
         feeds[spec.name] = value
     try:
         return [np.asarray(out) for out in sess.run(None, feeds)]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelSurgeonError(f"ONNX Runtime failed: {str(exc).strip().splitlines()[0]}") from None
 
 
-def run_file(path: str, inputs: "Sequence[np.ndarray] | Mapping[str, np.ndarray]", threads: int | None = None,
+def run_file(path: str, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray], threads: int | None = None,
              **export_options: Any) -> list[np.ndarray]:
     """``run --engine onnxruntime``: run an ``.onnx`` file, or any checkpoint with a graph or an
     architecture (exported in memory first, on the shape of the first input), through ONNX Runtime."""
     from .reader import is_onnx
     if is_onnx(path):
         return run(path, inputs, threads)
-    from ..checkpoint import open_checkpoint
+    from ..binding import open_checkpoint
     from .export import export_checkpoint
     arrays = list(inputs.values()) if isinstance(inputs, Mapping) else list(inputs)
     with open_checkpoint(path) as reader:

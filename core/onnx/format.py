@@ -1,0 +1,83 @@
+"""ONNX as a registered checkpoint format (:data:`FORMAT`, for ``core/formats/registry.py``).
+
+Reading lists the initializers (:class:`.reader.OnnxReader`). Writing makes a whole model, so it
+needs to know what the tensors compute:
+
+* documents with an MXNet graph (``convert`` from an MXNet export, or from a structural file
+  traced to a graph): the graph is exported, its input shape taken from the architecture's
+  recorded inputs;
+* an ONNX input (``documents.origin``) whose initializers keep their names: the input model with
+  the new tensor values (a cast, an average...), checked again.
+
+Renaming initializers and replacing the head of an ONNX model are :mod:`.edit`'s functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputFormatError, SurgeryError, brief_list
+from ..formats.base import TensorInfo
+from ..formats.spec import Documents, Fetch, Format, Probe, Progress
+from . import require_onnx
+from .reader import OnnxReader, is_onnx, sniff
+
+
+def _sniff(probe: Probe) -> bool:
+    if not sniff(probe.head):
+        return False
+    return probe.path.lower().endswith(".onnx") or is_onnx(probe.path)
+
+
+def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+          progress: Progress | None = None, overwrite: bool = True, **_: Any) -> list[str]:
+    """Write an ONNX model of ``infos`` (see the module docstring); returns notes (none)."""
+    from .edit import load, save_model
+    from .export import export_graph
+    if documents.origin is not None and os.path.isfile(documents.origin) and is_onnx(documents.origin):
+        model, external = load(documents.origin)
+        stored = {t.name: t for t in model.graph.initializer}
+        unknown = [info.key for info in infos if info.key not in stored]
+        dropped = [name for name in stored if name not in {info.key for info in infos}]
+        if unknown or dropped:
+            raise SurgeryError(f"an ONNX model keeps its initializers' names: {brief_list(unknown or dropped)} "
+                               f"{'are not in' if unknown else 'would be missing from'} {documents.origin} "
+                               "(rename and replace-head have their own ONNX edits)")
+        onnx = require_onnx()
+        for done, info in enumerate(infos):
+            stored[info.key].CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(fetch(info)), info.key))
+            if progress is not None:
+                progress(done + 1, len(infos))
+        save_model(model, path, external_data=external or None, overwrite=overwrite, check=True)
+        return []
+    if documents.graph is None:
+        raise OutputFormatError("an ONNX output needs a graph to export: convert from a file with an MXNet graph "
+                                "or with its architecture (or a zoo model)")
+    from ..engine import architecture as arch
+    from ..engine.symbol import Graph
+    graph = Graph.from_json(documents.graph)
+    by_key = {info.key: info for info in infos}
+    inputs = [name for name in graph.variables() if name not in by_key]
+    specs = arch.input_specs(documents.architecture) if documents.architecture is not None else []
+    if len(specs) != len(inputs):
+        raise OutputFormatError("the model's input shape is unknown here; export it with "
+                                "modelsurgeon.core.onnx.export.export_file(..., input_shape=...)")
+    tensors = {}
+    for done, info in enumerate(infos):
+        tensors[info.key] = fetch(info)
+        if progress is not None:
+            progress(done + 1, len(infos))
+    names = {info.key: info.structural[0] for info in infos if info.structural}
+    model = export_graph(graph, tensors, {v: s[1] for v, s in zip(inputs, specs)},
+                         input_dtypes={v: s[2] for v, s in zip(inputs, specs)}, names=names)
+    save_model(model, path, overwrite=overwrite, check=True)
+    return []
+
+
+FORMAT = Format("onnx", "ONNX model", (".onnx",), _sniff, OnnxReader, write, reports=("onnx",))
+
+__all__ = ["FORMAT", "write"]
