@@ -293,7 +293,19 @@ def test_format_entry_detects_reads_and_writes(tmp_path, small_zoo_model, small_
                      Documents("named", origin=path))
         with FORMAT.open(doubled) as out:
             np.testing.assert_array_equal(out.read("output.weight"), reader.read("output.weight") * 2)
-        with pytest.raises(SurgeryError, match="keeps its initializers' names"):
-            renamed = [TensorInfo("x" + i.key, i.shape, i.dtype) for i in reader.tensors.values()]
-            FORMAT.write(str(tmp_path / "bad.onnx"), renamed, lambda info: None, Documents("named", origin=path))
+        renamed = [TensorInfo("x" + i.key, i.shape, i.dtype) for i in reader.tensors.values()]
+        FORMAT.write(str(tmp_path / "renamed.onnx"), renamed, lambda info: reader.read(info.key[1:]),
+                     Documents("named", origin=path))
+        with FORMAT.open(str(tmp_path / "renamed.onnx")) as out:
+            assert list(out.tensors) == [i.key for i in renamed]
+        np.testing.assert_allclose(runtime.run(str(tmp_path / "renamed.onnx"), [x], threads=1)[0], net(x),
+                                   rtol=1e-4, atol=1e-5)
+        new_head = [TensorInfo(i.key, (3, *i.shape[1:]) if i.key.startswith("output.") else i.shape, i.dtype)
+                    for i in reader.tensors.values()]
+        arrays = {"output.weight": np.ones((3, 256), np.float32), "output.bias": np.arange(3, dtype=np.float32)}
+        FORMAT.write(str(tmp_path / "head.onnx"), new_head, lambda info: arrays.get(info.key, reader.read(info.key)),
+                     Documents("named", origin=path))
+        assert runtime.run(str(tmp_path / "head.onnx"), [x], threads=1)[0].shape == (1, 3)
+        with pytest.raises(SurgeryError, match="would be missing"):
+            FORMAT.write(str(tmp_path / "bad.onnx"), renamed[:-1], lambda info: None, Documents("named", origin=path))
     runtime.run(doubled, [x], threads=1)

@@ -36,23 +36,10 @@ def _sniff(probe: Probe) -> bool:
 def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
           progress: Progress | None = None, overwrite: bool = True, **_: Any) -> list[str]:
     """Write an ONNX model of ``infos`` (see the module docstring); returns notes (none)."""
-    from .edit import load, save_model
+    from .edit import save_model
     from .export import export_graph
     if documents.origin is not None and os.path.isfile(documents.origin) and is_onnx(documents.origin):
-        model, external = load(documents.origin)
-        stored = {t.name: t for t in model.graph.initializer}
-        unknown = [info.key for info in infos if info.key not in stored]
-        dropped = [name for name in stored if name not in {info.key for info in infos}]
-        if unknown or dropped:
-            raise SurgeryError(f"an ONNX model keeps its initializers' names: {brief_list(unknown or dropped)} "
-                               f"{'are not in' if unknown else 'would be missing from'} {documents.origin} "
-                               "(rename and replace-head have their own ONNX edits)")
-        onnx = require_onnx()
-        for done, info in enumerate(infos):
-            stored[info.key].CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(fetch(info)), info.key))
-            if progress is not None:
-                progress(done + 1, len(infos))
-        save_model(model, path, external_data=external or None, overwrite=overwrite, check=True)
+        _write_back(path, infos, fetch, documents.origin, progress, overwrite)
         return []
     if documents.graph is None:
         raise OutputFormatError("an ONNX output needs a graph to export: convert from a file with an MXNet graph "
@@ -76,6 +63,47 @@ def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Docum
                          input_dtypes={v: s[2] for v, s in zip(inputs, specs)}, names=names)
     save_model(model, path, overwrite=overwrite, check=True)
     return []
+
+
+def _write_back(path: str, infos: Sequence[TensorInfo], fetch: Fetch, origin: str, progress: Progress | None,
+                overwrite: bool) -> None:
+    """The ONNX input with the plan's tensors: renamed initializers (the plan keeps their order), a
+    replaced head (through :func:`.edit.replace_head`, so the graph's shapes follow), new values."""
+    from .edit import find_head, load, rename_initializers, replace_head, save_model
+    onnx = require_onnx()
+    model, external = load(origin)
+    names = [t.name for t in model.graph.initializer]
+    keys = [info.key for info in infos]
+    if set(keys) <= set(names) and len(keys) == len(names):
+        mapping: dict[str, str] = {}
+    elif len(keys) == len(names):  # a rename keeps every tensor in its place
+        mapping = {old: new for old, new in zip(names, keys) if old != new}
+        model, _ = rename_initializers(model, mapping)
+    else:
+        missing = sorted(set(names) - set(keys)) or sorted(set(keys) - set(names))
+        raise SurgeryError(f"an ONNX model keeps its initializers: {brief_list(missing)} "
+                           f"{'would be missing from' if set(names) - set(keys) else 'are not in'} {origin}")
+    stored = {t.name: t for t in model.graph.initializer}
+    arrays = {}
+    for done, info in enumerate(infos):
+        arrays[info.key] = np.asarray(fetch(info))
+        if progress is not None:
+            progress(done + 1, len(infos))
+    reshaped = {k for k, a in arrays.items() if tuple(a.shape) != tuple(stored[k].dims)}
+    if reshaped:
+        head = find_head(model)
+        if not reshaped <= {head.weight, head.bias}:
+            raise SurgeryError(f"the shapes of {brief_list(sorted(reshaped))} change, and only the head's "
+                               f"({head.weight}) may change in an ONNX model")
+        weight = arrays[head.weight]
+        weight = weight.T if head.transposed else weight
+        bias = arrays.get(head.bias) if head.bias is not None else None
+        model, _ = replace_head(model, int(weight.shape[0]), weight, bias)
+        stored = {t.name: t for t in model.graph.initializer}
+    for key, array in arrays.items():
+        if key not in reshaped:
+            stored[key].CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(array), key))
+    save_model(model, path, external_data=external or None, overwrite=overwrite, check=True)
 
 
 FORMAT = Format("onnx", "ONNX model", (".onnx",), _sniff, OnnxReader, write, reports=("onnx",))
