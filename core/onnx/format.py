@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputFormatError, SurgeryError, brief_list
-from ..formats.base import TensorInfo
+from ..formats.base import STRUCTURAL, TensorInfo
 from ..formats.spec import Documents, Fetch, Format, Probe, Progress
 from . import require_onnx
 from .reader import OnnxReader, is_onnx, sniff
@@ -40,6 +40,9 @@ def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Docum
     from .export import export_graph
     if documents.origin is not None and os.path.isfile(documents.origin) and is_onnx(documents.origin):
         _write_back(path, infos, fetch, documents.origin, progress, overwrite)
+        return []
+    if documents.graph is None and documents.architecture is not None and documents.kind == STRUCTURAL:
+        _write_from_architecture(path, infos, fetch, documents, overwrite)
         return []
     if documents.graph is None:
         raise OutputFormatError("an ONNX output needs a graph to export: convert from a file with an MXNet graph "
@@ -63,6 +66,23 @@ def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Docum
                          input_dtypes={v: s[2] for v, s in zip(inputs, specs)}, names=names)
     save_model(model, path, overwrite=overwrite, check=True)
     return []
+
+
+def _write_from_architecture(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents,
+                             overwrite: bool) -> None:
+    """A structural checkpoint with its architecture: build the model, load the tensors, trace and export."""
+    from ..binding import load_arrays
+    from ..engine import architecture as arch
+    from .edit import save_model
+    from .export import export_block
+    architecture = documents.architecture or {}
+    specs = arch.input_specs(architecture)
+    if len(specs) != 1:
+        raise OutputFormatError("the model's input shape is unknown here; export it with "
+                                "modelsurgeon.core.onnx.export.export_file(..., input_shape=...)")
+    block = arch.build(architecture)
+    load_arrays(block, {info.key: fetch(info) for info in infos}, source="the checkpoint")
+    save_model(export_block(block, specs[0][1]), path, overwrite=overwrite, check=True)
 
 
 def _write_back(path: str, infos: Sequence[TensorInfo], fetch: Fetch, origin: str, progress: Progress | None,
