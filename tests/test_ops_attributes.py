@@ -276,7 +276,7 @@ def test_tracing_a_multi_output_operator_records_each_output():
     block = Halves()
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     graph, _ = block.trace(x)
-    mul = [node for node in graph.nodes if node.op == "elemwise_mul"][0]
+    mul = next(node for node in graph.nodes if node.op == "elemwise_mul")
     assert [entry[1] for entry in mul.inputs] == [0, 1]
     np.testing.assert_array_equal(graph.execute({graph.variables()[0]: x})[0], x[:, :2] * x[:, 2:])
 
@@ -378,3 +378,138 @@ def test_run_refuses_bad_architecture_attributes_with_exit_4(inputs, extra, matc
     assert result.exit_code == 4, result.output
     assert re.search(match, result.output), result.output
     assert "Traceback" not in result.output
+
+
+# -- executing graphs whose attributes are hostile, in a child with a memory and time budget ---------
+
+def _many_ops_graph() -> dict:
+    chain = [("Pooling", {"kernel": "(2, 2)", "stride": "(1, 1)", "pad": "(1, 1)", "pool_type": "avg",
+                          "pooling_convention": "full", "count_include_pad": "False"}),
+             ("UpSampling", {"scale": "2", "sample_type": "nearest", "num_args": "1"}),
+             ("Pad", {"mode": "reflect", "pad_width": "(0, 0, 0, 0, 1, 1, 1, 1)"}),
+             ("_contrib_BilinearResize2D", {"height": "7", "width": "9", "align_corners": "False"}),
+             ("_contrib_AdaptiveAvgPooling2D", {"output_size": "(3, 4)"}),
+             ("LeakyReLU", {"act_type": "leaky", "slope": "0.1"}),
+             ("Reshape", {"shape": "(0, -4, 2, -1, -3)", "reverse": "False"}),
+             ("transpose", {"axes": "(0, 2, 1, 3)"}),
+             ("expand_dims", {"axis": "1"}),
+             ("tile", {"reps": "(1, 2, 1, 1)"}),
+             ("slice_axis", {"axis": "3", "begin": "0", "end": "2"}),
+             ("softmax", {"axis": "-1", "temperature": "2.0"}),
+             ("topk", {"axis": "-1", "k": "1", "ret_typ": "value"}),
+             ("repeat", {"repeats": "2", "axis": "2"}),
+             ("sum", {"axis": "(2,)", "keepdims": "True"}),
+             ("_plus_scalar", {"scalar": "1.5"}),
+             ("clip", {"a_min": "-1", "a_max": "2"})]
+    nodes = [{"op": "null", "name": "data", "inputs": []}]
+    for index, (op, attrs) in enumerate(chain):
+        nodes.append({"op": op, "name": f"n{index}", "attrs": attrs, "inputs": [[index, 0, 0]]})
+    return {"nodes": nodes, "arg_nodes": [0], "heads": [[len(chain), 0, 0]]}
+
+
+HOSTILE_RUN_VALUES = ["0", "-1", "-7", "(0, 0)", "(-5, -5)", "99999", "(99999, 99999)", "9" * 18, "nan", "x", ""]
+
+
+def _weighted_ops_graph() -> dict:
+    """Operators with weights: Deconvolution, BatchNorm, GroupNorm, LayerNorm, InstanceNorm, PReLU..."""
+    nodes = [{"op": "null", "name": "data", "inputs": []}]
+
+    def var(name):
+        nodes.append({"op": "null", "name": name, "inputs": []})
+        return len(nodes) - 1
+
+    def op(name, attrs, *inputs):
+        nodes.append({"op": name, "name": f"w{sum(1 for n in nodes if n['op'] != 'null')}", "attrs": attrs,
+                      "inputs": [[i, 0, 0] for i in inputs]})
+        return len(nodes) - 1
+
+    x = op("Deconvolution", {"kernel": "(2, 2)", "stride": "(2, 2)", "pad": "(0, 0)", "adj": "(0, 0)",
+                             "num_filter": "4", "num_group": "2", "no_bias": "True"}, 0, var("dw"))
+    x = op("BatchNorm", {"axis": "1", "eps": "1e-5", "fix_gamma": "False"}, x, var("g"), var("b"), var("m"), var("v"))
+    x = op("GroupNorm", {"num_groups": "2", "eps": "1e-5"}, x, var("gg"), var("gb"))
+    x = op("LayerNorm", {"axis": "-1", "eps": "1e-5"}, x, var("lg"), var("lb"))
+    x = op("InstanceNorm", {"eps": "1e-3"}, x, var("ig"), var("ib"))
+    x = op("LeakyReLU", {"act_type": "prelu"}, x, var("pg"))
+    x = op("L2Normalization", {"mode": "channel", "eps": "1e-10"}, x)
+    x = op("FullyConnected", {"num_hidden": "3", "flatten": "False"}, x, var("fw"), var("fb"))
+    x = op("Embedding", {"input_dim": "5", "output_dim": "2"}, op("argmax", {"axis": "-1"}, x), var("emb"))
+    return {"nodes": nodes, "arg_nodes": [i for i, n in enumerate(nodes) if n["op"] == "null"],
+            "heads": [[x, 0, 0]]}
+
+
+_WEIGHT_SHAPES = {"data": (1, 4, 4, 5), "dw": (4, 2, 2, 2), "g": (4,), "b": (4,), "m": (4,), "v": (4,),
+                  "gg": (2,), "gb": (2,), "lg": (10,), "lb": (10,), "ig": (4,), "ib": (4,), "pg": (4,),
+                  "fw": (3, 10), "fb": (3,), "emb": (5, 2)}
+_GRAPHS = {"many": (_many_ops_graph, {"data": (1, 4, 4, 5)}), "weighted": (_weighted_ops_graph, _WEIGHT_SHAPES)}
+
+
+def _feeds(shapes: dict) -> dict:
+    gen = np.random.default_rng(0)
+    return {name: gen.uniform(0.5, 1.5, shape).astype(np.float32) for name, shape in shapes.items()}
+
+
+def _run_with_hostile_values(graph: str) -> str:
+    """In the child: the graph with each attribute of each node set to each hostile value in turn,
+    read and run; any exception but ModelSurgeonError fails the test, naming the mutation."""
+    build, shapes = _GRAPHS[graph]
+    endings = {"ok": 0, "error": 0}
+    for node, attrs in enumerate(n.get("attrs", {}) for n in build()["nodes"]):
+        for key in attrs:
+            for value in HOSTILE_RUN_VALUES:
+                document = build()
+                document["nodes"][node]["attrs"][key] = value
+                try:
+                    parsed = Graph.from_json(document)
+                    parsed.check_ops()
+                    parsed.execute(_feeds(shapes))
+                    endings["ok"] += 1
+                except ModelSurgeonError as exc:
+                    assert "node '" in str(exc) and len(str(exc)) < 1000, exc  # names the node it happened in
+                    endings["error"] += 1
+                except BaseException as exc:  # noqa: BLE001 - anything else is the failure reported
+                    raise AssertionError(f"node {node} {key}={value!r}: {exc!r}") from None
+    return f"{endings}"
+
+
+def test_the_fuzzed_graphs_run():
+    (out,) = Graph.from_json(_many_ops_graph()).execute(_feeds({"data": (1, 4, 4, 5)}))
+    assert out.shape == (1, 1, 1, 2, 1) and np.isfinite(out).all()
+    (out,) = Graph.from_json(_weighted_ops_graph()).execute(_feeds(_WEIGHT_SHAPES))
+    assert out.shape == (1, 4, 8, 2) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("graph", sorted(_GRAPHS))
+def test_hostile_attributes_in_a_running_graph_end_in_our_errors(graph):
+    """Every attribute of every node, set to each hostile value, in a forked child with a memory
+    and time budget: the graph runs or stops with our error naming a node."""
+    isolated = pytest.importorskip("fuzz.harness").isolated
+    outcome = isolated(_run_with_hostile_values, graph, time_limit=120)
+    assert outcome.acceptable, outcome
+    assert outcome.kind == "ok" and "'error': 0" not in outcome.detail, outcome
+
+
+def test_module_checkpoints_run_without_their_softmax_label():
+    """mx.model.save_checkpoint graphs end in SoftmaxOutput with a 'softmax_label' variable that no
+    .params file holds: inference needs no value for it, and it is no parameter."""
+    doc = {"nodes": [{"op": "null", "name": "data", "inputs": []},
+                     {"op": "null", "name": "fc_weight", "inputs": []},
+                     {"op": "null", "name": "fc_bias", "inputs": []},
+                     {"op": "FullyConnected", "name": "fc", "attrs": {"num_hidden": "3"},
+                      "inputs": [[0, 0, 0], [1, 0, 0], [2, 0, 0]]},
+                     {"op": "null", "name": "softmax_label", "inputs": []},
+                     {"op": "SoftmaxOutput", "name": "softmax", "inputs": [[3, 0, 0], [4, 0, 0]]}],
+           "arg_nodes": [0, 1, 2, 4], "heads": [[5, 0, 0]]}
+    graph = Graph.from_json(doc)
+    assert graph.label_variables() == ["softmax_label"]
+    gen = np.random.default_rng(1)
+    x, w, b = (gen.standard_normal(s).astype(np.float32) for s in ((2, 4), (3, 4), (3,)))
+    (out,) = graph.execute({"data": x, "fc_weight": w, "fc_bias": b})
+    logits = x @ w.T + b
+    np.testing.assert_allclose(out, np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-6)
+    block = core.SymbolBlock(doc, ["data"])
+    assert sorted(block.collect_params()) == ["fc_bias", "fc_weight"]
+    block.collect_params()["fc_weight"].set_data(w)
+    block.collect_params()["fc_bias"].set_data(b)
+    np.testing.assert_allclose(block(x), out, rtol=1e-6)
+    retraced, _ = block.trace(x)  # the label input is not recorded; the graph still reads and runs
+    Graph.from_json(retraced.to_dict()).check_ops()

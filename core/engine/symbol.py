@@ -242,6 +242,17 @@ class Graph:
                     aux.add(source)
         return [self.nodes[i].name for i in sorted(aux)]
 
+    def label_variables(self) -> list[str]:
+        """Variables read only as training labels (``softmax_label`` of SoftmaxOutput in Module
+        checkpoints): inference needs no value for them."""
+        users: dict[int, list[bool]] = {}
+        for node in self.nodes:
+            spec = None if node.is_variable else ops.supported_spec(node.op)
+            for position, (source, _, _) in enumerate(node.inputs):
+                users.setdefault(source, []).append(spec is not None and position in spec.label_inputs)
+        return [self.nodes[i].name for i in sorted(users)
+                if self.nodes[i].is_variable and all(users[i])]
+
     def arguments(self) -> list[str]:
         aux = set(self.aux_variables())
         return [name for name in self.variables() if name not in aux]
@@ -337,7 +348,7 @@ class Graph:
                 if parsed.get("num_args") not in (None, len(node.inputs)) or not node.inputs:
                     raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs but "
                                             f"num_args={parsed.get('num_args')}")
-            elif len(node.inputs) != expected:
+            elif len(node.inputs) != expected and len(node.inputs) != expected - len(spec.label_inputs):
                 raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs; it takes "
                                         f"{expected} ({', '.join(spec.inputs(parsed))})")
             for source, out_index, _ in node.inputs:
@@ -371,15 +382,19 @@ class Graph:
         relus = {relu for _, relu in fused.values() if relu is not None}
         values: dict[int, Any] = {}
         multi: set[int] = set()  # nodes whose kernel returned a list of outputs
+        labels = set(self.label_variables()) - set(feeds)
 
         def output(source: int, out: int) -> Any:  # the out-th output of a node
             return values[source][out] if source in multi else values[source]
 
         for index, node in enumerate(self.nodes):
             if node.is_variable:
-                if node.name not in feeds:
+                if node.name in labels:
+                    values[index] = None  # a training label: inference does not read it
+                elif node.name not in feeds:
                     raise ModelSurgeonError(f"no value for graph variable '{node.name}'")
-                values[index] = feeds[node.name]
+                else:
+                    values[index] = feeds[node.name]
             else:
                 args = [output(source, out) for source, out, _ in node.inputs]
                 if index in convs:  # runs folded into the BatchNorm that consumes it

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from .registry import REQUIRED, OpSpec, at_least, one_of, register
+from .registry import NUM_ARGS, REQUIRED, OpSpec, one_of, register
 
 
 def _divide(a, b):
@@ -101,7 +101,7 @@ def add_n(*args, num_args=None):
     return out
 
 
-register(OpSpec("add_n", add_n, {"num_args": ("optint", None, at_least(1))},
+register(OpSpec("add_n", add_n, {"num_args": ("optint", None, NUM_ARGS)},
                 inputs=lambda attrs: [f"arg{i}" for i in range(attrs.get("num_args") or 0)],
                 variadic=True), "ElementWiseSum", "_npi_add_n")
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
 from .common import CUDNN, like_input, pair
-from .registry import REQUIRED, OpSpec, at_least, between, get, one_of, register
+from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, between, get, one_of, register
 
 
 def fully_connected(data, weight, bias=None, *, num_hidden, no_bias=False, flatten=True):
@@ -278,7 +278,7 @@ register(OpSpec("Dropout", lambda data, **_: data,
                 ignored=CUDNN), "_npx_dropout")
 register(OpSpec("Flatten", lambda data: data.reshape(data.shape[0], -1)), "flatten", "_npx_batch_flatten")
 register(OpSpec("Concat", lambda *data, dim=1, num_args=None: np.concatenate(data, axis=dim),
-                {"dim": ("int", 1, between(-32, 31)), "num_args": ("optint", None, at_least(1))},
+                {"dim": ("int", 1, between(-32, 31)), "num_args": ("optint", None, NUM_ARGS)},
                 inputs=lambda attrs: [f"arg{i}" for i in range(attrs.get("num_args") or 0)],
                 variadic=True), "concat")
 register(OpSpec("_copy", lambda data: data.copy()), "identity", "_npi_copy", "_np_copy")
@@ -299,7 +299,7 @@ register(OpSpec("SoftmaxOutput", softmax_output,
                  "use_ignore": ("bool", False), "preserve_shape": ("bool", False),
                  "normalization": ("str", "null", one_of("null", "batch", "valid")), "out_grad": ("bool", False),
                  "smooth_alpha": ("float", 0.0)},
-                inputs=lambda attrs: ["data", "label"]), "Softmax")
+                inputs=lambda attrs: ["data", "label"], label_inputs=(1,)), "Softmax")
 
 # -- attribute ranges of the convolution (its kernel is registered by conv.py) ------------------
 _conv = get("Convolution")

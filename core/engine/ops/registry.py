@@ -202,12 +202,19 @@ def between(low: float, high: float) -> Check:
     return check
 
 
+#: Most inputs a variadic operator (Concat, add_n, stack, UpSampling) may declare.
+MAX_INPUTS = 1 << 16
+
+
 def one_of(*choices: Any) -> Check:
     def check(value: Any) -> str | None:
         if value not in choices:
             return "must be one of " + ", ".join(repr(c) for c in choices)
         return None
     return check
+
+
+NUM_ARGS = between(1, MAX_INPUTS)  #: the range of ``num_args``
 
 
 def _format_attr(value: Any) -> str:
@@ -237,6 +244,8 @@ class OpSpec:
     ignored: frozenset[str] = frozenset()  # attributes with no effect on inference results
     variadic: bool = False
     num_outputs: Callable[[dict[str, Any]], int] = lambda attrs: 1
+    #: input positions only training reads (SoftmaxOutput's label): at inference they may be absent
+    label_inputs: tuple[int, ...] = ()
     validate: Callable[[dict[str, Any]], str | None] | None = None
 
     def parse(self, raw: dict[str, Any], node: str = "") -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import ShapeError
 from .common import check_output_size
 from .deconv import deconvolution
-from .registry import OpSpec, at_least, one_of, register
+from .registry import NUM_ARGS, OpSpec, at_least, one_of, register
 
 
 def _need_4d(data, op):
@@ -143,7 +143,7 @@ def adaptive_avg_pool(data, *, output_size=()):
 register(OpSpec("UpSampling", upsampling,
                 {"scale": ("int", 1, at_least(1)), "sample_type": ("str", "nearest", one_of("nearest", "bilinear")),
                  "num_filter": ("int", 0, at_least(0)), "multi_input_mode": ("str", "concat", one_of("concat", "sum")),
-                 "num_args": ("optint", 1, at_least(1))},
+                 "num_args": ("optint", 1, NUM_ARGS)},
                 inputs=_upsampling_inputs, variadic=False, ignored=frozenset({"workspace"})), "_npx_upsampling")
 _RESIZE_MODES = ("size", "like", "odd_scale", "to_even_down", "to_even_up", "to_odd_down", "to_odd_up")
 register(OpSpec("_contrib_BilinearResize2D", bilinear_resize_2d,

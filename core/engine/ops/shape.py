@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
 from .common import check_output_size
-from .registry import REQUIRED, OpSpec, at_least, one_of, register
+from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, one_of, register
 
 #: dtype names MXNet writes in ``dtype`` attributes.
 DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int32", "int64", "bool", "int16", "uint16",
@@ -425,10 +425,10 @@ def _variadic(attrs):
 register(OpSpec("tile", tile, {"reps": ("tuple", REQUIRED, at_least(0))}), "_npi_tile")
 register(OpSpec("repeat", repeat, {"repeats": ("int", REQUIRED, at_least(0)), "axis": ("optint", None)}),
          "_npi_repeats")
-register(OpSpec("stack", stack, {"axis": ("int", 0), "num_args": ("optint", None, at_least(1))},
+register(OpSpec("stack", stack, {"axis": ("int", 0), "num_args": ("optint", None, NUM_ARGS)},
                 inputs=_variadic, variadic=True), "_npi_stack")
 register(OpSpec("_npi_concatenate", concat_np, {"axis": ("optint", 0), "dim": ("optint", None),
-                                                "num_args": ("optint", None, at_least(1))},
+                                                "num_args": ("optint", None, NUM_ARGS)},
                 inputs=_variadic, variadic=True))
 register(OpSpec("Pad", pad, {"mode": ("str", "constant", one_of("constant", "edge", "reflect")),
                              "pad_width": ("tuple", REQUIRED, at_least(0)), "constant_value": ("float", 0.0)}),
