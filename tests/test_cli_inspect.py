@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cli_helpers import (CNN_KEYS, COMMANDS, ENVELOPE, TUTORIAL_KEYS, Workspace, describe, invoke,  # noqa: F401
-                         nonfinite_file, parse_json, read_arrays, repeated_blocks_file, shared_file, table, ws)
+                         error_line, nonfinite_file, parse_json, read_arrays, repeated_blocks_file, shared_file,
+                         table, ws)
 from modelsurgeon.cli.main import cli
 from modelsurgeon.core import __version__
 
@@ -355,3 +358,38 @@ def test_tree_totals_add_up_with_shared_tensors(ws, tmp_path):
     tree = document["tree"]
     assert sum(n["params"] * n.get("repeat", 1) for n in tree) == document["summary"]["parameters"] == 20
     assert sum(n["bytes"] * n.get("repeat", 1) for n in tree) == document["summary"]["bytes"] == 80
+
+
+# -- --ops: the operator census of a graph ----------------------------------------------------------
+
+MOBILENET_GRAPH = Path(__file__).resolve().parent / "fixtures" / "mxnet" / "zoo" / "mobilenet0.25"
+
+
+def test_ops_lists_every_operator_of_an_export(ws):
+    document = ws.json("inspect", MOBILENET_GRAPH / "mobilenet0.25-0000.params", "--ops", command="inspect")
+    ops = {op["op"]: op for op in document["ops"]["operators"]}
+    assert document["ops"]["supported"] is True and document["ops"]["unsupported"] == []
+    assert ops["Convolution"]["count"] == 27 and ops["Convolution"]["first_node"] == "mobilenet0_conv0_fwd"
+    result = ws.invoke("inspect", MOBILENET_GRAPH / "mobilenet0.25-symbol.json", "--ops")
+    assert "Convolution\t27\tyes\tmobilenet0_conv0_fwd" in result.stdout
+    assert result.stderr.splitlines()[-1] == "all 6 operators run (222 nodes)"
+
+
+def test_ops_names_what_cannot_run(ws, tmp_path):
+    graph = {"nodes": [{"op": "null", "name": "data", "inputs": []},
+                       {"op": "LRN", "name": "lrn0", "attrs": {"nsize": "5"}, "inputs": [[0, 0, 0]]},
+                       {"op": "relu", "name": "relu0", "inputs": [[1, 0, 0]]}],
+             "arg_nodes": [0], "heads": [[2, 0, 0]]}
+    path = tmp_path / "net-symbol.json"
+    path.write_text(json.dumps(graph))
+    document = ws.json("inspect", path, "--ops", command="inspect")
+    assert document["ops"]["unsupported"] == ["LRN"]
+    lrn = next(op for op in document["ops"]["operators"] if op["op"] == "LRN")
+    assert lrn == {**lrn, "supported": False, "first_node": "lrn0", "count": 1}
+    result = ws.invoke("inspect", path, "--ops")
+    assert result.stderr.splitlines()[-1] == "1 of 2 operators cannot run: LRN"
+
+
+def test_ops_of_a_file_without_graph_is_refused(ws):
+    result = ws.invoke("inspect", ws["mlp.h5"], "--ops", code=6)
+    assert "has no graph" in error_line(result)

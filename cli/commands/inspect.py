@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections import Counter
 from typing import Any
@@ -11,6 +12,7 @@ import click
 import numpy as np
 
 from modelsurgeon.core import binding
+from modelsurgeon.core.errors import SurgeryError
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.keytree import KeyNode, key_tree
 
@@ -80,8 +82,11 @@ def tensor_record(info: TensorInfo) -> dict[str, Any]:
               help="Only tensors whose key (or recorded structural name) matches REGEX, searched anywhere.")
 @click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "
               "values (reads every tensor, one at a time).")
+@click.option("--ops", "operators", is_flag=True,
+              help="List the operators the file's graph uses, how often, and whether modelsurgeon runs each "
+                   "(FILE may also be a -symbol.json): whether a model will run, at a glance.")
 @output_options
-def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output) -> None:
+def inspect(file: str, tree: bool, pattern: str | None, stats: bool, operators: bool, out: Output) -> None:
     """Show what a checkpoint holds: every tensor's key, shape, dtype and size.
 
     Reads only metadata unless --stats is given. Name-keyed files show each
@@ -92,7 +97,11 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
       modelsurgeon inspect sample_models/cnn.h5
       modelsurgeon inspect sample_models/cnn.h5 --tree
       modelsurgeon inspect model.h5 --filter 'output\\.' --stats --json | jq '.tensors[].stats'
+      modelsurgeon inspect model-symbol.json --ops
     """
+    if operators:
+        _inspect_operators(file, out)
+        return
     try:
         regex = re.compile(pattern) if pattern is not None else None
     except re.error as exc:
@@ -121,6 +130,33 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
             out.emit("inspect", document)
             return
         _print_inspect(out, document, root, reader.kind == "named", stats)
+
+
+def _inspect_operators(file: str, out: Output) -> None:
+    """``--ops``: the operator census of the file's graph (or of a bare ``-symbol.json``)."""
+    from modelsurgeon.core.engine.census import census
+    if file.lower().endswith(".json") and not os.path.isdir(file):
+        graph: Any = binding.read_graph_file(file)
+    else:
+        with binding.open_checkpoint(file) as reader:
+            graph = reader.graph
+    if graph is None:
+        raise SurgeryError(f"{file} has no graph (an MXNet export's -symbol.json, or a name-keyed file): "
+                           "files with an architecture run on the engine's own layers")
+    report = census(graph)
+    if out.json:
+        out.emit("inspect", {"file": file, "ops": report})
+        return
+    rows = [(op["op"], op["count"], "yes" if op["supported"] and "problem" not in op else "NO", op["first_node"],
+             op.get("problem", "")) for op in report["operators"]]
+    out.table(["op", "count", "supported", "first node", "problem"], rows,
+              justify=["left", "right", "left", "left", "left"])
+    unsupported = report["unsupported"]
+    kinds = len(report["operators"])
+    if unsupported:
+        out.note(f"{len(unsupported)} of {kinds} operators cannot run: {', '.join(unsupported)}")
+    else:
+        out.note(f"all {kinds} operators run ({report['nodes']} nodes)")
 
 
 def _tree_view(infos: list[TensorInfo]) -> list[TensorInfo]:

@@ -357,37 +357,30 @@ def write_folder(directory: str | os.PathLike[str], infos: Sequence[TensorInfo],
     else:
         names = [SAFETENSORS_NAME]
     notes: list[str] = []
-    copies: list[tuple[str, str]] = []
-    if source is not None:
-        skip = source.layout.files() | {CONFIG_NAME}
-        for entry in sorted(os.scandir(source.directory), key=lambda e: e.name):
-            if entry.name in skip or entry.name.startswith(TEMP_PREFIX):
-                continue
-            if not entry.is_file():  # follows symbolic links (hub snapshots link into blobs)
-                if entry.is_dir():
-                    notes.append(f"{entry.name}/: folders beside the weights are not copied")
-                continue
-            if OTHER_WEIGHTS.match(entry.name):
-                notes.append(f"{entry.name}: weights in another format, left out (they would no longer "
-                             "match the written weights)")
-                continue
-            copies.append((entry.path, entry.name))
+    copies = _side_files(source, notes) if source is not None else []
     targets = [*names, *(name for _, name in copies), CONFIG_NAME] + ([SAFETENSORS_INDEX] if is_sharded else [])
-    created = False
-    if not os.path.isdir(target_dir):
-        parent = os.path.dirname(target_dir)
-        if not os.path.isdir(parent):
-            raise WriteError(f"{target_dir}: the directory {parent} does not exist")
-        try:
-            os.mkdir(target_dir)
-        except OSError as exc:
-            raise WriteError(f"{target_dir}: cannot create the folder: {_short(exc)}") from None
-        created = True
+    created = _make_folder(target_dir)
     if not overwrite:
         for name in targets:
             if os.path.lexists(os.path.join(target_dir, name)):
-                raise OutputExistsError(f"{os.path.join(target_dir, name)} already exists (use --force to overwrite it)")
+                raise OutputExistsError(f"{os.path.join(target_dir, name)} already exists (use `overwrite` to overwrite it)")
     stale = _stale_weights(target_dir, set(targets)) if overwrite else []
+    written = _write_files(target_dir, names, groups, fetch, config, copies, is_sharded, header_metadata, progress,
+                           locate, created)
+    for path in stale:  # the output is complete: weights of an earlier write would only mislead loaders
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        notes.append(f"{os.path.basename(path)}: removed (weights of an earlier write to this folder)")
+    return FolderWrite(written, notes)
+
+
+def _write_files(target_dir: str, names: list[str], groups: list[list[TensorInfo]], fetch: Fetch,
+                 config: dict[str, Any], copies: list[tuple[str, str]], is_sharded: bool,
+                 header_metadata: dict[str, str], progress: Progress | None, locate: Locate | None,
+                 created: bool) -> list[str]:
+    """The weights (committed shard by shard), the copied side files, config.json and the index last;
+    on any failure, everything this write put in place is removed again."""
+    infos = [info for group in groups for info in group]
     total = sum(_size(info) for info in infos)
     done = [0]
 
@@ -433,11 +426,40 @@ def write_folder(directory: str | os.PathLike[str], infos: Sequence[TensorInfo],
             with contextlib.suppress(OSError):
                 os.rmdir(target_dir)
         raise
-    for path in stale:  # the output is complete: weights of an earlier write would only mislead loaders
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        notes.append(f"{os.path.basename(path)}: removed (weights of an earlier write to this folder)")
-    return FolderWrite(written, notes)
+    return written
+
+
+def _side_files(source: HFFolderReader, notes: list[str]) -> list[tuple[str, str]]:
+    """(path, name) of the files beside the input's weights that the output folder gets a copy of."""
+    copies: list[tuple[str, str]] = []
+    skip = source.layout.files() | {CONFIG_NAME}
+    for entry in sorted(os.scandir(source.directory), key=lambda e: e.name):
+        if entry.name in skip or entry.name.startswith(TEMP_PREFIX):
+            continue
+        if not entry.is_file():  # follows symbolic links (hub snapshots link into blobs)
+            if entry.is_dir():
+                notes.append(f"{entry.name}/: folders beside the weights are not copied")
+            continue
+        if OTHER_WEIGHTS.match(entry.name):
+            notes.append(f"{entry.name}: weights in another format, left out (they would no longer "
+                         "match the written weights)")
+            continue
+        copies.append((entry.path, entry.name))
+    return copies
+
+
+def _make_folder(target_dir: str) -> bool:
+    """Create the output folder if it is missing (its parent must exist); whether it was created."""
+    if os.path.isdir(target_dir):
+        return False
+    parent = os.path.dirname(target_dir)
+    if not os.path.isdir(parent):
+        raise WriteError(f"{target_dir}: the directory {parent} does not exist")
+    try:
+        os.mkdir(target_dir)
+    except OSError as exc:
+        raise WriteError(f"{target_dir}: cannot create the folder: {_short(exc)}") from None
+    return True
 
 
 def _stale_weights(directory: str, keep: set[str]) -> list[str]:
