@@ -357,3 +357,22 @@ def test_run_file_runs_onnx_files_and_mxnet_exports_alike(tmp_path):
         runtime.run(str(tmp_path / "convbn.onnx"), [x[:, :2]])
     with pytest.raises(ModelSurgeonError, match="no input 'nope'"):
         runtime.run(str(tmp_path / "convbn.onnx"), {"nope": x})
+
+
+def test_a_module_checkpoint_ending_in_softmax_output_needs_no_label(tmp_path):
+    nodes = [{"op": "null", "name": "data", "inputs": []}, {"op": "null", "name": "fc_weight", "inputs": []},
+             {"op": "null", "name": "fc_bias", "inputs": []},
+             {"op": "FullyConnected", "name": "fc", "attrs": {"num_hidden": "3"}, "inputs": [[0, 0, 0], [1, 0, 0],
+                                                                                           [2, 0, 0]]},
+             {"op": "null", "name": "softmax_label", "inputs": []},
+             {"op": "SoftmaxOutput", "name": "softmax", "inputs": [[3, 0, 0], [4, 0, 0]]}]
+    graph = Graph.from_json({"nodes": nodes, "heads": [[5, 0, 0]]})
+    if "softmax_label" not in getattr(graph, "label_variables", list)():
+        pytest.skip("the engine does not tell training labels yet")
+    params = {"fc_weight": np.linspace(-1, 1, 15, dtype=np.float32).reshape(3, 5),
+              "fc_bias": np.asarray([0.1, 0.2, 0.3], np.float32)}
+    model = export_graph(graph, params, {"data": X2.shape})
+    assert [i.name for i in model.graph.input] == ["data"]
+    logits = X2 @ params["fc_weight"].T + params["fc_bias"]
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    _close(_ort(model, X2), expected.astype(np.float32))

@@ -187,6 +187,9 @@ class _Exporter:
         self.names = names
         self.dynamic_batch = dynamic_batch
         self._second: list[list[tuple[int, ...]]] | None = None
+        label_variables = getattr(graph, "label_variables", None)
+        self.labels: list[str] = [name for name in (label_variables() if label_variables else [])
+                                  if name not in inputs and name not in tensors]
 
     def run_shapes(self, batch_delta: int) -> tuple[list[list[tuple[int, ...]]], list[list[np.dtype]],
                                                     list[list[np.ndarray | None]]]:
@@ -202,13 +205,16 @@ class _Exporter:
         shapes: list[list[tuple[int, ...]]] = []
         dtypes: list[list[np.dtype]] = []
         small: list[list[np.ndarray | None]] = []
+        labels = set(self.labels)
         for index, node in enumerate(graph.nodes):
             if node.is_variable:
-                if node.name in self.inputs:
+                if node.name in labels:  # a training label (softmax_label): inference reads nothing
+                    out: list[Any] = [None]
+                elif node.name in self.inputs:
                     shape, dtype = self.inputs[node.name]
                     if batch_delta and shape:
                         shape = (shape[0] + batch_delta, *shape[1:])
-                    out: list[Any] = [np.zeros(shape, dtype)]
+                    out = [np.zeros(shape, dtype)]
                 else:
                     out = [np.asarray(self.tensors[node.name])]
             else:
@@ -245,7 +251,8 @@ class _Exporter:
             raise UnsupportedOpError(f"no ONNX translation for operator {missing[0]}"
                                      + (f" and {len(missing) - 1} more node(s)" if len(missing) > 1 else ""))
         for node in graph.nodes:
-            if node.is_variable and node.name not in self.inputs and node.name not in self.tensors:
+            if node.is_variable and node.name not in self.inputs and node.name not in self.tensors \
+                    and node.name not in self.labels:
                 raise ModelSurgeonError(f"no value for graph variable '{node.name}' (give its tensor, or its "
                                         "shape if it is an input)")
         shapes, dtypes, small = self.run_shapes(0)
@@ -290,7 +297,7 @@ class _Exporter:
                 if self.dynamic_batch and dims:
                     dims[0] = BATCH
                 inputs.append(onnx.helper.make_tensor_value_info(name, _onnx_dtype(onnx, dtype), dims))
-            elif node.name in used:
+            elif node.name in used and node.name not in self.labels:
                 array = overrides.get(node.name)
                 if array is None:
                     array = np.asarray(self.tensors[node.name])
@@ -455,7 +462,8 @@ def export_checkpoint(reader: CheckpointReader, input_shape: Sequence[int] | Non
         raise SurgeryError(f"{reader.path} is name-keyed but carries no graph; give its -symbol.json")
     graph = symbol.Graph.from_json(reader.graph)
     tensors = _LazyTensors(reader)
-    inputs = [name for name in graph.variables() if name not in reader.tensors]
+    labels = set(graph.label_variables()) if hasattr(graph, "label_variables") else set()
+    inputs = [name for name in graph.variables() if name not in reader.tensors and name not in labels]
     specs = arch.input_specs(reader.architecture) if reader.architecture is not None else []
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, Any] = {}

@@ -51,7 +51,8 @@ def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Docum
     from ..engine.symbol import Graph
     graph = Graph.from_json(documents.graph)
     by_key = {info.key: info for info in infos}
-    inputs = [name for name in graph.variables() if name not in by_key]
+    labels = set(graph.label_variables()) if hasattr(graph, "label_variables") else set()
+    inputs = [name for name in graph.variables() if name not in by_key and name not in labels]
     specs = arch.input_specs(documents.architecture) if documents.architecture is not None else []
     if len(specs) != len(inputs):
         raise OutputFormatError("the model's input shape is unknown here; export it with "
