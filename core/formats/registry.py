@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import CheckpointError, OutputFormatError
+from ..onnx import format as onnx_format
 from . import h5, hf, keras3, mxnet, safetensors_io, sharded, torch_io
 from .base import CheckpointReader, input_errors
 from .spec import Format, Probe
@@ -30,7 +31,7 @@ INDEX_SUFFIX = ".index.json"
 
 #: Every format, in detection order (the first whose ``sniff`` accepts a file reads it).
 FORMATS: list[Format] = [h5.FORMAT, keras3.FORMAT, mxnet.FORMAT, torch_io.FORMAT, keras3.ARCHIVE_FORMAT,
-                         mxnet.NPZ_FORMAT, safetensors_io.FORMAT, sharded.FORMAT, hf.FORMAT]
+                         mxnet.NPZ_FORMAT, safetensors_io.FORMAT, sharded.FORMAT, hf.FORMAT, onnx_format.FORMAT]
 
 
 def formats() -> list[Format]:
