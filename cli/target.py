@@ -73,11 +73,12 @@ class Target:
             plans.check(plan, dest)
         return dest
 
-    def write(self, out: Output, plan: plans.Plan, dest: plans.Destination) -> list[str]:
+    def write(self, out: Output, plan: plans.Plan, dest: plans.Destination,
+              input_shape: tuple[int, ...] | None = None) -> list[str]:
         """Apply ``plan`` (streaming, atomically); the path written becomes ``self.output``."""
         with out.progress(f"writing {os.path.basename(dest.path.rstrip('/')) or dest.path}",
                           plan.total_bytes()) as progress:
-            written, notes = plans.apply(plan, dest, progress=progress)
+            written, notes = plans.apply(plan, dest, progress=progress, input_shape=input_shape)
         self.output = written
         return notes
 

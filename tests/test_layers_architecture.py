@@ -3,7 +3,7 @@
 Every import statement under ``core/`` and ``cli/`` (module level or inside a function; not the
 ones under ``if TYPE_CHECKING``) is an edge of a module graph. The graph has no cycle, and each
 layer imports only the layers below it:
-cli -> surgery, visual -> binding -> engine, formats -> errors, lazy, dtypes, keytree.
+cli -> surgery, visual -> onnx (export) -> binding -> engine, formats -> errors, lazy, dtypes, version.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ PACKAGE = {"core": "modelsurgeon.core", "cli": "modelsurgeon.cli"}
 
 #: layer of a module: its subpackage under core (or the module itself), or "cli"
 LAYERS = {
-    "cli": {"cli", "surgery", "visual", "binding", "engine", "formats", "utilities", "root"},
+    "cli": {"cli", "surgery", "visual", "onnx", "binding", "engine", "formats", "utilities", "root"},
     "visual": {"visual", "surgery", "binding", "engine", "formats", "utilities"},
-    "surgery": {"surgery", "binding", "engine", "formats", "utilities"},
+    "surgery": {"surgery", "onnx", "binding", "engine", "formats", "utilities"},
+    "onnx": {"onnx", "binding", "engine", "formats", "utilities"},
     "binding": {"binding", "engine", "formats", "utilities"},
     "engine": {"engine", "utilities"},
     "formats": {"formats", "utilities"},
@@ -84,7 +85,7 @@ def _layer(module: str) -> str:
     if len(parts) == 2:
         return "root"
     head = parts[2]
-    if head == "keytree":  # a view of a file's TensorInfos
+    if head in ("keytree", "compare"):  # views of files' TensorInfos and tensors
         return "formats"
     if head in UTILITIES:
         return "utilities"

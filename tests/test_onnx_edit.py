@@ -14,8 +14,9 @@ pytest.importorskip("onnxruntime")
 
 from modelsurgeon.core.errors import CheckpointError, SurgeryError
 from modelsurgeon.core.formats.base import TensorInfo
-from modelsurgeon.core.onnx import edit, runtime
-from modelsurgeon.core.onnx.reader import OnnxReader, is_onnx, sniff
+from modelsurgeon.core.formats import onnx_edit as edit
+from modelsurgeon.core.onnx import runtime
+from modelsurgeon.core.formats.onnx import OnnxReader, is_onnx, sniff
 
 
 def _torch_cnn(tmp_path_factory: pytest.TempPathFactory, dynamo: bool) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
@@ -272,7 +273,7 @@ def test_format_entry_detects_reads_and_writes(tmp_path, small_zoo_model, small_
     from modelsurgeon.core.binding import named_infos
     from modelsurgeon.core.engine import architecture as arch
     from modelsurgeon.core.formats.spec import Documents, Probe
-    from modelsurgeon.core.onnx.format import FORMAT
+    from modelsurgeon.core.formats.onnx_edit import FORMAT
     net = small_zoo_model("mobilenet0.25")
     x = small_input("mobilenet0.25")
     graph, params = net.trace(x)

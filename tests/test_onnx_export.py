@@ -110,7 +110,7 @@ def test_structural_file_with_architecture_exports(tmp_path, small_zoo_model, sm
     with open_checkpoint(path) as reader:
         model = export_checkpoint(reader, input_shape=x.shape)
     _close(_ort(model, x), net(x))
-    from modelsurgeon.core.onnx.reader import OnnxReader
+    from modelsurgeon.core.formats.onnx import OnnxReader
     out = str(tmp_path / "m.onnx")
     save(model, out)
     with OnnxReader(out) as reader:
@@ -305,11 +305,12 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch):
         runtime.run(b"", [])
 
 
-@pytest.mark.parametrize("module", ["export", "reader", "edit", "runtime"])
+@pytest.mark.parametrize("module", ["onnx.export", "onnx.export.exporter", "formats.onnx", "formats.onnx_edit",
+                                    "onnx.runtime"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
-    assert doctest.testmod(importlib.import_module(f"modelsurgeon.core.onnx.{module}")).failed == 0
+    assert doctest.testmod(importlib.import_module(f"modelsurgeon.core.{module}")).failed == 0
 
 
 def test_export_file_writes_a_checked_model_with_external_data(tmp_path):

@@ -254,7 +254,7 @@ def test_graph_of_a_huge_symbol_allocates_nothing_large(tmp_path, case):
 def test_shapes_only_tracing_matches_real_execution():
     """Every operator's shape function gives the shape its kernel produces (sample models and zoo)."""
     from modelsurgeon.core.binding import model_from_reader, open_checkpoint
-    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.engine import budget, shapes  # noqa: F401
     from modelsurgeon.core.engine.symbol import tracing
     models = []
     for name, shape in (("cnn.h5", (2, 3, 32, 32)), ("cnn-named.h5", (2, 3, 32, 32)), ("mlp.h5", None)):
@@ -276,9 +276,9 @@ def test_shapes_only_tracing_matches_real_execution():
             tracer.apply = lambda *a, **k: executed.append(record(*a, **k)) or executed[-1]
             out = model(tracer.input("data", np.zeros(shape, np.float32)))
             real, _ = tracer.graph([out])
-        graph, _ = shapes.trace_shapes(model, shape)
+        graph, _ = budget.trace_shapes(model, shape)
         assert [n.op for n in graph.nodes] == [n.op for n in real.nodes]
-        estimate = shapes.check_forward(model, shape, max_memory=1 << 40)
+        estimate = budget.check_forward(model, shape, max_memory=1 << 40)
         traced = [estimate.shapes[n.name] for n in graph.nodes if not n.is_variable]
         assert traced == [tuple(s.shape) for s in executed if s.node in {i for i, n in enumerate(tracer.nodes)
                                                                           if n.name in estimate.shapes}], model
@@ -290,7 +290,7 @@ def test_a_forward_pass_over_the_budget_is_refused_naming_the_layer(tmp_path, ca
     """Item 8: `run` took 7.3 GB (input [2000,3,224,224]) and 4 GB (conv padding 4000); check_forward
     computes the peak from the shapes first and refuses above max_memory (exit 4)."""
     from modelsurgeon.core.binding import model_from_reader, open_checkpoint
-    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.engine import budget, shapes  # noqa: F401
     from modelsurgeon.core.errors import ResourceLimitError
     if case == "input 2000":
         path, shape = _cnn_with(tmp_path, "m.h5", (2000, 3, 224, 224)), (2000, 3, 224, 224)
@@ -309,18 +309,18 @@ def test_a_forward_pass_over_the_budget_is_refused_naming_the_layer(tmp_path, ca
     with pytest.raises(ResourceLimitError, match=rf"m\.h5: a forward pass on input .* needs about .* \(layer "
                                                  rf"'{layer}(\.\w+)?' \(operator \w+\) outputs .*\), more than the "
                                                  r"memory budget of 2\.0 GiB"):
-        shapes.check_forward(model, shape, max_memory=2 << 30, source=str(path))
+        budget.check_forward(model, shape, max_memory=2 << 30, source=str(path))
     assert issubclass(ResourceLimitError, CheckpointError)  # exit 4
     if case == "input 2000":  # the same model on a modest input passes
-        assert shapes.check_forward(model, (1, 3, 32, 32), max_memory=1 << 30).peak < 1 << 20
+        assert budget.check_forward(model, (1, 3, 32, 32), max_memory=1 << 30).peak < 1 << 20
 
 
 def test_an_input_alone_over_the_budget_is_refused_before_tracing():
-    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.engine import budget, shapes  # noqa: F401
     from modelsurgeon.core.errors import ResourceLimitError
     with pytest.raises(ResourceLimitError, match=r"the input \(100000, 3, 1000, 1000\) float32 alone takes 1\.1 TiB"):
-        shapes.check_forward(object(), (100000, 3, 1000, 1000), max_memory=1 << 30, source="x.npy")
-    assert shapes.default_budget() > 0
+        budget.check_forward(object(), (100000, 3, 1000, 1000), max_memory=1 << 30, source="x.npy")
+    assert budget.default_budget() > 0
 
 
 def test_convert_to_named_traces_a_huge_declared_input_without_computing(tmp_path):
@@ -343,7 +343,7 @@ def test_a_graph_with_huge_pooling_padding_is_refused_before_running(tmp_path, a
     """Item 8 for graphs: `run --symbol` of pooling padded by 100000 never finished; the budget check
     refuses it from the shapes, for the SymbolBlock `run` builds and for a bare Graph."""
     from modelsurgeon.core.binding import model_from_reader, open_checkpoint, read_graph_file
-    from modelsurgeon.core.engine import shapes
+    from modelsurgeon.core.engine import budget, shapes  # noqa: F401
     from modelsurgeon.core.errors import ResourceLimitError
 
     def pad(node):
@@ -361,14 +361,14 @@ def test_a_graph_with_huge_pooling_padding_is_refused_before_running(tmp_path, a
     with pytest.raises(ResourceLimitError, match=rf"pad: a forward pass on input \(1, 3, 32, 32\) needs about "
                                                  rf"[\d.]+ TiB of memory \(({name}) outputs \(1, \d+, \d{{6}}, "
                                                  r"\d{6}\) float32\)"):
-        shapes.check_forward(model, (1, 3, 32, 32), max_memory=1 << 30, source="pad")
+        budget.check_forward(model, (1, 3, 32, 32), max_memory=1 << 30, source="pad")
     plain = _graph_with(tmp_path, "plain-symbol.json", (1, 3, 32, 32))
     if as_block:
         with _named_with(plain) as reader:
             small = model_from_reader(reader)
     else:
         small = read_graph_file(str(plain))
-    assert shapes.check_forward(small, (1, 3, 32, 32), max_memory=1 << 30).peak < 1 << 20
+    assert budget.check_forward(small, (1, 3, 32, 32), max_memory=1 << 30).peak < 1 << 20
 
 
 def _named_with(graph_path: Path):

@@ -372,6 +372,8 @@ def warmed(tmp_path_factory) -> None:
     invoke("inspect", benign)
     invoke("inspect", benign, "--tree")
     invoke("convert", benign, "-o", directory / "b.safetensors")
+    with open_checkpoint(str(directory / "b.safetensors")) as reader:  # the safetensors package validates headers
+        model_from_reader(reader)
     invoke("run", benign, "--random-input", "1,3", "-o", directory / "y.npy")
     graph = json.loads((SAMPLES / "cnn-symbol.json").read_text())
     read_graph_file(str(SAMPLES / "cnn-symbol.json"))

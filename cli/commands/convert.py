@@ -47,7 +47,7 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: tupl
             out.table(["from", "to"], [(m["from"], m["to"]) for m in plan.details["mapping"]])
         notes = list(plan.notes)
         if dest is not None and not target.dry_run:
-            notes = target.write(out, plan, dest)
+            notes = target.write(out, plan, dest, input_shape=input_shape)
     document = {"input": file, "from": plan.details["from"],
                 "to": {"format": dest.format.name if dest is not None else None, "kind": plan.documents.kind},
                 "tensors": len(plan.tensors), "mapping": plan.details["mapping"]}

@@ -18,8 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import CheckpointError, OutputFormatError
-from ..onnx import format as onnx_format
-from . import h5, hf, keras3, mxnet, safetensors_io, sharded, torch_io
+from . import h5, hf, keras3, mxnet, onnx_edit, safetensors_io, sharded, torch_io
 from .base import CheckpointReader, input_errors
 from .spec import Format, Probe
 
@@ -31,7 +30,7 @@ INDEX_SUFFIX = ".index.json"
 
 #: Every format, in detection order (the first whose ``sniff`` accepts a file reads it).
 FORMATS: list[Format] = [h5.FORMAT, keras3.FORMAT, mxnet.FORMAT, torch_io.FORMAT, keras3.ARCHIVE_FORMAT,
-                         mxnet.NPZ_FORMAT, safetensors_io.FORMAT, sharded.FORMAT, hf.FORMAT, onnx_format.FORMAT]
+                         mxnet.NPZ_FORMAT, safetensors_io.FORMAT, sharded.FORMAT, hf.FORMAT, onnx_edit.FORMAT]
 
 
 def formats() -> list[Format]:

@@ -1,41 +1,12 @@
-"""ONNX out and in: export MXNet-style graphs to ONNX, read ``.onnx`` files as checkpoints, edit them
-(rename initializers, replace the head) and run them through ONNX Runtime.
+"""ONNX out: export MXNet-style graphs, our architectures and zoo models to ONNX, and run ONNX models
+through ONNX Runtime. Reading and editing ``.onnx`` files is the file layer's
+(:mod:`modelsurgeon.core.formats.onnx`, :mod:`modelsurgeon.core.formats.onnx_edit`).
 
 Everything here uses the official ``onnx`` package (and ``onnxruntime`` to run), imported on first
 use; without them each function raises :class:`MissingExtraError` naming the extra to install
-(``pip install 'modelsurgeon[onnx]'``). Submodules: :mod:`.export`, :mod:`.reader`, :mod:`.edit`,
-:mod:`.runtime`.
+(``pip install 'modelsurgeon[onnx]'``). Submodules: :mod:`.export`, :mod:`.runtime`.
 """
 
-from __future__ import annotations
-
-from types import ModuleType
-
-from ..errors import MissingDependencyError
-
-EXTRA = "pip install 'modelsurgeon[onnx]'"
-
-
-class MissingExtraError(MissingDependencyError):
-    """The onnx extra (onnx, onnxruntime) is not installed."""
-
-
-def require_onnx() -> ModuleType:
-    """The ``onnx`` module, or a MissingExtraError naming the extra that installs it."""
-    try:
-        import onnx
-    except ImportError:
-        raise MissingExtraError(f"ONNX support needs the 'onnx' package: {EXTRA}") from None
-    return onnx
-
-
-def require_onnxruntime() -> ModuleType:
-    """The ``onnxruntime`` module, or a MissingExtraError naming the extra that installs it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingExtraError(f"running ONNX models needs the 'onnxruntime' package: {EXTRA}") from None
-    return onnxruntime
-
+from ..formats.onnx import EXTRA, MissingExtraError, require_onnx, require_onnxruntime
 
 __all__ = ["EXTRA", "MissingExtraError", "require_onnx", "require_onnxruntime"]

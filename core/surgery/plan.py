@@ -249,11 +249,14 @@ def _identity(path: str) -> tuple[int, int] | None:
 # -- apply -----------------------------------------------------------------------------------------
 
 
-def apply(plan: Plan, dest: Destination, progress: Progress | None = None) -> tuple[str, list[str]]:
+def apply(plan: Plan, dest: Destination, progress: Progress | None = None,
+          input_shape: tuple[int, ...] | None = None) -> tuple[str, list[str]]:
     """Write ``plan`` to ``dest``, streaming; returns (the path written, notes).
 
     Unchanged input tensors are copied by the kernel where their reader can locate them; every
-    file appears whole or not at all (a sharded output's index last).
+    file appears whole or not at all (a sharded output's index last). An ONNX output from another
+    format is exported from the plan's graph or architecture (``input_shape`` where the file records
+    none).
     """
     check(plan, dest)
     sources = {info.key: source for info, source in plan.tensors}
@@ -265,6 +268,11 @@ def apply(plan: Plan, dest: Destination, progress: Progress | None = None) -> tu
         return sources[info.key].extent()
 
     notes = list(plan.notes)
+    if dest.format.name == "onnx" and not _from_onnx(plan):
+        from ..onnx.export.exporter import write_documents
+        notes += write_documents(dest.path, plan.infos, fetch, plan.documents, progress=progress,
+                                 overwrite=dest.overwrite, input_shape=input_shape)
+        return dest.path, notes
     if dest.sharded:
         index, written = sharded.write_sharded(dest.path, dest.format, plan.infos, fetch, plan.documents,
                                                max_shard_size=dest.max_shard_size or 0, progress=progress,
@@ -279,6 +287,10 @@ def apply(plan: Plan, dest: Destination, progress: Progress | None = None) -> tu
     notes += dest.format.write(dest.path, plan.infos, fetch, plan.documents, progress=progress,
                                overwrite=dest.overwrite, locate=locate)
     return dest.path, notes
+
+
+def _from_onnx(plan: Plan) -> bool:
+    return any(registry.format_of(reader) is registry.get("onnx") for reader in plan.readers)
 
 
 def with_metadata(plan: Plan, **metadata: str) -> Plan:

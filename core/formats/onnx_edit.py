@@ -1,5 +1,6 @@
 """Edits of ONNX models that keep them valid: rename initializers, replace the classification head,
-and write the result atomically (external data included).
+and write the result atomically (external data included); the ONNX format's description
+(:data:`FORMAT`: read with :class:`.onnx.OnnxReader`, written back with the edits a plan makes).
 
 Every edit validates first and works on a copy; the result passes ``onnx.checker``.
 
@@ -19,14 +20,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ModelSurgeonError, SurgeryError, brief_list
-from . import require_onnx
+from ..errors import ModelSurgeonError, OutputFormatError, SurgeryError, brief_list
+from .base import TensorInfo
+from .onnx import STRUCTURAL_PROP, OnnxReader, is_onnx, require_onnx, sniff
+from .spec import Documents, Fetch, Format, Probe, Progress
 
 if TYPE_CHECKING:
     from onnx import GraphProto, ModelProto, NodeProto
@@ -46,7 +49,6 @@ def load(path: str) -> tuple[ModelProto, bool]:
     model's directory and hold every byte claimed.
     """
     onnx = require_onnx()
-    from .reader import OnnxReader
     reader = OnnxReader(path)
     with reader:
         model = reader.model
@@ -151,7 +153,6 @@ def rename_initializers(model: ModelProto, mapping: Mapping[str, str]) -> tuple[
 
 
 def _rename_structural_prop(model: ModelProto, mapping: Mapping[str, str]) -> None:
-    from .export import STRUCTURAL_PROP
     for prop in model.metadata_props:
         if prop.key == STRUCTURAL_PROP:
             try:
@@ -385,7 +386,7 @@ def save_model(model: ModelProto, path: str, external_data: bool | None = None, 
     model, written first and atomically too. ``model`` must hold its data inline (see :func:`load`).
     """
     onnx = require_onnx()
-    from ..formats.atomic import atomic_output
+    from .atomic import atomic_output
     path = os.fspath(path)
     if external_data is None:
         external_data = sum(len(t.raw_data) for t in model.graph.initializer) > EXTERNAL_DATA_THRESHOLD
@@ -441,3 +442,66 @@ __all__ = [
     "replace_head",
     "save_model",
 ]
+
+
+# -- the format's description -------------------------------------------------------------------------
+
+def _sniff(probe: Probe) -> bool:
+    if not sniff(probe.head):
+        return False
+    return probe.path.lower().endswith(".onnx") or is_onnx(probe.path)
+
+
+def write(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
+          progress: Progress | None = None, overwrite: bool = True, **_: Any) -> list[str]:
+    """Write back an ONNX input (``documents.origin``) with the plan's tensors: renamed initializers (the
+    plan keeps their order), a replaced head, new values. A model made from another format's graph or
+    architecture is built by :mod:`modelsurgeon.core.onnx.export`, which the surgery layer calls."""
+    if documents.origin is None or not os.path.isfile(documents.origin) or not is_onnx(documents.origin):
+        raise OutputFormatError("an ONNX model is written from an ONNX input, or exported from a graph or an "
+                                "architecture (modelsurgeon.core.onnx.export)")
+    _write_back(path, infos, fetch, documents.origin, progress, overwrite)
+    return []
+
+
+def _write_back(path: str, infos: Sequence[TensorInfo], fetch: Fetch, origin: str, progress: Progress | None,
+                overwrite: bool) -> None:
+    """The ONNX input with the plan's tensors: renamed initializers (the plan keeps their order), a
+    replaced head (through :func:`.edit.replace_head`, so the graph's shapes follow), new values."""
+    onnx = require_onnx()
+    model, external = load(origin)
+    names = [t.name for t in model.graph.initializer]
+    keys = [info.key for info in infos]
+    if set(keys) <= set(names) and len(keys) == len(names):
+        mapping: dict[str, str] = {}
+    elif len(keys) == len(names):  # a rename keeps every tensor in its place
+        mapping = {old: new for old, new in zip(names, keys) if old != new}
+        model, _ = rename_initializers(model, mapping)
+    else:
+        missing = sorted(set(names) - set(keys)) or sorted(set(keys) - set(names))
+        raise SurgeryError(f"an ONNX model keeps its initializers: {brief_list(missing)} "
+                           f"{'would be missing from' if set(names) - set(keys) else 'are not in'} {origin}")
+    stored = {t.name: t for t in model.graph.initializer}
+    arrays = {}
+    for done, info in enumerate(infos):
+        arrays[info.key] = np.asarray(fetch(info))
+        if progress is not None:
+            progress(done + 1, len(infos))
+    reshaped = {k for k, a in arrays.items() if tuple(a.shape) != tuple(stored[k].dims)}
+    if reshaped:
+        head = find_head(model)
+        if not reshaped <= {head.weight, head.bias}:
+            raise SurgeryError(f"the shapes of {brief_list(sorted(reshaped))} change, and only the head's "
+                               f"({head.weight}) may change in an ONNX model")
+        weight = arrays[head.weight]
+        weight = weight.T if head.transposed else weight
+        bias = arrays.get(head.bias) if head.bias is not None else None
+        model, _ = replace_head(model, int(weight.shape[0]), weight, bias)
+        stored = {t.name: t for t in model.graph.initializer}
+    for key, array in arrays.items():
+        if key not in reshaped:
+            stored[key].CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(array), key))
+    save_model(model, path, external_data=external or None, overwrite=overwrite, check=True)
+
+
+FORMAT = Format("onnx", "ONNX model", (".onnx",), _sniff, OnnxReader, write, reports=("onnx",))

@@ -23,16 +23,45 @@ import json
 import math
 import os
 import stat
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CheckpointError
-from ..formats.base import MAX_TENSORS, NAMED, CheckpointReader, TensorInfo, input_errors
-from . import require_onnx
+from ..errors import CheckpointError, MissingDependencyError
+from .base import MAX_TENSORS, NAMED, CheckpointReader, TensorInfo, input_errors
 
 if TYPE_CHECKING:
     from onnx import ModelProto, TensorProto
+
+#: Model metadata: JSON {initializer name: graph variable name} of initializers named structurally.
+STRUCTURAL_PROP = "modelsurgeon.structural"
+EXTRA = "pip install 'modelsurgeon[onnx]'"
+
+
+class MissingExtraError(MissingDependencyError):
+    """The onnx extra (onnx, onnxruntime) is not installed."""
+
+
+def require_onnx() -> ModuleType:
+    """The ``onnx`` module, or a MissingExtraError naming the extra that installs it."""
+    try:
+        import onnx
+    except ImportError:
+        raise MissingExtraError(f"ONNX support needs the 'onnx' package: {EXTRA}") from None
+    return onnx
+
+
+def require_onnxruntime() -> ModuleType:
+    """The ``onnxruntime`` module, or a MissingExtraError naming the extra that installs it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingExtraError(f"running ONNX models needs the 'onnxruntime' package: {EXTRA}") from None
+    return onnxruntime
+
+
+__all__ = ["EXTRA", "MissingExtraError", "require_onnx", "require_onnxruntime"]
 
 #: Protocol buffers cannot be larger than 2 GiB; bigger models keep their weights in external data.
 MAX_ONNX_BYTES = 2 << 30
