@@ -2,6 +2,7 @@
 module per kernel family, each registering its own operators when imported."""
 
 from . import conv, nn
+from . import detection
 from .conv import conv_output_shape, convolution, convolution_batch_norm
 from .nn import ACTIVATIONS, activation, batch_norm, fully_connected, pooling, softmax
 from .registry import REQUIRED, OpSpec, get, invoke, register, supported, supported_spec

@@ -1,0 +1,414 @@
+"""Object-detection operators of MXNet's ``contrib`` namespace, with MXNet 1.9.1's semantics.
+
+``_contrib_box_nms`` (GluonCV's SSD, YOLOv3 and Faster R-CNN end with it), ``_contrib_box_iou``,
+``_contrib_box_decode`` / ``_contrib_box_encode``, ``_contrib_MultiBoxPrior`` /
+``_contrib_MultiBoxDetection`` (the original SSD's anchors and decoding) and ``_contrib_ROIAlign``.
+
+Everything is vectorised over boxes, anchors and channels. Greedy non-maximum suppression is
+sequential by definition (a box suppressed by an earlier one suppresses nothing), so it walks the
+kept boxes in score order, each step one vectorised row of a precomputed overlap matrix. Arithmetic
+is done in the input's precision in MXNet's order, so thresholds compare the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import ShapeError, UnsupportedOpError
+from .registry import REQUIRED, OpSpec, register
+
+FORMATS = ("corner", "center")
+
+from . import registry as _registry  # noqa: E402  TEMPORARY until the ops branch's ftuple parser is merged
+_registry._PARSERS.setdefault("ftuple", lambda v: tuple(float(x) for x in (
+    __import__("ast").literal_eval(v) if isinstance(v, str) else v)) if not isinstance(v, (int, float)) else (float(v),))
+
+#: rows of ROIs interpolated at once by ROIAlign (bounds the temporary (rois, C, PH, W) block)
+ROI_CHUNK = 32
+
+
+def _format(value: str, what: str) -> str:
+    if value not in FORMATS:
+        raise UnsupportedOpError(f"{what} format '{value}' is not supported; choose corner or center")
+    return value
+
+
+# -- overlaps ---------------------------------------------------------------------------------
+
+def _extent(a0, a1, b0, b1, fmt):
+    """Overlap of 1-D extents, MXNet's ``Intersect``: corner (lo, hi) or center (mid, size)."""
+    if fmt == "corner":
+        w = np.minimum(a1, b1) - np.maximum(a0, b0)
+    else:
+        half_a, half_b = a1 / 2, b1 / 2
+        w = np.minimum(b0 + half_b, a0 + half_a) - np.maximum(b0 - half_b, a0 - half_a)
+    return np.maximum(w, 0)
+
+
+def _area(boxes, fmt):
+    if fmt == "corner":
+        w, h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    else:
+        w, h = boxes[..., 2], boxes[..., 3]
+    return np.where((w < 0) | (h < 0), 0, w * h).astype(boxes.dtype, copy=False)
+
+
+def _pairwise_intersection(a, b, fmt):
+    """(..., N, 4) x (..., M, 4) -> (..., N, M) intersection areas."""
+    ax, bx = a[..., :, None, :], b[..., None, :, :]
+    w = _extent(ax[..., 0], ax[..., 2], bx[..., 0], bx[..., 2], fmt)
+    h = _extent(ax[..., 1], ax[..., 3], bx[..., 1], bx[..., 3], fmt)
+    return w * h
+
+
+def box_iou(lhs, rhs, *, format="corner"):
+    """``_contrib_box_iou``: IoU of every lhs box with every rhs box (shape lhs[:-1] + rhs[:-1])."""
+    fmt = _format(format, "box_iou")
+    if lhs.shape[-1] != 4 or rhs.shape[-1] != 4:
+        raise ShapeError(f"box_iou: the last dimension of both inputs must be 4 (got {lhs.shape}, {rhs.shape})")
+    a, b = lhs.reshape(-1, 4), rhs.reshape(-1, 4)
+    inter = _pairwise_intersection(a, b, fmt)
+    union = _area(a, fmt)[:, None] + _area(b, fmt)[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(inter > 0, inter / np.where(inter > 0, union, 1), 0).astype(lhs.dtype, copy=False)
+    return iou.reshape(*lhs.shape[:-1], *rhs.shape[:-1])
+
+
+# -- non-maximum suppression -------------------------------------------------------------------
+
+def _greedy_keep(suppresses: np.ndarray) -> np.ndarray:
+    """Greedy NMS over boxes in score order: ``suppresses[i, j]`` says box i removes later box j."""
+    n = suppresses.shape[0]
+    keep = np.ones(n, bool)
+    for i in range(n):
+        if keep[i]:
+            keep[i + 1:] &= ~suppresses[i, i + 1:]
+    return keep
+
+
+def box_nms(data, *, overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=2, score_index=1,
+            id_index=-1, background_id=-1, force_suppress=False, in_format="corner", out_format="corner"):
+    """``_contrib_box_nms``: sort boxes by score, keep the top k, suppress overlaps, pad with -1.
+
+    Per batch (every dimension before the last two), boxes with score > ``valid_thresh`` (and,
+    with ``id_index``, class != ``background_id``) are stably sorted by descending score; only
+    the first ``topk`` take part. A box is suppressed when its IoU with a kept, higher-scored box
+    (of the same class unless ``force_suppress`` or no ``id_index``) exceeds ``overlap_thresh``.
+    Kept rows come first in score order, whole; every other row is -1. A format conversion
+    leaves rows whose first coordinate is negative untouched, as MXNet does.
+    """
+    in_fmt, out_fmt = _format(in_format, "box_nms in"), _format(out_format, "box_nms out")
+    if data.ndim < 2:
+        raise ShapeError(f"box_nms: input must have at least 2 dimensions (got {data.shape})")
+    width = data.shape[-1]
+    if not 0 <= score_index < width or not 0 <= coord_start <= width - 4 or \
+            coord_start <= score_index <= coord_start + 3:
+        raise ShapeError(f"box_nms: score_index {score_index} / coord_start {coord_start} do not fit rows of "
+                         f"{width} values")
+    if id_index >= 0 and (id_index >= width or id_index == score_index or
+                          coord_start <= id_index <= coord_start + 3):
+        raise ShapeError(f"box_nms: id_index {id_index} does not fit rows of {width} values")
+    num = data.shape[-2]
+    batches = data.reshape(-1, num, width)
+    k = num if topk < 0 else min(num, topk)
+    if k < 1:
+        return data.copy()
+    out = np.full_like(batches, -1)
+    thresh = batches.dtype.type(overlap_thresh)
+    for b, rows in enumerate(batches):  # batches are few; everything inside is vectorised
+        scores = rows[:, score_index]
+        valid = scores > batches.dtype.type(valid_thresh)
+        if id_index >= 0:
+            valid &= rows[:, id_index] != batches.dtype.type(background_id)
+        candidates = np.flatnonzero(valid)
+        order = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+        if order.size == 0:
+            continue
+        chosen = rows[order]
+        boxes = chosen[:, coord_start:coord_start + 4]
+        inter = _pairwise_intersection(boxes, boxes, in_fmt)
+        areas = _area(boxes, in_fmt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / (areas[:, None] + areas[None, :] - inter)
+        suppresses = iou > thresh
+        if id_index >= 0 and not force_suppress:
+            ids = chosen[:, id_index].astype(np.int64)  # MXNet compares the ids as integers
+            suppresses &= ids[:, None] == ids[None, :]
+        kept = chosen[_greedy_keep(suppresses)]
+        out[b, :len(kept)] = kept
+    if in_fmt != out_fmt:
+        coords = out[..., coord_start:coord_start + 4]
+        convert = coords[..., 0] >= 0
+        if out_fmt == "center":
+            new = np.stack([(coords[..., 0] + coords[..., 2]) / 2, (coords[..., 1] + coords[..., 3]) / 2,
+                            coords[..., 2] - coords[..., 0], coords[..., 3] - coords[..., 1]], axis=-1)
+        else:
+            half_w, half_h = coords[..., 2] / 2, coords[..., 3] / 2
+            new = np.stack([coords[..., 0] - half_w, coords[..., 1] - half_h,
+                            coords[..., 0] + half_w, coords[..., 1] + half_h], axis=-1)
+        coords[convert] = new[convert]
+    return out.reshape(data.shape)
+
+
+# -- box coding ---------------------------------------------------------------------------------
+
+def box_decode(data, anchors, *, std0=1.0, std1=1.0, std2=1.0, std3=1.0, clip=-1.0, format="center"):
+    """``_contrib_box_decode``: (B, N, 4) offsets on (1, N, 4) anchors -> corner boxes."""
+    fmt = _format(format, "box_decode")
+    if data.ndim != 3 or data.shape[-1] != 4 or anchors.shape[-1] != 4:
+        raise ShapeError(f"box_decode: data must be (B, N, 4) and anchors (..., N, 4) "
+                         f"(got {data.shape}, {anchors.shape})")
+    t = data.dtype.type
+    a = anchors.reshape(-1, 4)[: data.shape[1]]
+    if a.shape[0] != data.shape[1]:
+        raise ShapeError(f"box_decode: {data.shape[1]} boxes but {a.shape[0]} anchors")
+    ax, ay, aw, ah = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+    if fmt == "corner":
+        aw, ah = aw - ax, ah - ay
+        ax, ay = ax + aw * t(0.5), ay + ah * t(0.5)
+    ox = data[..., 0] * t(std0) * aw + ax
+    oy = data[..., 1] * t(std1) * ah + ay
+    dw, dh = data[..., 2] * t(std2), data[..., 3] * t(std3)
+    if clip > 0:
+        dw, dh = np.minimum(dw, t(clip)), np.minimum(dh, t(clip))
+    ow = np.exp(dw) * aw * t(0.5)
+    oh = np.exp(dh) * ah * t(0.5)
+    return np.stack([ox - ow, oy - oh, ox + ow, oy + oh], axis=-1).astype(data.dtype, copy=False)
+
+
+def box_encode(samples, matches, anchors, refs, means, stds):
+    """``_contrib_box_encode``: training targets and masks (two outputs) for matched anchors."""
+    if anchors.ndim != 3 or anchors.shape[-1] != 4 or refs.ndim != 3 or refs.shape[-1] != 4:
+        raise ShapeError(f"box_encode: anchors and refs must be (B, N, 4) and (B, M, 4) "
+                         f"(got {anchors.shape}, {refs.shape})")
+    t = anchors.dtype.type
+    b, n = anchors.shape[:2]
+    match = matches.reshape(b, n).astype(np.int64)
+    ref = np.take_along_axis(refs, match[..., None], axis=1)
+    rw, rh = ref[..., 2] - ref[..., 0], ref[..., 3] - ref[..., 1]
+    rx, ry = ref[..., 0] + rw * t(0.5), ref[..., 1] + rh * t(0.5)
+    aw, ah = anchors[..., 2] - anchors[..., 0], anchors[..., 3] - anchors[..., 1]
+    ax, ay = anchors[..., 0] + aw * t(0.5), anchors[..., 1] + ah * t(0.5)
+    valid = samples.reshape(b, n) > t(0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.stack([((rx - ax) / aw - means[0]) / stds[0], ((ry - ay) / ah - means[1]) / stds[1],
+                        (np.log(rw / aw) - means[2]) / stds[2], (np.log(rh / ah) - means[3]) / stds[3]],
+                       axis=-1)
+    mask = np.broadcast_to(valid[..., None], raw.shape)
+    targets = np.where(mask, raw, 0).astype(anchors.dtype, copy=False)
+    return [targets, mask.astype(anchors.dtype)]
+
+
+# -- SSD anchors and detection ------------------------------------------------------------------
+
+def multibox_prior(data, *, sizes=(1.0,), ratios=(1.0,), clip=False, steps=(-1.0, -1.0), offsets=(0.5, 0.5)):
+    """``_contrib_MultiBoxPrior``: (1, H*W*(len(sizes)+len(ratios)-1), 4) corner anchors in [0, 1]."""
+    if data.ndim < 4:
+        raise ShapeError(f"MultiBoxPrior: input must be 4-D (got {data.shape})")
+    if not sizes or not ratios or len(steps) != 2 or len(offsets) != 2:
+        raise ShapeError("MultiBoxPrior: sizes and ratios need at least one value, steps and offsets two")
+    f = np.float32
+    height, width = data.shape[2], data.shape[3]
+    step_y, step_x = f(steps[0]), f(steps[1])
+    if steps[0] <= 0 or steps[1] <= 0:
+        step_y, step_x = f(1) / f(height), f(1) / f(width)
+    cy = (np.arange(height, dtype=f) + f(offsets[0])) * step_y
+    cx = (np.arange(width, dtype=f) + f(offsets[1])) * step_x
+    half_w, half_h = [], []
+    for size in sizes:  # ratio 1, every size
+        half_w.append(f(size) * f(height) / f(width) / f(2))
+        half_h.append(f(size) / f(2))
+    for ratio in ratios[1:]:  # every other ratio, first size
+        root = np.sqrt(f(ratio))
+        half_w.append(f(sizes[0]) * f(height) / f(width) * root / f(2))
+        half_h.append(f(sizes[0]) / root / f(2))
+    hw, hh = np.array(half_w, f), np.array(half_h, f)
+    cyy, cxx = cy[:, None, None], cx[None, :, None]
+    boxes = np.stack(np.broadcast_arrays(cxx - hw, cyy - hh, cxx + hw, cyy + hh), axis=-1)
+    if clip:
+        boxes = np.clip(boxes, 0, 1)
+    return boxes.reshape(1, -1, 4).astype(data.dtype if data.dtype.kind == "f" else f, copy=False)
+
+
+def multibox_detection(cls_prob, loc_pred, anchor, *, clip=True, threshold=0.01, background_id=0,
+                       nms_threshold=0.5, force_suppress=False, variances=(0.1, 0.1, 0.2, 0.2), nms_topk=-1):
+    """``_contrib_MultiBoxDetection``: SSD's decoding, per-anchor best class, sorting and NMS.
+
+    Output (B, N, 6) rows ``[class, score, xmin, ymin, xmax, ymax]``: detections first (sorted
+    by score when NMS runs), suppressed ones with class -1, unused rows all -1. Class 0 of
+    ``cls_prob`` is the background, as in MXNet's CPU kernel.
+    """
+    if len(variances) != 4:
+        raise ShapeError("MultiBoxDetection: variances must have 4 values")
+    if cls_prob.ndim != 3:
+        raise ShapeError(f"MultiBoxDetection: cls_prob must be (B, classes, N) (got {cls_prob.shape})")
+    batch, classes, num = cls_prob.shape
+    dtype = cls_prob.dtype
+    t = dtype.type
+    loc = loc_pred.reshape(batch, num, 4)
+    anc = anchor.reshape(-1, 4)[:num]
+    if anc.shape[0] != num:
+        raise ShapeError(f"MultiBoxDetection: {num} anchors expected, got {anc.shape[0]}")
+    # best foreground class: first maximum over classes 1..C-1 of values above -1
+    fg = cls_prob[:, 1:, :]
+    best = np.argmax(fg, axis=1)
+    score = np.take_along_axis(fg, best[:, None, :], axis=1)[:, 0, :]
+    has = score > t(-1)
+    ids = np.where(has, best + 1, 0)
+    score = np.where(has, score, t(-1))
+    ids = np.where((ids > 0) & (score < t(threshold)), 0, ids)
+    # decode every anchor
+    aw, ah = anc[:, 2] - anc[:, 0], anc[:, 3] - anc[:, 1]
+    ax, ay = (anc[:, 0] + anc[:, 2]) / t(2), (anc[:, 1] + anc[:, 3]) / t(2)
+    vx, vy, vw, vh = (t(v) for v in variances)
+    ox = loc[..., 0] * vx * aw + ax
+    oy = loc[..., 1] * vy * ah + ay
+    ow = np.exp(loc[..., 2] * vw) * aw / t(2)
+    oh = np.exp(loc[..., 3] * vh) * ah / t(2)
+    corners = np.stack([ox - ow, oy - oh, ox + ow, oy + oh], axis=-1)
+    if clip:
+        corners = np.clip(corners, 0, 1)
+    rows = np.concatenate([(ids - 1).astype(dtype)[..., None], score[..., None], corners], axis=-1)
+    out = np.full((batch, num, 6), -1, dtype)
+    nms = 0 < nms_threshold <= 1
+    for b in range(batch):
+        valid = rows[b][ids[b] > 0]
+        if len(valid) and nms:
+            valid = valid[np.argsort(-valid[:, 1], kind="stable")]
+            keep = len(valid) if nms_topk <= 0 else min(nms_topk, len(valid))
+            head = valid[:keep]
+            inter = _pairwise_intersection(head[:, 2:], head[:, 2:], "corner")
+            areas = (head[:, 4] - head[:, 2]) * (head[:, 5] - head[:, 3])
+            union = areas[:, None] + areas[None, :] - inter
+            with np.errstate(divide="ignore", invalid="ignore"):
+                iou = np.where(union <= 0, 0, inter / np.where(union <= 0, 1, union))
+            suppresses = iou >= t(nms_threshold)
+            if not force_suppress:
+                suppresses &= head[:, 0][:, None] == head[:, 0][None, :]
+            head = head.copy()
+            head[~_greedy_keep(suppresses), 0] = -1
+            # rows past the top k keep their unsorted contents, marked as suppressed (MXNet's quirk)
+            rest = rows[b][ids[b] > 0][keep:].copy()
+            rest[:, 0] = -1
+            valid = np.concatenate([head, rest])
+        out[b, :len(valid)] = valid
+    return out
+
+
+# -- ROIAlign -----------------------------------------------------------------------------------
+
+def _interp_weights(start, bin_size, grid, pooled, size, t):
+    """(R, pooled, size) weights of the bilinear samples of each bin along one axis (Detectron's)."""
+    r = start.shape[0]
+    pos = np.arange(pooled, dtype=t)[None, :, None]
+    sample = (np.arange(grid, dtype=t) + t(0.5))[None, None, :]
+    coord = start[:, None, None] + pos * bin_size[:, None, None] + sample * bin_size[:, None, None] / t(grid)
+    inside = (coord >= t(-1)) & (coord <= t(size))
+    coord = np.maximum(coord, 0)
+    low = coord.astype(np.int64)
+    top = low >= size - 1
+    low = np.where(top, size - 1, low)
+    high = np.where(top, size - 1, low + 1)
+    coord = np.where(top, low.astype(t), coord)
+    frac = coord - low.astype(t)
+    w_low, w_high = (t(1) - frac) * inside, frac * inside
+    cells = np.arange(size)
+    weights = (w_low[..., None] * (low[..., None] == cells) + w_high[..., None] * (high[..., None] == cells))
+    return weights.sum(axis=2).astype(t).reshape(r, pooled, size)
+
+
+def roi_align(data, rois, *, pooled_size, spatial_scale, sample_ratio=-1, position_sensitive=False, aligned=False):
+    """``_contrib_ROIAlign``: average of bilinear samples per bin, (R, C, PH, PW).
+
+    ``rois`` rows are ``[batch, x1, y1, x2, y2]`` in image coordinates.
+    A ROI with a negative batch index gives zeros.
+    """
+    if data.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 5:
+        raise ShapeError(f"ROIAlign: data must be NCHW and rois (R, 5) (got {data.shape}, {rois.shape})")
+    if len(pooled_size) == 1:
+        pooled_size = pooled_size * 2
+    ph, pw = pooled_size
+    t = data.dtype.type
+    n, c, height, width = data.shape
+    out_c = c // (ph * pw) if position_sensitive else c
+    if position_sensitive and c != out_c * ph * pw:
+        raise ShapeError(f"ROIAlign: position_sensitive needs channels divisible by {ph * pw} (got {c})")
+    out = np.zeros((rois.shape[0], out_c, ph, pw), data.dtype)
+    if rois.shape[0] == 0:
+        return out
+    batch = rois[:, 0].astype(np.int64)  # C's truncation towards zero
+    coords = rois[:, 1:]
+    offset = t(0.5) if aligned else t(0)
+    boxes = coords.astype(data.dtype) * t(spatial_scale) - offset
+    roi_w, roi_h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if aligned:
+        if np.any(roi_w <= 0) or np.any(roi_h <= 0):
+            raise ShapeError("ROIAlign: with aligned=True every ROI needs a positive width and height")
+    else:
+        roi_w, roi_h = np.maximum(roi_w, t(1)), np.maximum(roi_h, t(1))
+    bin_h, bin_w = roi_h / t(ph), roi_w / t(pw)
+    if sample_ratio > 0:
+        grid_h = np.full(len(rois), sample_ratio, np.int64)
+        grid_w = grid_h
+    else:
+        grid_h = np.ceil(roi_h / t(ph)).astype(np.int64)
+        grid_w = np.ceil(roi_w / t(pw)).astype(np.int64)
+    if batch.size and batch.max() >= n:
+        raise ShapeError(f"ROIAlign: a ROI refers to image {int(batch.max())} of a batch of {n}")
+    live = np.flatnonzero(batch >= 0)
+    # ROIs sampled on the same grid are interpolated together
+    grids, group = np.unique(np.stack([grid_h[live], grid_w[live]], axis=1), axis=0, return_inverse=True)
+    planes = data.reshape(n, out_c, ph, pw, height, width) if position_sensitive else data
+    for which, (gh, gw) in enumerate(grids.tolist()):
+        idx = live[group.reshape(-1) == which]
+        wy = _interp_weights(boxes[idx, 1], bin_h[idx], gh, ph, height, t)  # (R, PH, H)
+        wx = _interp_weights(boxes[idx, 0], bin_w[idx], gw, pw, width, t)  # (R, PW, W)
+        count = t(max(gh * gw, 1))
+        for start in range(0, len(idx), ROI_CHUNK):
+            part = slice(start, start + ROI_CHUNK)
+            images = planes[batch[idx[part]]]
+            if position_sensitive:
+                pooled = np.einsum("rph,rcpqhw,rqw->rcpq", wy[part], images, wx[part], optimize=True)
+            else:
+                rows = np.matmul(wy[part][:, None], images)  # (r, C, PH, W)
+                pooled = np.matmul(rows, np.swapaxes(wx[part], 1, 2)[:, None])  # (r, C, PH, PW)
+            out[idx[part]] = pooled / count
+    return out
+
+
+# -- registration ---------------------------------------------------------------------------------
+
+def _box_format_attr(default: str) -> tuple[str, Any]:
+    return ("str", default)
+
+
+register(OpSpec("_contrib_box_nms", box_nms,
+                {"overlap_thresh": ("float", 0.5), "valid_thresh": ("float", 0.0), "topk": ("int", -1),
+                 "coord_start": ("int", 2), "score_index": ("int", 1), "id_index": ("int", -1),
+                 "background_id": ("int", -1), "force_suppress": ("bool", False),
+                 "in_format": _box_format_attr("corner"), "out_format": _box_format_attr("corner")}),
+         "_contrib_box_non_maximum_suppression", "_npx_box_nms")
+register(OpSpec("_contrib_box_iou", box_iou, {"format": _box_format_attr("corner")},
+                inputs=lambda attrs: ["lhs", "rhs"]), "_npx_box_iou")
+register(OpSpec("_contrib_box_decode", box_decode,
+                {"std0": ("float", 1.0), "std1": ("float", 1.0), "std2": ("float", 1.0), "std3": ("float", 1.0),
+                 "clip": ("float", -1.0), "format": _box_format_attr("center")},
+                inputs=lambda attrs: ["data", "anchors"]), "_npx_box_decode")
+register(OpSpec("_contrib_box_encode", box_encode, {},
+                inputs=lambda attrs: ["samples", "matches", "anchors", "refs", "means", "stds"]),
+         "_npx_box_encode")
+register(OpSpec("_contrib_MultiBoxPrior", multibox_prior,
+                {"sizes": ("ftuple", (1.0,)), "ratios": ("ftuple", (1.0,)), "clip": ("bool", False),
+                 "steps": ("ftuple", (-1.0, -1.0)), "offsets": ("ftuple", (0.5, 0.5))}),
+         "_npx_multibox_prior")
+register(OpSpec("_contrib_MultiBoxDetection", multibox_detection,
+                {"clip": ("bool", True), "threshold": ("float", 0.01), "background_id": ("int", 0),
+                 "nms_threshold": ("float", 0.5), "force_suppress": ("bool", False),
+                 "variances": ("ftuple", (0.1, 0.1, 0.2, 0.2)), "nms_topk": ("int", -1)},
+                inputs=lambda attrs: ["cls_prob", "loc_pred", "anchor"]), "_npx_multibox_detection")
+register(OpSpec("_contrib_ROIAlign", roi_align,
+                {"pooled_size": ("tuple", REQUIRED), "spatial_scale": ("float", REQUIRED),
+                 "sample_ratio": ("int", -1), "position_sensitive": ("bool", False), "aligned": ("bool", False)},
+                inputs=lambda attrs: ["data", "rois"]), "_npx_roi_align")
