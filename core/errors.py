@@ -39,6 +39,14 @@ class CheckpointError(ModelSurgeonError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class InvalidAttributeError(CheckpointError):
+    """An operator's or layer's attribute is outside its declared type or range (a malformed graph
+    or architecture): ``where`` names the node or layer and the attribute."""
+
+    def __init__(self, where: str, problem: str):
+        super().__init__(where, problem)
+
+
 class InputNotFoundError(CheckpointError):
     """The input path does not exist."""
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modelsurgeon.core.engine import ops
-from modelsurgeon.core.errors import ModelSurgeonError, ShapeError, UnsupportedOpError
+from modelsurgeon.core.errors import InvalidAttributeError, ModelSurgeonError, ShapeError
 
 _GEN = np.random.default_rng(15)
 
@@ -206,7 +206,7 @@ def test_nms_cases_really_suppress():
 
 def test_nms_attribute_errors():
     rows = _detections((), 5)
-    with pytest.raises(UnsupportedOpError, match="box_nms in format 'xywh' is not supported"):
+    with pytest.raises(InvalidAttributeError, match="attribute in_format='xywh' must be one of 'corner', 'center'"):
         ops.invoke("_contrib_box_nms", [rows], {"in_format": "xywh"})
     with pytest.raises(ShapeError, match="score_index 1 / coord_start 4"):
         ops.invoke("_contrib_box_nms", [rows], {"coord_start": "4"})

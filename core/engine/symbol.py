@@ -154,6 +154,8 @@ class Trace:
         result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
         index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, given), entries))
+        if isinstance(result, list):  # a multi-output operator (SliceChannel, topk 'both'...)
+            return [Symbol(self, index, value, i) for i, value in enumerate(result)]  # type: ignore[return-value]
         return Symbol(self, index, result)
 
     def graph(self, outputs: Sequence[Symbol]) -> tuple["Graph", dict[str, Any]]:
@@ -307,7 +309,22 @@ class Graph:
         if not heads:
             raise ModelSurgeonError("graph has no heads (outputs)")
         attrs = data.get("attrs", {})
-        return cls(nodes, heads, attrs if isinstance(attrs, dict) else {})
+        graph = cls(nodes, heads, attrs if isinstance(attrs, dict) else {})
+        graph.validate_attrs()
+        return graph
+
+    def validate_attrs(self) -> None:
+        """Check the attributes of every node whose operator we know against their declared types
+        and ranges (InvalidAttributeError naming the node and attribute); unknown operators and
+        attributes are left to :meth:`check_ops`, so surgeries still work on such graphs."""
+        for node in self.op_nodes():
+            spec = ops.supported_spec(node.op)
+            if spec is None:
+                continue
+            try:
+                spec.parse(node.attrs, node.name)
+            except UnsupportedOpError:
+                continue
 
     # -- execution ----------------------------------------------------------------------
     def check_ops(self) -> None:
@@ -324,10 +341,17 @@ class Graph:
                 raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs; it takes "
                                         f"{expected} ({', '.join(spec.inputs(parsed))})")
             for source, out_index, _ in node.inputs:
-                if out_index != 0:
-                    raise UnsupportedOpError(f"node '{node.name}' reads output {out_index} of "
-                                             f"'{self.nodes[source].name}'; only single-output "
-                                             "operators are supported")
+                if out_index >= self._num_outputs(source):
+                    raise ModelSurgeonError(f"node '{node.name}' reads output {out_index} of "
+                                            f"'{self.nodes[source].name}', which has "
+                                            f"{self._num_outputs(source)} output(s)")
+
+    def _num_outputs(self, index: int) -> int:
+        node = self.nodes[index]
+        if node.is_variable:
+            return 1
+        spec = ops.get(node.op, node.name)
+        return spec.num_outputs(spec.parse(node.attrs, node.name))
 
     def execute(self, feeds: dict[str, Any]) -> list[Any]:
         """Run the graph; ``feeds`` maps every variable name to an array (or traced Symbol).
@@ -346,13 +370,18 @@ class Graph:
         convs = {conv: norm for norm, (conv, _) in fused.items()}
         relus = {relu for _, relu in fused.values() if relu is not None}
         values: dict[int, Any] = {}
+        multi: set[int] = set()  # nodes whose kernel returned a list of outputs
+
+        def output(source: int, out: int) -> Any:  # the out-th output of a node
+            return values[source][out] if source in multi else values[source]
+
         for index, node in enumerate(self.nodes):
             if node.is_variable:
                 if node.name not in feeds:
                     raise ModelSurgeonError(f"no value for graph variable '{node.name}'")
                 values[index] = feeds[node.name]
             else:
-                args = [values[source] for source, _, _ in node.inputs]
+                args = [output(source, out) for source, out, _ in node.inputs]
                 if index in convs:  # runs folded into the BatchNorm that consumes it
                     values[index] = args
                 elif index in fused:
@@ -362,10 +391,12 @@ class Graph:
                     values[index] = args[0]  # ran in place with the fused convolution
                 else:
                     values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
+                    if isinstance(values[index], list):
+                        multi.add(index)
             for source, _, _ in node.inputs:
                 if last_use.get(source) == index and source not in keep:
                     values.pop(source, None)
-        return [values[head[0]] for head in self.heads]
+        return [output(head[0], head[1]) for head in self.heads]
 
     def _fusions(self) -> dict[int, tuple[int, int | None]]:
         """BatchNorm node -> (its Convolution, the ReLU after it or None), for every foldable pair."""

@@ -17,13 +17,10 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
-from .registry import REQUIRED, OpSpec, register
+from .registry import REQUIRED, OpSpec, one_of, register
 
 FORMATS = ("corner", "center")
 
-from . import registry as _registry  # noqa: E402  TEMPORARY until the ops branch's ftuple parser is merged
-_registry._PARSERS.setdefault("ftuple", lambda v: tuple(float(x) for x in (
-    __import__("ast").literal_eval(v) if isinstance(v, str) else v)) if not isinstance(v, (int, float)) else (float(v),))
 
 #: rows of ROIs interpolated at once by ROIAlign (bounds the temporary (rois, C, PH, W) block)
 ROI_CHUNK = 32
@@ -380,8 +377,8 @@ def roi_align(data, rois, *, pooled_size, spatial_scale, sample_ratio=-1, positi
 
 # -- registration ---------------------------------------------------------------------------------
 
-def _box_format_attr(default: str) -> tuple[str, Any]:
-    return ("str", default)
+def _box_format_attr(default: str) -> tuple[str, Any, Any]:
+    return ("str", default, one_of(*FORMATS))
 
 
 register(OpSpec("_contrib_box_nms", box_nms,
@@ -397,7 +394,8 @@ register(OpSpec("_contrib_box_decode", box_decode,
                  "clip": ("float", -1.0), "format": _box_format_attr("center")},
                 inputs=lambda attrs: ["data", "anchors"]), "_npx_box_decode")
 register(OpSpec("_contrib_box_encode", box_encode, {},
-                inputs=lambda attrs: ["samples", "matches", "anchors", "refs", "means", "stds"]),
+                inputs=lambda attrs: ["samples", "matches", "anchors", "refs", "means", "stds"],
+                num_outputs=lambda attrs: 2),
          "_npx_box_encode")
 register(OpSpec("_contrib_MultiBoxPrior", multibox_prior,
                 {"sizes": ("ftuple", (1.0,)), "ratios": ("ftuple", (1.0,)), "clip": ("bool", False),

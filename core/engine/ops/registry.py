@@ -16,9 +16,26 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ModelSurgeonError, ShapeError, UnsupportedOpError
+from ...errors import CheckpointError, InvalidAttributeError, ModelSurgeonError, ShapeError, UnsupportedOpError
 
 # -- attribute types ------------------------------------------------------------------------
+
+#: Longest attribute string read at all: a 100,000-character kernel string is an error, not a
+#: MemoryError or a minute of parsing.
+MAX_ATTR_CHARS = 4096
+#: Most elements an attribute tuple may have (no operator needs more dimensions).
+MAX_TUPLE_ITEMS = 32
+
+
+class AttrError(ValueError):
+    """An attribute value that cannot be read or is out of range (reworded with the node by parse)."""
+
+
+def _literal(text: str, what: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
+        raise AttrError(f"cannot read {text!r} as {what}") from exc
 
 
 def _parse_tuple(value: Any) -> tuple[int, ...]:
@@ -26,16 +43,60 @@ def _parse_tuple(value: Any) -> tuple[int, ...]:
         text = value.strip()
         if text in ("", "None", "()", "[]"):
             return ()
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise ModelSurgeonError(f"cannot read {value!r} as a tuple of integers") from exc
+        value = _literal(text, "a tuple of integers")
+    if isinstance(value, bool):
+        raise AttrError(f"cannot read {value!r} as a tuple of integers")
     if isinstance(value, (int, np.integer)):
         return (int(value),)
     try:
-        return tuple(int(v) for v in value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ModelSurgeonError(f"cannot read {value!r} as a tuple of integers") from exc
+        items = tuple(value)
+    except TypeError:
+        raise AttrError(f"cannot read {value!r} as a tuple of integers") from None
+    if len(items) > MAX_TUPLE_ITEMS:
+        raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) or
+               isinstance(v, (float, np.floating)) and float(v).is_integer() for v in items):
+        raise AttrError(f"cannot read {value!r} as a tuple of integers")
+    return tuple(int(v) for v in items)
+
+
+def _parse_float_tuple(value: Any) -> tuple[float, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("", "None", "()", "[]"):
+            return ()
+        value = _literal(text, "a tuple of numbers")
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return (float(value),)
+    try:
+        items = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise AttrError(f"cannot read {value!r} as a tuple of numbers") from None
+    if len(items) > MAX_TUPLE_ITEMS:
+        raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
+    return items
+
+
+def _parse_optional_tuple(value: Any) -> tuple[int | None, ...]:
+    """A tuple whose entries may be None (``slice``'s ``begin``/``end``/``step``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("", "()", "[]"):
+            return ()
+        value = _literal(text, "a tuple of integers or None")
+    if value is None:
+        return ()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return (int(value),)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise AttrError(f"cannot read {value!r} as a tuple of integers or None") from None
+    if len(items) > MAX_TUPLE_ITEMS:
+        raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
+    if not all(v is None or isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+        raise AttrError(f"cannot read {value!r} as a tuple of integers or None")
+    return tuple(None if v is None else int(v) for v in items)
 
 
 def _parse_bool(value: Any) -> bool:
@@ -45,25 +106,81 @@ def _parse_bool(value: Any) -> bool:
             return True
         if lowered in ("false", "0"):
             return False
-        raise ModelSurgeonError(f"cannot read {value!r} as a boolean")
+        raise AttrError(f"cannot read {value!r} as a boolean")
     return bool(value)
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise AttrError(f"cannot read {value!r} as an integer")
+    return int(value)
 
 
 def _parse_optional_int(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and value.strip() == "None"):
         return None
-    return int(value)
+    return _parse_int(value)
+
+
+def _parse_float(value: Any) -> float:
+    number = float(value)
+    if isinstance(value, str) and value.strip().lower() in ("nan", "+nan", "-nan"):
+        raise AttrError(f"{value!r} is not a number")
+    return number
+
+
+def _parse_optional_axis(value: Any) -> int | tuple[int, ...] | None:
+    """``axis`` of reductions: None, one integer or a tuple of them."""
+    if value is None or (isinstance(value, str) and value.strip() in ("None", "")):
+        return None
+    parsed = _parse_tuple(value)
+    return parsed
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "int": lambda v: int(v),
-    "float": lambda v: float(v),
+    "int": _parse_int,
+    "float": _parse_float,
     "bool": _parse_bool,
     "str": lambda v: str(v),
     "tuple": _parse_tuple,
+    "ftuple": _parse_float_tuple,
     "optint": _parse_optional_int,
-    "optfloat": lambda v: None if v is None or str(v).strip() == "None" else float(v),
+    "optfloat": lambda v: None if v is None or str(v).strip() == "None" else _parse_float(v),
+    "axes": _parse_optional_axis,
+    "otuple": _parse_optional_tuple,
 }
+
+# -- attribute ranges: each returns a problem or None -----------------------------------------
+
+Check = Callable[[Any], "str | None"]
+
+
+def at_least(low: int | float) -> Check:
+    """Every element (of a tuple) or the value is >= ``low``."""
+    def check(value: Any) -> str | None:
+        items = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and v < low for v in items):
+            return f"must be >= {low}"
+        return None
+    return check
+
+
+def between(low: int | float, high: int | float) -> Check:
+    """The value (or each element) lies in [low, high]."""
+    def check(value: Any) -> str | None:
+        items = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and not low <= v <= high for v in items):
+            return f"must be between {low} and {high}"
+        return None
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return "must be one of " + ", ".join(repr(c) for c in choices)
+        return None
+    return check
 
 
 def _format_attr(value: Any) -> str:
@@ -75,41 +192,66 @@ def _format_attr(value: Any) -> str:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One operator: its MXNet name, inputs, typed attributes and numpy kernel."""
+    """One operator: its MXNet name, inputs, typed attributes and numpy kernel.
+
+    ``attrs`` maps each attribute to ``(type, default)`` or ``(type, default, check)``, where
+    ``check`` (see :func:`at_least`, :func:`between`, :func:`one_of`) returns the problem with a
+    value or None; ``validate`` checks attributes against each other. Both run whenever
+    attributes are parsed, so a graph or architecture with impossible attributes is refused when
+    it is read, naming the node and the attribute. ``num_outputs`` gives the number of outputs
+    (a kernel with more than one returns a list).
+    """
 
     name: str
-    kernel: Callable[..., np.ndarray]
-    attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (type, default)
+    kernel: Callable[..., Any]
+    attrs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     inputs: Callable[[dict[str, Any]], list[str]] = lambda attrs: ["data"]
     aux_inputs: tuple[int, ...] = ()
     ignored: frozenset[str] = frozenset()  # attributes with no effect on inference results
     variadic: bool = False
+    num_outputs: Callable[[dict[str, Any]], int] = lambda attrs: 1
+    validate: Callable[[dict[str, Any]], "str | None"] | None = None
 
     def parse(self, raw: dict[str, Any], node: str = "") -> dict[str, Any]:
-        """Typed attributes from ``raw`` (strings or values), defaults filled in."""
+        """Typed attributes from ``raw`` (strings or values), defaults filled in and ranges checked."""
+        where = f"operator {self.name}" + (f" in node '{node}'" if node else "")
         parsed: dict[str, Any] = {}
         for key, value in raw.items():
             if key.startswith("__") or key in self.ignored:
                 continue
             if key not in self.attrs:
-                where = f" in node '{node}'" if node else ""
-                raise UnsupportedOpError(f"operator {self.name}{where}: unsupported attribute "
-                                         f"{key}={value!r}")
+                raise UnsupportedOpError(f"{where}: unsupported attribute {key}={_brief(value)}")
             kind = self.attrs[key][0]
+            if isinstance(value, str) and len(value) > MAX_ATTR_CHARS:
+                raise InvalidAttributeError(where, f"attribute {key} is {len(value)} characters long, "
+                                                   f"more than {MAX_ATTR_CHARS}")
             try:
                 parsed[key] = _PARSERS[kind](value)
-            except (TypeError, ValueError, OverflowError, ModelSurgeonError) as exc:
-                raise ModelSurgeonError(f"operator {self.name}: bad value {value!r} for {key} ({exc})") from None
-        for key, (kind, default) in self.attrs.items():
+            except (TypeError, ValueError, OverflowError, MemoryError, RecursionError, ModelSurgeonError) as exc:
+                raise InvalidAttributeError(where, f"bad value {_brief(value)} for {key} ({exc})") from None
+            check = self.attrs[key][2] if len(self.attrs[key]) > 2 else None
+            problem = check(parsed[key]) if check is not None else None
+            if problem:
+                raise InvalidAttributeError(where, f"attribute {key}={_brief(value)} {problem}")
+        for key, spec in self.attrs.items():
             if key not in parsed:
-                if default is _REQUIRED:
-                    raise ModelSurgeonError(f"operator {self.name}: attribute '{key}' is required")
-                parsed[key] = default
+                if spec[1] is _REQUIRED:
+                    raise InvalidAttributeError(where, f"attribute '{key}' is required")
+                parsed[key] = spec[1]
+        if self.validate is not None:
+            problem = self.validate(parsed)
+            if problem:
+                raise InvalidAttributeError(where, problem)
         return parsed
 
     def format(self, attrs: dict[str, Any], explicit: Sequence[str]) -> dict[str, str]:
         """String attributes for a graph file: the explicitly given ones, in MXNet's spelling."""
         return {key: _format_attr(attrs[key]) for key in sorted(explicit) if key in attrs}
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"...' ({len(text)} characters)"
 
 
 _REQUIRED = object()
@@ -144,19 +286,34 @@ def supported() -> list[str]:
 
 def invoke(name: str, inputs: Sequence[Any], attrs: dict[str, Any] | None = None,
            hint: str | None = None) -> Any:
-    """Run operator ``name`` on numpy inputs, or record it when any input is a traced Symbol."""
-    spec = get(name)
+    """Run operator ``name`` on numpy inputs, or record it when any input is a traced Symbol.
+
+    Numeric edge cases behave as in MXNet (``log(-1)`` is nan, ``1/0`` is inf) without numpy
+    warnings; errors name the node (``hint``) when there is one.
+    """
+    spec = get(name, hint or "")
     given = dict(attrs or {})
-    parsed = spec.parse(given)
+    parsed = spec.parse(given, hint or "")
     traced = next((x for x in inputs if hasattr(x, "record_op")), None)
     if traced is not None:  # a Symbol being traced: the graph records the call instead of running it
         return traced.record_op(spec, list(inputs), parsed, given, hint)
     try:
-        return spec.kernel(*inputs, **parsed)
-    except ModelSurgeonError:
+        with np.errstate(all="ignore"):
+            return spec.kernel(*inputs, **parsed)
+    except ModelSurgeonError as exc:
+        if hint and f"'{hint}'" not in str(exc):
+            raise type(exc)(*_with_node(exc, hint, spec.name)) from None
         raise
-    except (ValueError, TypeError, IndexError) as exc:
-        raise ShapeError(f"operator {spec.name} cannot run on inputs of shapes "
+    except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
+        where = f" (node '{hint}')" if hint else ""
+        raise ShapeError(f"operator {spec.name}{where} cannot run on inputs of shapes "
                          f"{[getattr(x, 'shape', None) for x in inputs]}: {exc}") from None
 
 
+def _with_node(exc: ModelSurgeonError, node: str, op: str) -> tuple[str, ...]:
+    """The arguments of ``exc`` reworded to name the node it happened in."""
+    if isinstance(exc, InvalidAttributeError):
+        return (f"node '{node}' ({op})", exc.problem)
+    if isinstance(exc, CheckpointError):
+        return (exc.path, f"{exc.problem} (node '{node}')")
+    return (f"node '{node}' ({op}): {exc}",)
