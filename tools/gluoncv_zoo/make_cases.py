@@ -111,7 +111,7 @@ ALL_CASES = {**{k: v[:2] for k, v in GLUONCV_CASES.items()}, **INSIGHTFACE_CASES
 
 
 #: Bump when the way cases are built changes (initialisation, export), so cached cases are rebuilt.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 8
 
 
 def _recipe_digest(name: str) -> str:
@@ -145,6 +145,51 @@ def _randomise(params, rng) -> None:
         else:
             continue  # constants (anchors, offsets) keep what the model gave them
         param.set_data(mx.nd.array(value.astype(np.float32)))
+
+
+def _calibrate_batch_norm(net, x, rng) -> None:
+    """Running statistics that keep every layer's output near unit scale, and are not trivial.
+
+    Random weights with arbitrary statistics make deep nets' activations grow to the hundreds,
+    where float32 rounding alone moves a sigmoid or an NMS decision. Each BatchNorm's statistics
+    are set by a pre-forward hook just before it runs (so downstream layers see calibrated
+    upstream ones): the variance is the layer's mean square times a random 0.5-1.5 per channel,
+    the mean a random fifth of the layer's scale. A convolution or dense layer whose input is far
+    from unit scale has its weights divided by that scale.
+    """
+    import mxnet as mx
+    from mxnet.gluon import nn
+
+    def hook(block, inputs):
+        data = inputs[0].asnumpy().astype(np.float64)
+        axis = block._kwargs.get("axis", 1) % data.ndim
+        other = tuple(i for i in range(data.ndim) if i != axis)
+        # one scale per layer, and a mean that is not the data's: statistics measured per channel
+        # on one small input would make BatchNorm subtract nearly equal numbers and blow the
+        # rounding of a nearly constant channel up to the size of the others
+        scale = float((data ** 2).mean()) + 1e-6
+        mean = 0.2 * np.sqrt(scale) * rng.standard_normal(data.shape[axis])
+        var = scale * rng.uniform(0.5, 1.5, data.shape[axis])
+        block.running_mean.set_data(mx.nd.array(mean.astype(np.float32)))
+        block.running_var.set_data(mx.nd.array(var.astype(np.float32)))
+
+    def rescale(block, inputs):
+        # layers without a BatchNorm after them (VGG's SSD) would let activations grow with depth
+        rms = float(np.sqrt(np.mean(inputs[0].asnumpy().astype(np.float64) ** 2)))
+        if rms > 4 or 0 < rms < 0.25:
+            block.weight.set_data(block.weight.data() / rms)
+
+    handles = []
+
+    def attach(block):
+        if isinstance(block, nn.BatchNorm):
+            handles.append(block.register_forward_pre_hook(hook))
+        elif isinstance(block, (nn.Conv2D, nn.Dense)):
+            handles.append(block.register_forward_pre_hook(rescale))
+    net.apply(attach)
+    net(mx.nd.array(x))
+    for handle in handles:
+        handle.detach()
 
 
 def _ops_of(symbol_json: str) -> dict[str, int]:
@@ -186,8 +231,9 @@ def build_gluoncv(name: str, out: str) -> dict:
             # a parameter the forward pass never uses (monodepth2's encoder head): any shape will do
             param.shape = tuple(d or 1 for d in param.shape)
             param._finish_deferred_init()
-    net.hybridize(static_alloc=False)
     _randomise(net.collect_params(), rng)
+    _calibrate_batch_norm(net, x, rng)
+    net.hybridize(static_alloc=False)
     outputs = net(mx.nd.array(x))
     prefix = os.path.join(out, "model")
     net.export(prefix, epoch=0)
