@@ -18,14 +18,12 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from modelsurgeon.core.engine.symbol_block import SymbolBlock
-from modelsurgeon.core.errors import ModelSurgeonError, UnsupportedOpError
+from modelsurgeon.core.errors import UnsupportedOpError
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_CASES = ROOT / "tools" / "gluoncv_zoo" / "make_cases.py"
@@ -46,7 +44,8 @@ MAKE = _load_make_cases()
 FAST = {
     "classification": ["resnet18_v1", "resnet50_v1b", "mobilenet1.0", "mobilenetv2_1.0", "mobilenetv3_small",
                        "squeezenet1.0", "cifar_resnet20_v1", "shufflenet_v2", "se_resnet18_v1", "resnest14",
-                       "darknet53", "vgg16_bn", "alexnet", "hrnet_w18_small_v1_c", "dla34", "xception"],
+                       "darknet53", "vgg16_bn", "alexnet", "hrnet_w18_small_v1_c", "dla34", "xception",
+                       "mobilenet0.25"],
     "pose": ["simple_pose_resnet18_v1b", "mobile_pose_mobilenetv3_small"],
     "detection": ["ssd_300_mobilenet0.25_voc", "ssd_512_mobilenet1.0_voc", "yolo3_mobilenet0.25_voc"],
     "segmentation": ["fcn_resnet50_voc", "psp_resnet50_ade", "deeplab_resnet50_ade", "fastscnn_citys"],
@@ -58,14 +57,26 @@ SLOW = ["resnet50_v1d", "resnet50_v2", "resnext50_32x4d", "se_resnext50_32x4d", 
         "googlenet", "inceptionv3", "senet_154", "nasnet_4_1056", "residualattentionnet56", "cifar_wideresnet16_10",
         "cifar_resnext29_16x64d", "alpha_pose_resnet101_v1b_coco", "ssd_300_vgg16_atrous_voc",
         "ssd_512_resnet50_v1_voc", "yolo3_darknet53_voc", "faster_rcnn_resnet50_v1b_voc",
-        "deeplab_v3b_plus_wideresnet_citys", "icnet_resnet50_citys", "danet_resnet50_citys"]
+        "deeplab_v3b_plus_wideresnet_citys", "icnet_resnet50_citys", "danet_resnet50_citys", "resnet18_v1b_0.89",
+        "cifar_residualattentionnet56", "simple_pose_resnet50_v1d", "mobile_pose_resnet18_v1b",
+        "yolo3_mobilenet1.0_coco", "hrnet_w18_small_v1_s", "deeplab_resnest50_ade"]
 #: models that do not run, with why: (operator or None, reason). MXNet's own failures have no operator.
 NOT_RUNNING = {
-    "center_net_resnet18_v1b_voc": ("zeros_like", "CenterNet's decoder calls zeros_like with dtype='int64', an "
-                                                  "attribute our zeros_like does not take yet"),
+    "center_net_resnet18_v1b_voc": ("zeros_like", ("CenterNet's decoder calls zeros_like with dtype='int64', an "
+                                                   "attribute our zeros_like does not take yet")),
     "center_net_mobilenetv3_small_duc_voc": ("zeros_like", "as center_net_resnet18_v1b_voc"),
-    "resnet50_v1b_gn": (None, "MXNet 1.9.1 itself cannot run GluonCV 0.10's GroupNorm export (its Reshape "
-                              "passes keep_highest=-1)"),
+    "center_net_dla34_voc": ("zeros_like", "as center_net_resnet18_v1b_voc"),
+    "resnet50_v1b_gn": (None, ("MXNet 1.9.1 itself cannot run GluonCV 0.10's GroupNorm export (its Reshape "
+                               "passes keep_highest=-1)")),
+}
+
+#: models that run but cannot be checked against MXNet 1.9.1, with why
+UNVERIFIED = {
+    "faster_rcnn_fpn_resnet50_v1b_coco": (
+        "FPN pools each level with ROIAlign, giving the ROIs of other levels batch index -1 and summing the "
+        "levels; MXNet 1.9.1's CPU ROIAlign zeroes one element of such a ROI and leaves the rest of its "
+        "output uninitialised, so MXNet's own result changes from run to run (727, 2167, 3700 detections "
+        "seen); ours gives those ROIs zeros, as the model intends"),
 }
 
 RUNNING = [name for names in FAST.values() for name in names] + SLOW
@@ -93,8 +104,8 @@ def _selected_case_names(session) -> list[str]:
 @pytest.fixture(scope="session")
 def gluoncv_cases(request, mxnet_python_path):
     """Directory of the cases this session needs (made or refreshed by make_cases.py under MXNet)."""
-    done = subprocess.run([mxnet_python_path, "-c", "import importlib.util, sys; "
-                           "sys.exit(importlib.util.find_spec('gluoncv') is None)"], capture_output=True)
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('gluoncv') is None)"
+    done = subprocess.run([mxnet_python_path, "-c", probe], capture_output=True, check=False)
     if done.returncode != 0:
         why = f"{mxnet_python_path} has no gluoncv (pip install --no-deps gluoncv==0.10.5.post0)"
         if os.environ.get("CI"):
@@ -104,7 +115,7 @@ def gluoncv_cases(request, mxnet_python_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine", MXNET_HOME=str(ARTIFACTS / ".mxnet"))
     made = subprocess.run([mxnet_python_path, str(MAKE_CASES), str(ARTIFACTS), "--only", ",".join(names)],
-                          capture_output=True, text=True, env=env, timeout=1800)
+                          capture_output=True, text=True, env=env, timeout=1800, check=False)
     if made.returncode != 0:
         pytest.fail(f"make_cases.py failed ({made.returncode}):\n{made.stderr[-3000:]}")
     catalogue = json.loads((ARTIFACTS / "catalogue.json").read_text())
@@ -153,8 +164,9 @@ def test_export_runs_like_mxnet(name, gluoncv_cases):
 
 def test_every_family_is_covered():
     assert set(FAST) == {"classification", "pose", "detection", "segmentation", "depth", "recognition"}
-    assert not set(RUNNING) & set(NOT_RUNNING)
-    assert set(RUNNING) | set(NOT_RUNNING) == set(MAKE.ALL_CASES), "every case of make_cases.py is accounted for"
+    assert not set(RUNNING) & set(NOT_RUNNING) and not set(UNVERIFIED) & (set(RUNNING) | set(NOT_RUNNING))
+    assert set(RUNNING) | set(NOT_RUNNING) | set(UNVERIFIED) == set(MAKE.ALL_CASES), \
+        "every case of make_cases.py is accounted for"
 
 
 @pytest.mark.parametrize("name", sorted(NOT_RUNNING))
@@ -181,6 +193,22 @@ def test_catalogue_lists_the_operators_of_each_export(gluoncv_cases):
         assert catalogue[name]["ops"] == dict(sorted(ops.items())), name
     detection_ops = {op for name in FAST["detection"] for op in catalogue[name]["ops"]}
     assert {"_contrib_box_nms", "_contrib_box_decode"} <= detection_ops
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(UNVERIFIED))
+def test_unverified_models_run_deterministically(name, gluoncv_cases):
+    """What can be checked without a trustworthy MXNet result: shapes, finiteness, repeatability."""
+    case_dir, _ = _case(gluoncv_cases, name)
+    net = SymbolBlock.imports(str(case_dir / "model-symbol.json"), ["data"], str(case_dir / "model-0000.params"))
+    x = np.load(case_dir / "input.npy")
+    first, second = net(x), net(x)
+    theirs = _outputs(case_dir)
+    assert [np.shape(o) for o in first] == [o.shape for o in theirs]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+        assert np.isfinite(a).all()
+    assert (first[0] != -1).any()
 
 
 # -- symbol-API checkpoints and the CLI ----------------------------------------------------------------

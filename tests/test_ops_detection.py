@@ -13,9 +13,12 @@ import json
 
 import numpy as np
 import pytest
-
 from modelsurgeon.core.engine import ops
-from modelsurgeon.core.errors import InvalidAttributeError, ModelSurgeonError, ShapeError
+from modelsurgeon.core.errors import (
+    InvalidAttributeError,
+    ModelSurgeonError,
+    ShapeError,
+)
 
 _GEN = np.random.default_rng(15)
 

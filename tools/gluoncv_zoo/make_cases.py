@@ -69,10 +69,15 @@ GLUONCV_CASES: dict[str, tuple[str, tuple[int, ...], str, dict]] = {
     "hrnet_w18_small_v1_c": ("classification", (1, 3, 64, 64), "hrnet_w18_small_v1_c", {}),
     "dla34": ("classification", (1, 3, 64, 64), "dla34", {}),
     "resnet50_v1b_gn": ("classification", (1, 3, 64, 64), "resnet50_v1b_gn", {}),
+    "resnet18_v1b_0.89": ("classification", (1, 3, 64, 64), "resnet18_v1b_0.89", {}),
+    "cifar_residualattentionnet56": ("classification", (1, 3, 32, 32), "cifar_residualattentionnet56", {}),
+    "mobilenet0.25": ("classification", (1, 3, 64, 64), "mobilenet0.25", {}),
     # pose
     "simple_pose_resnet18_v1b": ("pose", (1, 3, 64, 48), "simple_pose_resnet18_v1b", {}),
     "mobile_pose_mobilenetv3_small": ("pose", (1, 3, 64, 48), "mobile_pose_mobilenetv3_small", {}),
     "alpha_pose_resnet101_v1b_coco": ("pose", (1, 3, 64, 48), "alpha_pose_resnet101_v1b_coco", {}),
+    "simple_pose_resnet50_v1d": ("pose", (1, 3, 64, 48), "simple_pose_resnet50_v1d", {}),
+    "mobile_pose_resnet18_v1b": ("pose", (1, 3, 64, 48), "mobile_pose_resnet18_v1b", {}),
     # detection
     "ssd_300_mobilenet0.25_voc": ("detection", (1, 3, 128, 128), "ssd_300_mobilenet0.25_voc", {}),
     "ssd_512_mobilenet1.0_voc": ("detection", (1, 3, 128, 128), "ssd_512_mobilenet1.0_voc", {}),
@@ -83,6 +88,11 @@ GLUONCV_CASES: dict[str, tuple[str, tuple[int, ...], str, dict]] = {
     "center_net_resnet18_v1b_voc": ("detection", (1, 3, 128, 128), "center_net_resnet18_v1b_voc", {}),
     "center_net_mobilenetv3_small_duc_voc": ("detection", (1, 3, 128, 128),
                                              "center_net_mobilenetv3_small_duc_voc", {}),
+    "yolo3_mobilenet1.0_coco": ("detection", (1, 3, 128, 128), "yolo3_mobilenet1.0_coco", {}),
+    "center_net_dla34_voc": ("detection", (1, 3, 128, 128), "center_net_dla34_voc", {}),
+    "faster_rcnn_fpn_resnet50_v1b_coco": ("detection", (1, 3, 128, 128), "faster_rcnn_fpn_resnet50_v1b_coco",
+                                          {"_set": {"rpn._test_pre_nms": 300, "rpn._test_post_nms": 50,
+                                                    "_rpn_test_post_nms": 50}}),
     "faster_rcnn_resnet50_v1b_voc": ("detection", (1, 3, 128, 128), "faster_rcnn_resnet50_v1b_voc",
                                      {"_set": {"rpn._test_pre_nms": 300, "rpn._test_post_nms": 50,
                                               "_rpn_test_post_nms": 50}}),
@@ -94,6 +104,8 @@ GLUONCV_CASES: dict[str, tuple[str, tuple[int, ...], str, dict]] = {
                                           "deeplab_v3b_plus_wideresnet_citys", {"crop_size": 64}),
     "icnet_resnet50_citys": ("segmentation", (1, 3, 96, 96), "icnet_resnet50_citys",
                              {"height": 96, "width": 96}),
+    "hrnet_w18_small_v1_s": ("segmentation", (1, 3, 64, 64), "hrnet_w18_small_v1_s", {}),
+    "deeplab_resnest50_ade": ("segmentation", (1, 3, 64, 64), "deeplab_resnest50_ade", {"crop_size": 64}),
     "fastscnn_citys": ("segmentation", (1, 3, 64, 64), "fastscnn_citys", {"height": 64, "width": 64}),
     "danet_resnet50_citys": ("segmentation", (1, 3, 64, 64), "danet_resnet50_citys", {"crop_size": 64}),
     # monocular depth
@@ -163,7 +175,6 @@ def _calibrate_batch_norm(net, x, rng) -> None:
     def hook(block, inputs):
         data = inputs[0].asnumpy().astype(np.float64)
         axis = block._kwargs.get("axis", 1) % data.ndim
-        other = tuple(i for i in range(data.ndim) if i != axis)
         # one scale per layer, and a mean that is not the data's: statistics measured per channel
         # on one small input would make BatchNorm subtract nearly equal numbers and blow the
         # rounding of a nearly constant channel up to the size of the others

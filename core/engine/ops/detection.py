@@ -241,7 +241,7 @@ def multibox_detection(cls_prob, loc_pred, anchor, *, clip=True, threshold=0.01,
         raise ShapeError("MultiBoxDetection: variances must have 4 values")
     if cls_prob.ndim != 3:
         raise ShapeError(f"MultiBoxDetection: cls_prob must be (B, classes, N) (got {cls_prob.shape})")
-    batch, classes, num = cls_prob.shape
+    batch, _, num = cls_prob.shape
     dtype = cls_prob.dtype
     t = dtype.type
     loc = loc_pred.reshape(batch, num, 4)
