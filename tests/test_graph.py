@@ -345,12 +345,12 @@ def test_wrong_number_of_operator_inputs_is_a_clear_error(op, attrs, inputs):
         block(np.ones((1, 1, 5, 5), np.float32))
 
 
-def test_second_output_of_an_operator_is_unsupported():
+def test_reading_an_output_an_operator_does_not_have():
     graph = {"nodes": [{"op": "null", "name": "data", "inputs": []},
                        {"op": "relu", "name": "r", "inputs": [[0, 0, 0]]},
                        {"op": "relu", "name": "s", "inputs": [[1, 1, 0]]}],
              "heads": [[2, 0, 0]]}
-    with pytest.raises(UnsupportedOpError, match="node 's' reads output 1 of 'r'"):
+    with pytest.raises(ModelSurgeonError, match=r"node 's' reads output 1 of 'r', which has 1 output\(s\)"):
         core.SymbolBlock(graph, ["data"])
 
 

@@ -233,6 +233,8 @@ def _cases():
         ch = xn.shape[axis]
         add(f"batchnorm{i}", "BatchNorm", [xn, _pos(ch), _x(ch), _x(ch), _pos(ch)], axis=axis, fix_gamma=fix_gamma,
             use_global_stats=global_stats, eps=2e-5)
+    add("batchnorm_mean_var", "BatchNorm", [xn, _pos(6), _x(6), _x(6), _pos(6)], fix_gamma=False,
+        output_mean_var=True)
     add("instancenorm", "InstanceNorm", [xn, _pos(6), _x(6)], eps=1e-3)
     add("instancenorm_3d", "InstanceNorm", [_x(2, 3, 7), _pos(3), _x(3)], eps=1e-5)
     add("layernorm", "LayerNorm", [xn, _pos(5), _x(5)])
@@ -293,6 +295,62 @@ def _cases():
     add("sort_desc", "sort", [xt], axis=0, is_ascend=False)
     add("argsort", "argsort", [xt])
     add("argsort_desc", "argsort", [xt], is_ascend=False, axis=0)
+    # older and rarer operators of real exports
+    add("crop_hw", "Crop", [x4], h_w=(2, 3), offset=(1, 2), num_args=1)
+    add("crop_like", "Crop", [_x(1, 2, 7, 8), _x(1, 1, 4, 5)], num_args=2)
+    add("crop_center", "Crop", [_x(1, 2, 7, 8), _x(1, 1, 4, 5)], num_args=2, center_crop=True)
+    add("sync_batchnorm", "_contrib_SyncBatchNorm", [xn, _pos(6), _x(6), _x(6), _pos(6)], fix_gamma=False,
+        key="bn0")
+    add("softmin", "softmin", [xm], axis=1)
+    add("np_cumsum", "_np_cumsum", [xr3], axis=1)
+    add("np_cumsum_flat", "_np_cumsum", [xr3])
+    # MXNet 2 (numpy) spellings, which MXNet 1.9.1 registers too
+    add("npi_add", "_npi_add", [a, b])
+    add("npi_subtract", "_npi_subtract", [a, b])
+    add("npi_multiply", "_npi_multiply", [a, b])
+    add("npi_true_divide", "_npi_true_divide", [a, bp])
+    add("npi_power", "_npi_power", [_pos(2, 3, 4), b])
+    add("npi_maximum", "_npi_maximum", [a, b])
+    add("npi_add_scalar", "_npi_add_scalar", [xs], scalar=1.5, is_int=False)
+    add("npi_subtract_scalar", "_npi_subtract_scalar", [xs], scalar=0.25, is_int=False)
+    add("npi_rsubtract_scalar", "_npi_rsubtract_scalar", [xs], scalar=2, is_int=True)
+    add("npi_multiply_scalar", "_npi_multiply_scalar", [xs], scalar=0.017, is_int=False)
+    add("npi_true_divide_scalar", "_npi_true_divide_scalar", [xs], scalar=255, is_int=True)
+    add("npi_rtrue_divide_scalar", "_npi_rtrue_divide_scalar", [xp], scalar=2.0, is_int=False)
+    add("npi_power_scalar", "_npi_power_scalar", [xp], scalar=2, is_int=True)
+    add("npi_greater", "_npi_greater", [a, b])
+    add("npi_less_scalar", "_npi_less_scalar", [xs], scalar=0.0, is_int=False)
+    add("npi_exp", "_npi_exp", [xs])
+    add("npi_sqrt", "_npi_sqrt", [xp])
+    add("npi_absolute", "_npi_absolute", [xs])
+    add("np_transpose", "_np_transpose", [x4], axes=(0, 2, 3, 1))
+    add("npi_concatenate", "_npi_concatenate", [_x(2, 3), _x(2, 4)], axis=1, num_args=2)
+    add("npi_stack", "_npi_stack", [_x(2, 3), _x(2, 3)], axis=-1, num_args=2)
+    add("npi_expand_dims", "_npi_expand_dims", [x4], axis=0)
+    add("np_squeeze", "_np_squeeze", [_x(1, 3, 1, 2)], axis=(0,))
+    add("npi_mean", "_npi_mean", [xr3], axis=(1, 2))
+    add("np_sum_all", "_np_sum", [xr3])
+    add("np_max_keep", "_np_max", [xr3], axis=(0,), keepdims=True)
+    add("np_reshape", "_np_reshape", [x4], newshape=(6, -1))
+    add("npx_reshape", "_npx_reshape", [x4], newshape=(-2, -5, -1))
+    add("npx_reshape_split", "_npx_reshape", [x4], newshape=(-6, 1, -1, -4))
+    add("npx_reshape_drop", "_npx_reshape", [_x(2, 1, 4)], newshape=(-2, -3, -2))
+    add("npi_tile", "_npi_tile", [_x(2, 3)], reps=(2, 2))
+    add("npi_where", "_npi_where", [_ints(2, 3, 4) > 0, _x(3, 4), _x(3, 4)])
+    add("npx_softmax", "_npx_softmax", [xm], axis=1)
+    add("npx_log_softmax", "_npx_log_softmax", [xm])
+    add("npx_leaky_relu", "_npx_leaky_relu", [xa], act_type="gelu")
+    add("npx_activation", "_npx_activation", [xa], act_type="softrelu")
+    add("npx_batch_dot", "_npx_batch_dot", [_x(2, 3, 4), _x(2, 4, 5)])
+    add("npx_layer_norm", "_npx_layer_norm", [xn, _pos(5), _x(5)])
+    add("npx_pick", "_npx_pick", [_x(4, 5), _ints(5, 4)])
+    add("npx_topk", "_npx_topk", [xt], k=2, ret_typ="value")
+    add("npi_arange", "_npi_arange", [], start=1, stop=7, step=2)
+    add("npi_zeros", "_npi_zeros", [], shape=(2, 3))
+    add("npi_full", "_npi_full", [], shape=(2, 3), value=1.5)
+    add("npx_relu", "_npx_relu", [xs])
+    add("npx_sigmoid", "_npx_sigmoid", [xs])
+    add("np_copy", "_np_copy", [xs])
     return cases
 
 
@@ -373,3 +431,17 @@ def test_operator_matches_mxnet(case, mxnet_outputs):
         assert mine.shape == theirs.shape, (mine.shape, theirs.shape)
         assert mine.dtype == theirs.dtype, (mine.dtype, theirs.dtype)
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op,attrs,reference", [
+    ("Activation", {"act_type": "mish"}, lambda t, x: t.nn.functional.mish(x)),
+    ("Activation", {"act_type": "log_sigmoid"}, lambda t, x: t.nn.functional.logsigmoid(x)),
+    ("LeakyReLU", {"act_type": "gelu_tanh"}, lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+    ("LeakyReLU", {"act_type": "gelu_erf"}, lambda t, x: t.nn.functional.gelu(x)),
+])
+def test_mxnet2_only_activations_match_torch(op, attrs, reference):
+    """Activations MXNet 1.9.1 does not have (MXNet 2 graphs use them): checked against torch."""
+    torch = pytest.importorskip("torch")
+    x = _x(4, 50, scale=4)
+    expected = reference(torch, torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ops.invoke(op, [x], attrs), expected, rtol=1e-4, atol=1e-6)

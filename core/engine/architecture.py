@@ -22,12 +22,13 @@ from typing import Any
 
 from . import nn
 from .block import Block
-from ..errors import ModelSurgeonError
+from ..errors import InvalidAttributeError, ModelSurgeonError
 from .model_zoo import vision
 
 DOCUMENT_FORMAT = "modelsurgeon-architecture"
 DOCUMENT_VERSION = 1
 MAX_DEPTH = 64
+MAX_INPUT_RANK = 8
 
 REGISTRY: dict[str, type[Block]] = {cls.__name__: cls for cls in (
     nn.Sequential, nn.HybridSequential, nn.Concatenate, nn.HybridConcatenate, nn.Identity,
@@ -104,6 +105,8 @@ def _build(node: Any, path: str, depth: int) -> Block:
         raise ModelSurgeonError(f"architecture node {where} has a malformed config")
     try:
         block = cls(**config)
+    except InvalidAttributeError as exc:
+        raise InvalidAttributeError(f"architecture node {where} ({node['type']})", exc.problem) from None
     except (TypeError, ValueError, ArithmeticError, KeyError, IndexError, ModelSurgeonError) as exc:
         raise ModelSurgeonError(f"cannot build {node['type']} at {where} from {config}: {exc}") from None
     if block._arch_leaf:
@@ -137,6 +140,10 @@ def input_specs(document: dict[str, Any]) -> list[tuple[str, tuple[int, ...], st
     for item in document.get("inputs") or []:
         try:
             specs.append((str(item["name"]), tuple(int(d) for d in item["shape"]), str(item["dtype"])))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ModelSurgeonError("architecture document has a malformed input entry") from None
+        name, shape, _ = specs[-1]
+        if not shape or any(dim < 1 for dim in shape) or len(shape) > MAX_INPUT_RANK:
+            raise InvalidAttributeError(f"architecture input '{name}'",
+                                        f"shape {list(shape)} needs 1 to {MAX_INPUT_RANK} positive dimensions")
     return specs

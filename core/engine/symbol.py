@@ -151,7 +151,8 @@ class Trace:
             if version:
                 self.aux.add(value.node)
             entries.append((value.node, value.index, version))
-        result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
+        with np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, never a numpy warning
+            result = spec.kernel(*(x.value if isinstance(x, Symbol) else x for x in inputs), **parsed)
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
         index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, given), entries))
         if isinstance(result, list):  # a multi-output operator (SliceChannel, topk 'both'...)
@@ -246,6 +247,17 @@ class Graph:
                     aux.add(source)
         return [self.nodes[i].name for i in sorted(aux)]
 
+    def label_variables(self) -> list[str]:
+        """Variables read only as training labels (``softmax_label`` of SoftmaxOutput in Module
+        checkpoints): inference needs no value for them."""
+        users: dict[int, list[bool]] = {}
+        for node in self.nodes:
+            spec = None if node.is_variable else ops.supported_spec(node.op)
+            for position, (source, _, _) in enumerate(node.inputs):
+                users.setdefault(source, []).append(spec is not None and position in spec.label_inputs)
+        return [self.nodes[i].name for i in sorted(users)
+                if self.nodes[i].is_variable and all(users[i])]
+
     def arguments(self) -> list[str]:
         aux = set(self.aux_variables())
         return [name for name in self.variables() if name not in aux]
@@ -283,8 +295,11 @@ class Graph:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, source: "str | bytes | dict[str, Any]") -> "Graph":
-        """Read and validate MXNet graph JSON (1.x and 2.x spellings); ModelSurgeonError if bad."""
+    def from_json(cls, source: "str | bytes | dict[str, Any]", check_attrs: bool = True) -> "Graph":
+        """Read and validate MXNet graph JSON (1.x and 2.x spellings); ModelSurgeonError if bad.
+
+        Attributes of known operators are checked against their declared types and ranges
+        (:meth:`validate_attrs`) unless ``check_attrs`` is False."""
         try:
             data = json.loads(source) if isinstance(source, (str, bytes)) else source
         except (ValueError, RecursionError) as exc:
@@ -310,7 +325,8 @@ class Graph:
             raise ModelSurgeonError("graph has no heads (outputs)")
         attrs = data.get("attrs", {})
         graph = cls(nodes, heads, attrs if isinstance(attrs, dict) else {})
-        graph.validate_attrs()
+        if check_attrs:
+            graph.validate_attrs()
         return graph
 
     def validate_attrs(self) -> None:
@@ -337,7 +353,7 @@ class Graph:
                 if parsed.get("num_args") not in (None, len(node.inputs)) or not node.inputs:
                     raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs but "
                                             f"num_args={parsed.get('num_args')}")
-            elif len(node.inputs) != expected:
+            elif len(node.inputs) != expected and len(node.inputs) != expected - len(spec.label_inputs):
                 raise ModelSurgeonError(f"node '{node.name}' ({node.op}) has {len(node.inputs)} inputs; it takes "
                                         f"{expected} ({', '.join(spec.inputs(parsed))})")
             for source, out_index, _ in node.inputs:
@@ -371,15 +387,19 @@ class Graph:
         relus = {relu for _, relu in fused.values() if relu is not None}
         values: dict[int, Any] = {}
         multi: set[int] = set()  # nodes whose kernel returned a list of outputs
+        labels = set(self.label_variables()) - set(feeds)
 
         def output(source: int, out: int) -> Any:  # the out-th output of a node
             return values[source][out] if source in multi else values[source]
 
         for index, node in enumerate(self.nodes):
             if node.is_variable:
-                if node.name not in feeds:
+                if node.name in labels:
+                    values[index] = None  # a training label: inference does not read it
+                elif node.name not in feeds:
                     raise ModelSurgeonError(f"no value for graph variable '{node.name}'")
-                values[index] = feeds[node.name]
+                else:
+                    values[index] = feeds[node.name]
             else:
                 args = [output(source, out) for source, out, _ in node.inputs]
                 if index in convs:  # runs folded into the BatchNorm that consumes it
@@ -430,8 +450,10 @@ class Graph:
         data, weight, bias = conv_args[0], conv_args[1], None if no_bias else conv_args[2]
         norm_attrs = ops.get(norm.op).parse(norm.attrs)
         try:
-            return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs, eps=norm_attrs["eps"],
-                                              fix_gamma=norm_attrs["fix_gamma"], relu=relu)
+            with np.errstate(all="ignore"):
+                return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs,
+                                                  eps=norm_attrs["eps"], fix_gamma=norm_attrs["fix_gamma"],
+                                                  relu=relu)
         except (ValueError, TypeError, IndexError) as exc:
             raise ShapeError(f"operators {conv.name} and {norm.name} cannot run on input of shape "
                              f"{getattr(data, 'shape', None)}: {exc}") from None

@@ -66,8 +66,9 @@ class SymbolBlock(HybridBlock):
         if unused:
             raise ModelSurgeonError(f"{unused} params are unused by the model.")
         attrs = {node.name: node.attrs for node in graph.nodes if node.is_variable}
+        labels = set(graph.label_variables())  # SoftmaxOutput's label: not a parameter, not needed
         for name in variables:
-            if name in names:
+            if name in names or name in labels:
                 continue
             self._reg_params[name] = params.get(name) or _variable_parameter(name, attrs[name], name in aux)
 

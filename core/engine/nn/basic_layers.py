@@ -5,10 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import nd
+from .. import nd, ops
 from ..block import Block, HybridBlock
-from ...errors import ModelSurgeonError
+from ...errors import InvalidAttributeError, ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
+
+
+def check_attrs(layer: str, op: str, attrs: dict[str, Any]) -> None:
+    """Check a layer's hyperparameters against the ranges its operator declares (stride 0, pool
+    size 0, negative padding, BatchNorm axis 9...), refused when the layer is made, naming it."""
+    try:
+        ops.get(op).parse(attrs)
+    except InvalidAttributeError as exc:
+        raise InvalidAttributeError(layer, exc.problem) from None
 
 
 class _SequentialMixin:
@@ -150,6 +159,7 @@ class Dense(HybridBlock):
                  bias_initializer: Any = "zeros", in_units: int = 0) -> None:
         super().__init__()
         self._units, self._flatten, self._use_bias = int(units), flatten, use_bias
+        check_attrs("Dense", "FullyConnected", {"num_hidden": self._units})
         self.weight = Parameter("weight", shape=(self._units, in_units or UNKNOWN), dtype=dtype,
                                 init=weight_initializer, allow_deferred_init=True)
         add_bias_and_activation(self, self._units, dtype, use_bias, bias_initializer, activation)
@@ -243,6 +253,7 @@ class BatchNorm(HybridBlock):
                  running_mean_initializer: Any = "zeros", running_variance_initializer: Any = "ones",
                  in_channels: int = 0) -> None:
         super().__init__()
+        check_attrs("BatchNorm", "BatchNorm", {"axis": axis, "eps": epsilon, "momentum": momentum})
         self._axis, self._momentum, self._epsilon = axis, momentum, epsilon
         self._center, self._scale, self._use_global_stats = center, scale, use_global_stats
         shape = (in_channels or UNKNOWN,)

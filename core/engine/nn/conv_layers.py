@@ -6,9 +6,9 @@ from typing import Any
 
 from .. import nd
 from ..block import HybridBlock
-from ...errors import ModelSurgeonError
+from ...errors import InvalidAttributeError, ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
-from .basic_layers import add_bias_and_activation
+from .basic_layers import add_bias_and_activation, check_attrs
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
@@ -42,11 +42,14 @@ class Conv2D(HybridBlock):
         _check_layout(layout)
         self._channels, self._groups = int(channels), int(groups)
         if self._channels <= 0 or self._groups <= 0 or self._channels % self._groups:
-            raise ModelSurgeonError(f"Conv2D needs positive channels divisible into positive groups, not "
+            raise InvalidAttributeError("Conv2D", f"needs positive channels divisible into positive groups, not "
                                     f"channels={channels}, groups={groups}")
         self._kernel = _pair(kernel_size, "kernel_size")
         self._strides, self._padding = _pair(strides, "strides"), _pair(padding, "padding")
         self._dilation = _pair(dilation, "dilation")
+        check_attrs("Conv2D", "Convolution", {"kernel": self._kernel, "stride": self._strides, "pad": self._padding,
+                                              "dilate": self._dilation, "num_filter": self._channels,
+                                              "num_group": self._groups})
         if in_channels and in_channels % self._groups:
             raise ModelSurgeonError(f"in_channels {in_channels} is not divisible by groups {groups}")
         per_group = in_channels // self._groups if in_channels else UNKNOWN
@@ -112,6 +115,8 @@ class _Pool2D(HybridBlock):
         self._strides = _pair(strides, "strides") if strides is not None else self._size
         self._padding = _pair(padding, "padding")
         self._ceil_mode, self._count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        check_attrs(type(self).__name__, "Pooling", {"kernel": self._size, "stride": self._strides,
+                                                     "pad": self._padding})
 
     @classmethod
     def _alias(cls) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...errors import ShapeError
+
 #: Attributes of cuDNN tuning that have no effect on results.
 CUDNN = frozenset({"workspace", "cudnn_tune", "cudnn_off"})
 
@@ -29,3 +31,18 @@ def like_input(out: np.ndarray, data: np.ndarray) -> np.ndarray:
     if data.dtype.kind == "f" and out.dtype != data.dtype:
         return out.astype(data.dtype)
     return out
+
+
+#: Most elements an operator may create from its attributes (tile, repeat, Pad, constants...):
+#: 2^31, as MXNet's int32 indexing; larger outputs come from hostile or mistaken attributes.
+MAX_OUTPUT_ELEMENTS = 1 << 31
+
+
+def check_output_size(shape: Sequence[int], op: str) -> None:
+    """A ShapeError when an output of ``shape`` would exceed :data:`MAX_OUTPUT_ELEMENTS`."""
+    total = 1
+    for dim in shape:
+        total *= max(int(dim), 0)
+    if total > MAX_OUTPUT_ELEMENTS:
+        raise ShapeError(f"{op}: the output {tuple(shape)} would have {total} elements, more than "
+                         f"{MAX_OUTPUT_ELEMENTS}")

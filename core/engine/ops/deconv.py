@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
-from .common import CUDNN, like_input, pair
+from .common import CUDNN, check_output_size, like_input, pair
 from .registry import REQUIRED, OpSpec, at_least, register
 
 
@@ -55,6 +55,7 @@ def deconvolution(data, weight, bias=None, *, kernel, num_filter, stride=(), dil
     wo, pw, aw = deconv_geometry(w, kw, sw, dw, pw, aw, tw)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Deconvolution: padding {(ph, pw)} leaves no output for input {data.shape}")
+    check_output_size([n, num_filter, kh * kw, h, w], "Deconvolution")
     dtype = np.result_type(data, weight)
     # every input pixel's contribution to every (filter, tap): (n, groups, fg*kh*kw, h*w)
     kernels = weight.reshape(num_group, cg, fg * kh * kw).transpose(0, 2, 1)

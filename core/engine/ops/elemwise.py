@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from .registry import REQUIRED, OpSpec, at_least, one_of, register
+from .registry import NUM_ARGS, REQUIRED, OpSpec, one_of, register
 
 
 def _divide(a, b):
@@ -65,7 +65,7 @@ _NPI_COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.grea
                 "greater_equal": np.greater_equal, "less": np.less, "less_equal": np.less_equal,
                 "logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor}
 
-_LHS_RHS = lambda attrs: ["lhs", "rhs"]  # noqa: E731
+_LHS_RHS = lambda attrs: ["lhs", "rhs"]
 
 
 def _broadcast_kernel(fn: Callable) -> Callable:
@@ -101,7 +101,7 @@ def add_n(*args, num_args=None):
     return out
 
 
-register(OpSpec("add_n", add_n, {"num_args": ("optint", None, at_least(1))},
+register(OpSpec("add_n", add_n, {"num_args": ("optint", None, NUM_ARGS)},
                 inputs=lambda attrs: [f"arg{i}" for i in range(attrs.get("num_args") or 0)],
                 variadic=True), "ElementWiseSum", "_npi_add_n")
 
@@ -139,8 +139,8 @@ _SCALAR = {"_plus_scalar": ("add", False, ("_PlusScalar", "_npi_add_scalar")),
            "_logical_and_scalar": ("logical_and", False, ("_LogicalAndScalar",)),
            "_logical_or_scalar": ("logical_or", False, ("_LogicalOrScalar",)),
            "_logical_xor_scalar": ("logical_xor", False, ("_LogicalXorScalar",))}
-for _name, (_op, _reverse, _aliases) in _SCALAR.items():
-    register(OpSpec(_name, _scalar_kernel(BINARY[_op], _reverse), dict(_SCALAR_ATTRS)), *_aliases)
+for _name, (_op, _reverse, _names) in _SCALAR.items():
+    register(OpSpec(_name, _scalar_kernel(BINARY[_op], _reverse), dict(_SCALAR_ATTRS)), *_names)
 
 
 def _npi_scalar(fn: Callable, reverse: bool = False) -> Callable:
@@ -252,8 +252,11 @@ def leaky_relu(data, gamma=None, *, act_type="leaky", slope=0.25, lower_bound=0.
     if act_type == "selu":
         negative = data.dtype.type(_SELU_ALPHA) * np.expm1(np.minimum(data, 0))
         return (data.dtype.type(_SELU_LAMBDA) * np.where(data > 0, data, negative)).astype(data.dtype)
-    if act_type == "gelu":
+    if act_type in ("gelu", "gelu_erf"):
         return gelu(data)
+    if act_type == "gelu_tanh":  # MXNet 2's tanh approximation
+        inner = np.sqrt(2.0 / np.pi) * (data + 0.044715 * data * data * data)
+        return (0.5 * data * (1.0 + np.tanh(inner))).astype(data.dtype, copy=False)
     raise UnsupportedOpError(f"LeakyReLU act_type '{act_type}' is not supported")
 
 
@@ -262,7 +265,8 @@ def _leaky_inputs(attrs):
 
 
 register(OpSpec("LeakyReLU", leaky_relu,
-                {"act_type": ("str", "leaky", one_of("leaky", "prelu", "elu", "selu", "gelu", "rrelu")),
+                {"act_type": ("str", "leaky", one_of("leaky", "prelu", "elu", "selu", "gelu", "rrelu",
+                                                                "gelu_erf", "gelu_tanh")),
                  "slope": ("float", 0.25), "lower_bound": ("float", 0.125), "upper_bound": ("float", 0.334)},
                 inputs=_leaky_inputs), "_npx_leaky_relu")
 register(OpSpec("hard_sigmoid", hard_sigmoid, {"alpha": ("float", 0.2), "beta": ("float", 0.5)}),

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
 from .common import CUDNN, like_input, pair
-from .registry import REQUIRED, OpSpec, at_least, between, get, one_of, register
+from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, between, get, one_of, register
 
 
 def fully_connected(data, weight, bias=None, *, num_hidden, no_bias=False, flatten=True):
@@ -57,7 +57,7 @@ def pooling(data, *, kernel=(), pool_type="max", global_pool=False, stride=(), p
         raise UnsupportedOpError("Pooling needs a kernel unless global_pool is set")
     full = pooling_convention == "full"
     (kh, kw), (sh, sw), (ph, pw) = pair(kernel, 1), pair(stride, 1), pair(pad, 0)
-    n, c, h, w = data.shape
+    h, w = data.shape[2:]
     ho, wo = _pool_output_size(h, kh, sh, ph, full), _pool_output_size(w, kw, sw, pw, full)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Pooling: input {data.shape} is too small for kernel {(kh, kw)}")
@@ -139,6 +139,9 @@ def batch_norm(data, gamma, beta, moving_mean, moving_var, *, eps=1e-3, momentum
     shift = beta.astype(compute) - moving_mean.astype(compute) * scale
     out = data * scale.astype(data.dtype).reshape(shape)
     out += shift.astype(data.dtype).reshape(shape)
+    if output_mean_var:  # at inference MXNet outputs the moving mean and 1/sqrt(moving var + eps)
+        invstd = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
+        return [out, moving_mean.astype(data.dtype), invstd.astype(data.dtype)]
     return out
 
 
@@ -156,6 +159,9 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "softrelu": _softrelu,
     "softsign": lambda x: x / (1 + np.abs(x)),
+    # MXNet 2 only (its _npx_activation); MXNet 1.9.1 refuses them
+    "log_sigmoid": lambda x: -_softrelu(-x),
+    "mish": lambda x: x * np.tanh(_softrelu(x)),
 }
 
 
@@ -178,6 +184,10 @@ def softmax(data, length=None, *, axis=-1, temperature=None, dtype=None, use_len
     if use_length and length is not None:
         out = np.where(_length_mask(x, length, axis), out, 0)
     return out.astype(_out_dtype(data, dtype), copy=False)
+
+
+def softmin(data, length=None, *, axis=-1, temperature=None, dtype=None, use_length=False):
+    return softmax(-data, length, axis=axis, temperature=temperature, dtype=dtype, use_length=use_length)
 
 
 def log_softmax(data, length=None, *, axis=-1, temperature=None, dtype=None, use_length=False):
@@ -247,8 +257,18 @@ register(OpSpec("BatchNorm", batch_norm,
                  "use_global_stats": ("bool", False), "axis": ("int", 1, between(-8, 7)),
                  "output_mean_var": ("bool", False)},
                 inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"],
-                aux_inputs=(3, 4), ignored=CUDNN | {"min_calib_range", "max_calib_range"}),
+                aux_inputs=(3, 4), ignored=CUDNN | {"min_calib_range", "max_calib_range"},
+                num_outputs=lambda attrs: 3 if attrs["output_mean_var"] else 1),
          "_npx_batch_norm", "BatchNorm_v1")
+register(OpSpec("_contrib_SyncBatchNorm",
+                lambda data, gamma, beta, mean, var, *, ndev=1, key="", **attrs: batch_norm(data, gamma, beta, mean,
+                                                                                           var, **attrs),
+                {"eps": ("float", 1e-3, at_least(0)), "momentum": ("float", 0.9), "fix_gamma": ("bool", True),
+                 "use_global_stats": ("bool", False), "output_mean_var": ("bool", False),
+                 "ndev": ("int", 1, at_least(1)), "key": ("str", "")},
+                inputs=lambda attrs: ["data", "gamma", "beta", "moving_mean", "moving_var"], aux_inputs=(3, 4),
+                num_outputs=lambda attrs: 3 if attrs["output_mean_var"] else 1),
+         "SyncBatchNorm")
 register(OpSpec("Activation", activation,
                 {"act_type": ("str", REQUIRED)}), "_npx_activation")
 for _act in ("relu", "sigmoid", "tanh", "softsign"):
@@ -258,10 +278,10 @@ register(OpSpec("Dropout", lambda data, **_: data,
                 ignored=CUDNN), "_npx_dropout")
 register(OpSpec("Flatten", lambda data: data.reshape(data.shape[0], -1)), "flatten", "_npx_batch_flatten")
 register(OpSpec("Concat", lambda *data, dim=1, num_args=None: np.concatenate(data, axis=dim),
-                {"dim": ("int", 1, between(-32, 31)), "num_args": ("optint", None, at_least(1))},
+                {"dim": ("int", 1, between(-32, 31)), "num_args": ("optint", None, NUM_ARGS)},
                 inputs=lambda attrs: [f"arg{i}" for i in range(attrs.get("num_args") or 0)],
                 variadic=True), "concat")
-register(OpSpec("_copy", lambda data: data.copy()), "identity", "_npi_copy")
+register(OpSpec("_copy", lambda data: data.copy()), "identity", "_npi_copy", "_np_copy")
 _SOFTMAX_ATTRS = {"axis": ("int", -1), "temperature": ("optfloat", None), "dtype": ("str", None),
                   "use_length": ("bool", False)}
 
@@ -271,6 +291,7 @@ def _softmax_inputs(attrs):
 
 
 register(OpSpec("softmax", softmax, dict(_SOFTMAX_ATTRS), inputs=_softmax_inputs), "_npx_softmax")
+register(OpSpec("softmin", softmin, dict(_SOFTMAX_ATTRS), inputs=_softmax_inputs))
 register(OpSpec("log_softmax", log_softmax, dict(_SOFTMAX_ATTRS), inputs=_softmax_inputs), "_npx_log_softmax")
 register(OpSpec("SoftmaxActivation", softmax_activation, {"mode": ("str", "instance", one_of("instance", "channel"))}))
 register(OpSpec("SoftmaxOutput", softmax_output,
@@ -278,7 +299,7 @@ register(OpSpec("SoftmaxOutput", softmax_output,
                  "use_ignore": ("bool", False), "preserve_shape": ("bool", False),
                  "normalization": ("str", "null", one_of("null", "batch", "valid")), "out_grad": ("bool", False),
                  "smooth_alpha": ("float", 0.0)},
-                inputs=lambda attrs: ["data", "label"]), "Softmax")
+                inputs=lambda attrs: ["data", "label"], label_inputs=(1,)), "Softmax")
 
 # -- attribute ranges of the convolution (its kernel is registered by conv.py) ------------------
 _conv = get("Convolution")

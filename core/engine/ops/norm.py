@@ -80,7 +80,7 @@ def l2_normalization(data, *, eps=1e-10, mode="instance"):
     return (x / norm).astype(data.dtype, copy=False)
 
 
-_NORM_INPUTS = lambda attrs: ["data", "gamma", "beta"]  # noqa: E731
+_NORM_INPUTS = lambda attrs: ["data", "gamma", "beta"]
 register(OpSpec("InstanceNorm", instance_norm, {"eps": ("float", 1e-3, at_least(0))}, inputs=_NORM_INPUTS),
          "_npx_instance_norm")
 register(OpSpec("LayerNorm", layer_norm, {"axis": ("int", -1, between(-8, 7)), "eps": ("float", 1e-5, at_least(0)),

@@ -9,6 +9,7 @@ as in MXNet.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,25 +37,27 @@ def _no_scalar(out: np.ndarray) -> np.ndarray:
 
 
 def _reduction(fn: Callable, name: str, legacy: bool = True) -> Callable:
-    def kernel(data, *, axis=None, keepdims=False, exclude=False):
+    def kernel(data, *, axis=None, keepdims=False, exclude=False, dtype="None", initial=None):
         axes = _reduce_axes(data.ndim, axis, exclude, name)
         out = fn(data, axis=axes, keepdims=keepdims)
         out = np.asarray(out).astype(data.dtype, copy=False) if data.dtype.kind == "f" else np.asarray(out)
+        if dtype not in (None, "None"):
+            out = out.astype(dtype_of(dtype))
         return _no_scalar(out) if legacy else out
     return kernel
 
 
-_REDUCTIONS = {"sum": (np.sum, ("sum_axis", "_npi_sum")), "mean": (np.mean, ("_npi_mean",)),
-               "max": (np.max, ("max_axis", "_npi_max")), "min": (np.min, ("min_axis", "_npi_min")),
-               "prod": (np.prod, ("_npi_prod",)), "nansum": (np.nansum, ()), "nanprod": (np.nanprod, ())}
+_REDUCTIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {"sum": (np.sum, ("sum_axis", "_npi_sum", "_np_sum")), "mean": (np.mean, ("_npi_mean",)),
+    "max": (np.max, ("max_axis", "_npi_max", "_np_max")), "min": (np.min, ("min_axis", "_npi_min", "_np_min")),
+    "prod": (np.prod, ("_npi_prod", "_np_prod")), "nansum": (np.nansum, ()), "nanprod": (np.nanprod, ())}
 for _name, (_fn, _aliases) in _REDUCTIONS.items():
     register(OpSpec(_name, _reduction(_fn, _name), dict(_REDUCE_ATTRS)),
-             *[a for a in _aliases if not a.startswith("_npi_")])
+             *[a for a in _aliases if not a.startswith("_np")])
     for _alias in _aliases:
-        if _alias.startswith("_npi_"):
+        if _alias.startswith("_np"):
             register(OpSpec(_alias, _reduction(_fn, _name, legacy=False),
-                            {"axis": ("axes", None), "keepdims": ("bool", False), "dtype": ("str", "None"),
-                             "initial": ("optfloat", None)},
+                            {"axis": ("axes", None), "keepdims": ("bool", False),
+                             "dtype": ("str", "None", one_of("None", *DTYPES)), "initial": ("optfloat", None)},
                             inputs=lambda attrs: ["a"]))
 
 

@@ -10,6 +10,8 @@ MXNet's spelling. Kernel families register themselves from their own modules (``
 from __future__ import annotations
 
 import ast
+import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,16 +40,29 @@ def _literal(text: str, what: str) -> Any:
         raise AttrError(f"cannot read {text!r} as {what}") from exc
 
 
+#: The common spellings ``(3, 3)``, ``[1,1]``, ``(1,)``, ``2``: read without the parser.
+_SIMPLE_TUPLE = re.compile(r"[(\[]?\s*(-?\d{1,18}(?:\s*,\s*-?\d{1,18})*)?\s*,?\s*[)\]]?")
+
+
+_BRACKETS = {"(": ")", "[": "]"}
+
+
 def _parse_tuple(value: Any) -> tuple[int, ...]:
     if isinstance(value, str):
         text = value.strip()
         if text in ("", "None", "()", "[]"):
             return ()
+        simple = _SIMPLE_TUPLE.fullmatch(text)
+        if simple and simple.group(1) and _BRACKETS.get(text[0], text[0]) == (text[-1] if text[0] in "([" else text[0]):
+            items = simple.group(1).split(",")
+            if len(items) > MAX_TUPLE_ITEMS:
+                raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
+            return tuple(int(item) for item in items)
         value = _literal(text, "a tuple of integers")
     if isinstance(value, bool):
         raise AttrError(f"cannot read {value!r} as a tuple of integers")
     if isinstance(value, (int, np.integer)):
-        return (int(value),)
+        return (_checked_int(int(value)),)
     try:
         items = tuple(value)
     except TypeError:
@@ -57,7 +72,7 @@ def _parse_tuple(value: Any) -> tuple[int, ...]:
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) or
                isinstance(v, (float, np.floating)) and float(v).is_integer() for v in items):
         raise AttrError(f"cannot read {value!r} as a tuple of integers")
-    return tuple(int(v) for v in items)
+    return tuple(_checked_int(int(v)) for v in items)
 
 
 def _parse_float_tuple(value: Any) -> tuple[float, ...]:
@@ -96,7 +111,7 @@ def _parse_optional_tuple(value: Any) -> tuple[int | None, ...]:
         raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
     if not all(v is None or isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
         raise AttrError(f"cannot read {value!r} as a tuple of integers or None")
-    return tuple(None if v is None else int(v) for v in items)
+    return tuple(None if v is None else _checked_int(int(v)) for v in items)
 
 
 def _parse_bool(value: Any) -> bool:
@@ -110,10 +125,22 @@ def _parse_bool(value: Any) -> bool:
     return bool(value)
 
 
+#: Integer attributes must fit MXNet's int64.
+INT_LIMIT = 1 << 63
+
+
+def _checked_int(value: int) -> int:
+    if not -INT_LIMIT <= value < INT_LIMIT:
+        raise AttrError("the integer does not fit in 64 bits")
+    return value
+
+
 def _parse_int(value: Any) -> int:
     if isinstance(value, float) and not value.is_integer():
         raise AttrError(f"cannot read {value!r} as an integer")
-    return int(value)
+    if isinstance(value, bool):
+        return int(value)
+    return _checked_int(int(value))
 
 
 def _parse_optional_int(value: Any) -> int | None:
@@ -155,7 +182,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 Check = Callable[[Any], "str | None"]
 
 
-def at_least(low: int | float) -> Check:
+def at_least(low: float) -> Check:
     """Every element (of a tuple) or the value is >= ``low``."""
     def check(value: Any) -> str | None:
         items = value if isinstance(value, tuple) else (value,)
@@ -165,7 +192,7 @@ def at_least(low: int | float) -> Check:
     return check
 
 
-def between(low: int | float, high: int | float) -> Check:
+def between(low: float, high: float) -> Check:
     """The value (or each element) lies in [low, high]."""
     def check(value: Any) -> str | None:
         items = value if isinstance(value, tuple) else (value,)
@@ -175,12 +202,19 @@ def between(low: int | float, high: int | float) -> Check:
     return check
 
 
+#: Most inputs a variadic operator (Concat, add_n, stack, UpSampling) may declare.
+MAX_INPUTS = 1 << 16
+
+
 def one_of(*choices: Any) -> Check:
     def check(value: Any) -> str | None:
         if value not in choices:
             return "must be one of " + ", ".join(repr(c) for c in choices)
         return None
     return check
+
+
+NUM_ARGS = between(1, MAX_INPUTS)  #: the range of ``num_args``
 
 
 def _format_attr(value: Any) -> str:
@@ -210,10 +244,30 @@ class OpSpec:
     ignored: frozenset[str] = frozenset()  # attributes with no effect on inference results
     variadic: bool = False
     num_outputs: Callable[[dict[str, Any]], int] = lambda attrs: 1
-    validate: Callable[[dict[str, Any]], "str | None"] | None = None
+    #: input positions only training reads (SoftmaxOutput's label): at inference they may be absent
+    label_inputs: tuple[int, ...] = ()
+    validate: Callable[[dict[str, Any]], str | None] | None = None
 
     def parse(self, raw: dict[str, Any], node: str = "") -> dict[str, Any]:
-        """Typed attributes from ``raw`` (strings or values), defaults filled in and ranges checked."""
+        """Typed attributes from ``raw`` (strings or values), defaults filled in and ranges checked.
+
+        Results are remembered (a graph's nodes are parsed again on every forward pass); each
+        call returns a fresh dict."""
+        try:
+            key: tuple[Any, ...] | None = (id(self), node, tuple(raw.items()))
+            known = _PARSED.get(key)  # type: ignore[arg-type]
+        except TypeError:  # unhashable values (arrays...): parse every time
+            key, known = None, None
+        if known is not None:
+            return dict(known)
+        parsed = self._parse(raw, node)
+        if key is not None:
+            if len(_PARSED) >= _PARSED_LIMIT:
+                _PARSED.clear()
+            _PARSED[key] = parsed
+        return dict(parsed)
+
+    def _parse(self, raw: dict[str, Any], node: str) -> dict[str, Any]:
         where = f"operator {self.name}" + (f" in node '{node}'" if node else "")
         parsed: dict[str, Any] = {}
         for key, value in raw.items():
@@ -228,7 +282,8 @@ class OpSpec:
             try:
                 parsed[key] = _PARSERS[kind](value)
             except (TypeError, ValueError, OverflowError, MemoryError, RecursionError, ModelSurgeonError) as exc:
-                raise InvalidAttributeError(where, f"bad value {_brief(value)} for {key} ({exc})") from None
+                reason = str(exc) if len(str(exc)) <= 120 else str(exc)[:100] + "..."
+                raise InvalidAttributeError(where, f"bad value {_brief(value)} for {key} ({reason})") from None
             check = self.attrs[key][2] if len(self.attrs[key]) > 2 else None
             problem = check(parsed[key]) if check is not None else None
             if problem:
@@ -247,6 +302,10 @@ class OpSpec:
     def format(self, attrs: dict[str, Any], explicit: Sequence[str]) -> dict[str, str]:
         """String attributes for a graph file: the explicitly given ones, in MXNet's spelling."""
         return {key: _format_attr(attrs[key]) for key in sorted(explicit) if key in attrs}
+
+
+_PARSED: dict[tuple[Any, ...], dict[str, Any]] = {}
+_PARSED_LIMIT = 1 << 14
 
 
 def _brief(value: Any) -> str:
@@ -271,8 +330,9 @@ def get(name: str, node: str = "") -> OpSpec:
         return _REGISTRY[name]
     except KeyError:
         where = f" (node '{node}')" if node else ""
-        raise UnsupportedOpError(
-            f"unsupported operator '{name}'{where}; supported: {', '.join(sorted(_REGISTRY))}") from None
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.75)
+        hint = f"; similar supported operators: {', '.join(close)}" if close else ""
+        raise UnsupportedOpError(f"unsupported operator '{name}'{where}{hint}") from None
 
 
 def supported_spec(name: str) -> OpSpec | None:
@@ -304,6 +364,10 @@ def invoke(name: str, inputs: Sequence[Any], attrs: dict[str, Any] | None = None
         if hint and f"'{hint}'" not in str(exc):
             raise type(exc)(*_with_node(exc, hint, spec.name)) from None
         raise
+    except MemoryError:
+        where = f" (node '{hint}')" if hint else ""
+        raise ShapeError(f"operator {spec.name}{where} needs more memory than is available for inputs of "
+                         f"shapes {[getattr(x, 'shape', None) for x in inputs]}") from None
     except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
         where = f" (node '{hint}')" if hint else ""
         raise ShapeError(f"operator {spec.name}{where} cannot run on inputs of shapes "

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ShapeError
+from .common import check_output_size
 from .deconv import deconvolution
-from .registry import OpSpec, at_least, one_of, register
+from .registry import NUM_ARGS, OpSpec, at_least, one_of, register
 
 
 def _need_4d(data, op):
@@ -30,6 +31,7 @@ def upsampling(*data, scale, sample_type, num_filter=0, multi_input_mode="concat
     for x in data:
         _need_4d(x, "UpSampling")
     height, width = data[0].shape[2] * scale, data[0].shape[3] * scale
+    check_output_size([data[0].shape[0], sum(x.shape[1] for x in data), height, width], "UpSampling")
     outs = []
     for x in data:
         if height % x.shape[2] or width % x.shape[3]:
@@ -52,8 +54,9 @@ def _upsampling_inputs(attrs):
     return [f"arg{i}" for i in range(attrs.get("num_args") or 1)]
 
 
-def _source_index(out_size: int, in_size: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each output position: the two input positions it blends and the second one's weight."""
+def _interpolation_matrix(out_size: int, in_size: int, align_corners: bool, dtype: np.dtype) -> np.ndarray:
+    """(out_size, in_size) matrix of linear interpolation weights along one axis, as MXNet computes them:
+    each output blends input positions floor(src) and the next one (clamped to the edge)."""
     dst = np.arange(out_size, dtype=np.float64)
     if align_corners:
         scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
@@ -63,22 +66,31 @@ def _source_index(out_size: int, in_size: int, align_corners: bool) -> tuple[np.
         src = np.maximum(scale * (dst + 0.5) - 0.5, 0.0)
     low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     high = np.minimum(low + 1, in_size - 1)
-    return low, high, (src - low).astype(np.float32)
+    weight = (src - low).astype(np.float32)
+    matrix = np.zeros((out_size, in_size), dtype)
+    rows = np.arange(out_size)
+    np.add.at(matrix, (rows, low), 1 - weight)
+    np.add.at(matrix, (rows, high), weight)
+    return matrix
 
 
 def bilinear_resize(x: np.ndarray, height: int, width: int, align_corners: bool) -> np.ndarray:
-    """Bilinear resize of the last two axes (NCHW)."""
+    """Bilinear resize of the last two axes (NCHW): rows then columns, each one matrix product."""
     if height <= 0 or width <= 0:
         raise ShapeError(f"BilinearResize2D: output size {height}x{width} is empty")
+    check_output_size([*x.shape[:2], height, width], "BilinearResize2D")
     compute = np.promote_types(x.dtype, np.float32)
-    y0, y1, wy = _source_index(height, x.shape[2], align_corners)
-    x0, x1, wx = _source_index(width, x.shape[3], align_corners)
-    src = x.astype(compute, copy=False)
-    wy = wy.astype(compute).reshape(-1, 1)
-    rows = src[:, :, y0] * (1 - wy) + src[:, :, y1] * wy
-    wx = wx.astype(compute)
-    out = rows[:, :, :, x0] * (1 - wx) + rows[:, :, :, x1] * wx
-    return out.astype(x.dtype, copy=False)
+    rows = _interpolation_matrix(height, x.shape[2], align_corners, compute)
+    cols = _interpolation_matrix(width, x.shape[3], align_corners, compute)
+    return _separable(x.astype(compute, copy=False), rows, cols).astype(x.dtype, copy=False)
+
+
+def _separable(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """rows @ x @ cols.T over every (N, C) plane, the cheaper product first."""
+    (ho, h), (wo, w) = rows.shape, cols.shape
+    if ho * h * w + ho * w * wo <= h * w * wo + ho * h * wo:
+        return np.matmul(np.matmul(rows, x), cols.T)
+    return np.matmul(rows, np.matmul(x, cols.T))
 
 
 def _resize_size(size: int, mode: str, target: int, scale: float | None) -> int:
@@ -110,24 +122,28 @@ def bilinear_resize_2d(data, like=None, *, height=1, width=1, scale_height=None,
     return bilinear_resize(data, new_h, new_w, align_corners)
 
 
+def _averaging_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """(out_size, in_size) matrix averaging the adaptive bins [floor(i*in/out), ceil((i+1)*in/out))."""
+    starts = (np.arange(out_size) * in_size) // out_size
+    ends = -(-(np.arange(1, out_size + 1) * in_size) // out_size)
+    positions = np.arange(in_size)
+    inside = (positions >= starts[:, None]) & (positions < ends[:, None])
+    return inside / (ends - starts)[:, None]
+
+
 def adaptive_avg_pool(data, *, output_size=()):
     _need_4d(data, "AdaptiveAvgPooling2D")
     oh, ow = (1, 1) if not output_size else (output_size * 2 if len(output_size) == 1 else output_size)
-    n, c, h, w = data.shape
-    integral = np.zeros((n, c, h + 1, w + 1), np.float64)
-    np.cumsum(np.cumsum(data, axis=2, dtype=np.float64), axis=3, out=integral[:, :, 1:, 1:])
-    ys, ye = (np.arange(oh) * h) // oh, -(-(np.arange(1, oh + 1) * h) // oh)
-    xs, xe = (np.arange(ow) * w) // ow, -(-(np.arange(1, ow + 1) * w) // ow)
-    total = (integral[:, :, ye][:, :, :, xe] - integral[:, :, ys][:, :, :, xe]
-             - integral[:, :, ye][:, :, :, xs] + integral[:, :, ys][:, :, :, xs])
-    area = ((ye - ys)[:, None] * (xe - xs)[None, :]).astype(np.float64)
-    return (total / area).astype(data.dtype)
+    compute = np.promote_types(data.dtype, np.float32)
+    rows = _averaging_matrix(oh, data.shape[2]).astype(compute)
+    cols = _averaging_matrix(ow, data.shape[3]).astype(compute)
+    return _separable(data.astype(compute, copy=False), rows, cols).astype(data.dtype, copy=False)
 
 
 register(OpSpec("UpSampling", upsampling,
                 {"scale": ("int", 1, at_least(1)), "sample_type": ("str", "nearest", one_of("nearest", "bilinear")),
                  "num_filter": ("int", 0, at_least(0)), "multi_input_mode": ("str", "concat", one_of("concat", "sum")),
-                 "num_args": ("optint", 1, at_least(1))},
+                 "num_args": ("optint", 1, NUM_ARGS)},
                 inputs=_upsampling_inputs, variadic=False, ignored=frozenset({"workspace"})), "_npx_upsampling")
 _RESIZE_MODES = ("size", "like", "odd_scale", "to_even_down", "to_even_up", "to_odd_down", "to_odd_up")
 register(OpSpec("_contrib_BilinearResize2D", bilinear_resize_2d,

@@ -7,12 +7,12 @@ Every kernel is a numpy view, index or copy over the whole array: no loops over 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
-from .registry import REQUIRED, OpSpec, at_least, one_of, register
+from .common import check_output_size
+from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, one_of, register
 
 #: dtype names MXNet writes in ``dtype`` attributes.
 DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int32", "int64", "bool", "int16", "uint16",
@@ -200,9 +200,9 @@ def flip(data, *, axis):
     return np.flip(data, tuple(_axis(a, data.ndim, "reverse") for a in axis)).copy()
 
 
-register(OpSpec("transpose", transpose, {"axes": ("tuple", ())}), "_npi_transpose")
+register(OpSpec("transpose", transpose, {"axes": ("tuple", ())}), "_npi_transpose", "_np_transpose")
 register(OpSpec("expand_dims", expand_dims, {"axis": ("int", REQUIRED)}), "_npi_expand_dims")
-register(OpSpec("squeeze", squeeze, {"axis": ("axes", None)}), "_npi_squeeze")
+register(OpSpec("squeeze", squeeze, {"axis": ("axes", None)}), "_npi_squeeze", "_np_squeeze")
 register(OpSpec("SwapAxis", swapaxes, {"dim1": ("int", 0), "dim2": ("int", 0)}), "swapaxes")
 register(OpSpec("reverse", flip, {"axis": ("tuple", REQUIRED)}), "flip", "_npi_flip")
 
@@ -277,6 +277,27 @@ def _split_v2_outputs(attrs):
     return len(indices) + (0 if indices and indices[0] == 0 else 1)
 
 
+def crop(*data, num_args=1, offset=(), h_w=(), center_crop=False):
+    x = data[0]
+    if x.ndim != 4:
+        raise ShapeError(f"Crop: input {x.shape} is not 4-D (NCHW)")
+    if num_args == 2:
+        height, width = data[1].shape[2:4]
+    else:
+        height, width = (tuple(h_w) + (0, 0))[:2]
+    if center_crop:
+        top, left = (x.shape[2] - height) // 2, (x.shape[3] - width) // 2
+    else:
+        top, left = (tuple(offset) + (0, 0))[:2]
+    if not (0 <= top and top + height <= x.shape[2] and 0 <= left and left + width <= x.shape[3]) \
+            or height <= 0 or width <= 0:
+        raise ShapeError(f"Crop: a {height}x{width} window at ({top}, {left}) does not fit input {x.shape}")
+    return x[:, :, top:top + height, left:left + width].copy()
+
+
+register(OpSpec("Crop", crop, {"num_args": ("int", 1, one_of(1, 2)), "offset": ("tuple", (), at_least(0)),
+                               "h_w": ("tuple", (), at_least(0)), "center_crop": ("bool", False)},
+                inputs=lambda attrs: ["data", "crop_like"] if attrs.get("num_args") == 2 else ["data"]))
 register(OpSpec("slice", slice_op, {"begin": ("otuple", REQUIRED), "end": ("otuple", REQUIRED),
                                     "step": ("otuple", ())}), "crop", "_slice", "_npi_slice")
 register(OpSpec("slice_axis", slice_axis, {"axis": ("int", REQUIRED), "begin": ("int", REQUIRED),
@@ -351,12 +372,16 @@ register(OpSpec("Embedding", embedding, {"input_dim": ("int", REQUIRED, at_least
 
 
 def tile(data, *, reps):
+    padded = (1,) * (len(reps) - data.ndim) + data.shape if len(reps) > data.ndim else data.shape
+    full = (1,) * (len(padded) - len(reps)) + tuple(reps)
+    check_output_size([a * b for a, b in zip(padded, full)], "tile")
     return np.tile(data, reps)
 
 
 def repeat(data, *, repeats, axis=None):
     if axis is not None:
         axis = _axis(axis, data.ndim, "repeat")
+    check_output_size([data.size, repeats], "repeat")
     return np.repeat(data, repeats, axis=axis)
 
 
@@ -374,6 +399,7 @@ def pad(data, *, mode="constant", pad_width, constant_value=0.0):
     if len(pad_width) != 2 * data.ndim:
         raise ShapeError(f"Pad: pad_width {pad_width} needs {2 * data.ndim} values for {data.ndim}-D input")
     pairs = [(pad_width[2 * i], pad_width[2 * i + 1]) for i in range(data.ndim)]
+    check_output_size([d + b + a for d, (b, a) in zip(data.shape, pairs)], "Pad")
     if any(p != (0, 0) for p in pairs[:2]):
         raise ShapeError(f"Pad: only the spatial axes can be padded (pad_width {pad_width})")
     if mode == "constant":
@@ -383,6 +409,15 @@ def pad(data, *, mode="constant", pad_width, constant_value=0.0):
     return np.pad(data, pairs, mode=mode)
 
 
+def cumsum(a, *, axis=None, dtype="None"):
+    out = np.cumsum(a.reshape(-1) if axis is None else a, axis=0 if axis is None else _axis(axis, a.ndim, "cumsum"))
+    return out.astype(a.dtype if dtype in (None, "None") else dtype_of(dtype), copy=False)
+
+
+register(OpSpec("_np_cumsum", cumsum, {"axis": ("optint", None), "dtype": ("str", "None", _DTYPE_CHECK)},
+                inputs=lambda attrs: ["a"]), "_npi_cumsum", "cumsum")
+
+
 def _variadic(attrs):
     return [f"arg{i}" for i in range(attrs.get("num_args") or 0)]
 
@@ -390,10 +425,10 @@ def _variadic(attrs):
 register(OpSpec("tile", tile, {"reps": ("tuple", REQUIRED, at_least(0))}), "_npi_tile")
 register(OpSpec("repeat", repeat, {"repeats": ("int", REQUIRED, at_least(0)), "axis": ("optint", None)}),
          "_npi_repeats")
-register(OpSpec("stack", stack, {"axis": ("int", 0), "num_args": ("optint", None, at_least(1))},
+register(OpSpec("stack", stack, {"axis": ("int", 0), "num_args": ("optint", None, NUM_ARGS)},
                 inputs=_variadic, variadic=True), "_npi_stack")
 register(OpSpec("_npi_concatenate", concat_np, {"axis": ("optint", 0), "dim": ("optint", None),
-                                                "num_args": ("optint", None, at_least(1))},
+                                                "num_args": ("optint", None, NUM_ARGS)},
                 inputs=_variadic, variadic=True))
 register(OpSpec("Pad", pad, {"mode": ("str", "constant", one_of("constant", "edge", "reflect")),
                              "pad_width": ("tuple", REQUIRED, at_least(0)), "constant_value": ("float", 0.0)}),
@@ -406,6 +441,7 @@ def broadcast_to(data, *, shape):
     if len(shape) != data.ndim:
         raise ShapeError(f"broadcast_to: shape {shape} has a different rank than input {data.shape}")
     target = tuple(d if s == 0 else s for d, s in zip(data.shape, shape))
+    check_output_size(target, "broadcast_to")
     return np.broadcast_to(data, target).copy()
 
 
@@ -415,6 +451,7 @@ def broadcast_axis(data, *, axis=(), size=()):
     target = list(data.shape)
     for a, s in zip(axis, size):
         target[_axis(a, data.ndim, "broadcast_axis")] = s
+    check_output_size(target, "broadcast_axis")
     return np.broadcast_to(data, target).copy()
 
 
@@ -459,8 +496,7 @@ def arange(*, start, stop=None, step=1.0, repeat=1, infer_range=False, ctx="", d
     if step == 0:
         raise ShapeError("_arange: step 0")
     count = max(0, math.ceil((stop - start) / step))
-    if count * repeat > 1 << 31:
-        raise ShapeError(f"_arange: {count * repeat} values is too many")
+    check_output_size([count, repeat], "_arange")
     values = start + step * np.arange(count, dtype=np.float64)
     return np.repeat(values, repeat).astype(dtype_of(dtype))
 
@@ -474,8 +510,7 @@ def arange_like(data, *, start=0.0, step=1.0, repeat=1, ctx="", axis=None):
 
 def _constant(fill):
     def kernel(*, shape=(), ctx="", dtype="float32", value=None):
-        if _prod(shape) > 1 << 31:
-            raise ShapeError(f"constant of shape {shape} is too large")
+        check_output_size(shape, "constant")
         return np.full(shape, fill if value is None else value, dtype_of(dtype))
     return kernel
 
