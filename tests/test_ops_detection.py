@@ -155,6 +155,30 @@ def _cases():
     add("roialign_position_sensitive", "_contrib_ROIAlign", [_GEN.normal(0, 1, (2, 8, 9, 11)).astype(np.float32),
                                                             rois], pooled_size=(2, 2), spatial_scale=0.5,
         sample_ratio=2, position_sensitive=True)
+
+    # -- Proposal / MultiProposal (symbol-API Faster R-CNN)
+    def rpn(batch, anchors, height, width):
+        prob = _GEN.uniform(0, 1, (batch, 2 * anchors, height, width)).astype(np.float32)
+        deltas = _GEN.normal(0, 0.3, (batch, 4 * anchors, height, width)).astype(np.float32)
+        return prob, deltas
+
+    prob, deltas = rpn(1, 12, 6, 8)
+    info = np.array([[90, 120, 1.0]], np.float32)  # the last row and column of positions are padding
+    add("proposal_defaults_small", "_contrib_Proposal", [prob, deltas, info], rpn_pre_nms_top_n=200,
+        rpn_post_nms_top_n=40, rpn_min_size=4)
+    add("proposal_scores_and_repeats", "_contrib_Proposal", [prob, deltas, info], rpn_pre_nms_top_n=150,
+        rpn_post_nms_top_n=120, threshold=0.2, rpn_min_size=2, output_score=True)
+    prob6, deltas6 = rpn(1, 6, 9, 7)
+    add("proposal_scales_ratios_stride", "_contrib_Proposal", [prob6, deltas6, np.array([[70, 56, 1.5]], np.float32)],
+        scales=(2, 4), ratios=(0.5, 1, 2), feature_stride=8, rpn_pre_nms_top_n=100, rpn_post_nms_top_n=30,
+        threshold=0.5, rpn_min_size=3)
+    add("proposal_iou_loss", "_contrib_Proposal", [prob6, deltas6 * 10, np.array([[72, 56, 1.0]], np.float32)],
+        scales=(2, 4), ratios=(0.5, 1, 2), feature_stride=8, rpn_pre_nms_top_n=80, rpn_post_nms_top_n=20,
+        iou_loss=True, rpn_min_size=1)
+    prob2, deltas2 = rpn(2, 12, 5, 6)
+    add("multiproposal_batch", "_contrib_MultiProposal", [prob2, deltas2, np.array([[80, 96, 1.0], [64, 90, 1.0]],
+                                                                                     np.float32)],
+        rpn_pre_nms_top_n=120, rpn_post_nms_top_n=25, rpn_min_size=4, output_score=True)
     return cases
 
 

@@ -2,7 +2,8 @@
 
 ``_contrib_box_nms`` (GluonCV's SSD, YOLOv3 and Faster R-CNN end with it), ``_contrib_box_iou``,
 ``_contrib_box_decode`` / ``_contrib_box_encode``, ``_contrib_MultiBoxPrior`` /
-``_contrib_MultiBoxDetection`` (the original SSD's anchors and decoding) and ``_contrib_ROIAlign``.
+``_contrib_MultiBoxDetection`` (the original SSD's anchors and decoding), ``_contrib_ROIAlign``, and
+``_contrib_Proposal`` / ``_contrib_MultiProposal`` (the region proposals of symbol-API Faster R-CNN).
 
 Everything is vectorised over boxes, anchors and channels. Greedy non-maximum suppression is
 sequential by definition (a box suppressed by an earlier one suppresses nothing), so it walks the
@@ -375,6 +376,115 @@ def roi_align(data, rois, *, pooled_size, spatial_scale, sample_ratio=-1, positi
     return out
 
 
+# -- region proposals (symbol-API Faster R-CNN) ---------------------------------------------------
+
+def _rpn_anchors(feature_stride: int, scales, ratios) -> np.ndarray:
+    """The (ratios x scales, 4) base anchors of py-faster-rcnn, with MXNet's float rounding."""
+    f = np.float32
+    base = np.array([0, 0, feature_stride - 1, feature_stride - 1], f)
+    w, h = base[2] - base[0] + f(1), base[3] - base[1] + f(1)
+    x_ctr, y_ctr = f(base[0] + 0.5 * (w - f(1))), f(base[1] + 0.5 * (h - f(1)))
+    out = []
+    for ratio in ratios:
+        for scale in scales:
+            size_ratios = np.floor(w * h / f(ratio))
+            new_w = np.floor(np.sqrt(size_ratios) + f(0.5)) * f(scale)
+            new_h = np.floor(new_w / f(scale) * f(ratio) + f(0.5)) * f(scale)
+            out.append([x_ctr - f(0.5) * (new_w - f(1)), y_ctr - f(0.5) * (new_h - f(1)),
+                        x_ctr + f(0.5) * (new_w - f(1)), y_ctr + f(0.5) * (new_h - f(1))])
+    return np.array(out, f)
+
+
+def _proposals_of_image(scores, deltas, info, *, pre, post, threshold, min_size, stride, anchors, iou_loss):
+    """Rows (post, 4) and scores (post,) of one image, as MXNet's CPU Proposal computes them."""
+    f = np.float32
+    num, height, width = scores.shape
+    shift_x = np.arange(width, dtype=f) * f(stride)
+    shift_y = np.arange(height, dtype=f) * f(stride)
+    # index = h * (W * A) + w * A + a, as MXNet enumerates them
+    boxes = (anchors[None, None, :, :] + np.stack([shift_x[None, :, None].repeat(height, 0),
+                                                   shift_y[:, None, None].repeat(width, 1)] * 2,
+                                                  axis=-1)).reshape(-1, 4)
+    score = scores.transpose(1, 2, 0).reshape(-1).astype(f)
+    d = deltas.reshape(num, 4, height, width).transpose(2, 3, 0, 1).reshape(-1, 4).astype(np.float64)
+    im_h, im_w = f(info[0]), f(info[1])
+    b = boxes.astype(np.float64)
+    if iou_loss:
+        pred = b + d
+    else:  # float operands, double constants: C++ promotes to double, then stores floats
+        bw = (b[:, 2] - b[:, 0] + 1.0).astype(f).astype(np.float64)
+        bh = (b[:, 3] - b[:, 1] + 1.0).astype(f).astype(np.float64)
+        cx = (b[:, 0] + 0.5 * (bw - 1.0)).astype(f).astype(np.float64)
+        cy = (b[:, 1] + 0.5 * (bh - 1.0)).astype(f).astype(np.float64)
+        pcx = (d[:, 0] * bw + cx).astype(f).astype(np.float64)
+        pcy = (d[:, 1] * bh + cy).astype(f).astype(np.float64)
+        pw = (np.exp(d[:, 2]) * bw).astype(f).astype(np.float64)
+        ph = (np.exp(d[:, 3]) * bh).astype(f).astype(np.float64)
+        pred = np.stack([pcx - 0.5 * (pw - 1.0), pcy - 0.5 * (ph - 1.0), pcx + 0.5 * (pw - 1.0),
+                         pcy + 0.5 * (ph - 1.0)], axis=1)
+    pred = pred.astype(f)
+    limit = np.array([im_w, im_h, im_w, im_h], f) - f(1)
+    pred = np.maximum(np.minimum(pred, limit), f(0))
+    real_h, real_w = int(float(info[0]) / stride), int(float(info[1]) / stride)
+    rows = np.arange(height).repeat(width * num)
+    cols = np.tile(np.arange(width).repeat(num), height)
+    score = np.where((rows >= real_h) | (cols >= real_w), f(-1), score)
+    small = f(min_size) * f(info[2])
+    tiny = ((pred[:, 2] - pred[:, 0] + f(1)) < small) | ((pred[:, 3] - pred[:, 1] + f(1)) < small)
+    pred = pred + np.where(tiny[:, None], np.array([-1, -1, 1, 1], f) * (small / f(2)), f(0))
+    score = np.where(tiny, f(-1), score)
+    order = np.argsort(-score, kind="stable")[:pre]
+    dets, det_scores = pred[order], score[order]
+    area = (dets[:, 2] - dets[:, 0] + f(1)) * (dets[:, 3] - dets[:, 1] + f(1))
+    alive = np.ones(len(dets), bool)
+    keep: list[int] = []
+    for i in range(len(dets)):  # greedy, one kept box at a time (at most ``post`` of them)
+        if len(keep) >= post:
+            break
+        if not alive[i]:
+            continue
+        keep.append(i)
+        rest = slice(i + 1, None)
+        w = np.maximum(f(0), np.minimum(dets[i, 2], dets[rest, 2]) - np.maximum(dets[i, 0], dets[rest, 0]) + f(1))
+        h = np.maximum(f(0), np.minimum(dets[i, 3], dets[rest, 3]) - np.maximum(dets[i, 1], dets[rest, 1]) + f(1))
+        inter = w * h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alive[rest] &= ~(inter / (area[i] + area[rest] - inter) > f(threshold))
+    chosen = np.asarray(keep)[np.arange(post) % len(keep)]  # short lists repeat, as MXNet pads them
+    return dets[chosen], det_scores[chosen]
+
+
+def proposal(cls_prob, bbox_pred, im_info, *, rpn_pre_nms_top_n=6000, rpn_post_nms_top_n=300, threshold=0.7,
+             rpn_min_size=16, scales=(4.0, 8.0, 16.0, 32.0), ratios=(0.5, 1.0, 2.0), feature_stride=16,
+             output_score=False, iou_loss=False):
+    """``_contrib_Proposal`` / ``_contrib_MultiProposal``: RPN outputs -> (B * post, 5) ROIs.
+
+    Anchors of every ratio and scale at every ``feature_stride`` step are moved by the predicted
+    deltas, clipped to the image, and small ones dropped (score -1); the ``rpn_pre_nms_top_n`` best
+    go through NMS at ``threshold`` until ``rpn_post_nms_top_n`` are kept, a shorter list repeating
+    itself. Rows are ``[batch, x1, y1, x2, y2]``; with ``output_score`` the scores follow.
+    """
+    batch, channels, height, width = cls_prob.shape
+    anchors = _rpn_anchors(feature_stride, scales, ratios)
+    num = channels // 2
+    if num != len(anchors) or bbox_pred.shape != (batch, 4 * num, height, width) or im_info.shape[0] != batch:
+        raise ShapeError(f"Proposal: {len(anchors)} anchors per position (ratios x scales) need cls_prob "
+                         f"(B, {2 * len(anchors)}, H, W), bbox_pred (B, {4 * len(anchors)}, H, W) and im_info "
+                         f"(B, 3); got {cls_prob.shape}, {bbox_pred.shape}, {im_info.shape}")
+    count = num * height * width
+    pre = min(rpn_pre_nms_top_n if rpn_pre_nms_top_n > 0 else count, count)
+    post = min(rpn_post_nms_top_n, pre)
+    rois, scores = [], []
+    for b in range(batch):
+        boxes, score = _proposals_of_image(cls_prob[b, num:], bbox_pred[b], im_info[b], pre=pre, post=post,
+                                           threshold=threshold, min_size=rpn_min_size, stride=feature_stride,
+                                           anchors=anchors, iou_loss=iou_loss)
+        rois.append(np.concatenate([np.full((post, 1), b, np.float32), boxes], axis=1))
+        scores.append(score[:, None])
+    out = [np.concatenate(rois).astype(cls_prob.dtype), np.concatenate(scores).astype(cls_prob.dtype)]
+    return out if output_score else out[0]
+
+
 # -- registration ---------------------------------------------------------------------------------
 
 def _box_format_attr(default: str) -> tuple[str, Any, Any]:
@@ -410,3 +520,22 @@ register(OpSpec("_contrib_ROIAlign", roi_align,
                 {"pooled_size": ("tuple", REQUIRED), "spatial_scale": ("float", REQUIRED),
                  "sample_ratio": ("int", -1), "position_sensitive": ("bool", False), "aligned": ("bool", False)},
                 inputs=lambda attrs: ["data", "rois"]), "_npx_roi_align")
+
+_PROPOSAL_ATTRS = {"rpn_pre_nms_top_n": ("int", 6000), "rpn_post_nms_top_n": ("int", 300), "threshold": ("float", 0.7),
+                   "rpn_min_size": ("int", 16), "scales": ("ftuple", (4.0, 8.0, 16.0, 32.0)),
+                   "ratios": ("ftuple", (0.5, 1.0, 2.0)), "feature_stride": ("int", 16), "output_score": ("bool", False),
+                   "iou_loss": ("bool", False)}
+
+
+def _single_image_proposal(cls_prob, bbox_pred, im_info, **attrs):
+    if cls_prob.shape[0] != 1:
+        raise ShapeError(f"Proposal takes one image (MultiProposal takes a batch); cls_prob has {cls_prob.shape[0]}")
+    return proposal(cls_prob, bbox_pred, im_info, **attrs)
+
+
+register(OpSpec("_contrib_Proposal", _single_image_proposal, dict(_PROPOSAL_ATTRS),
+                inputs=lambda attrs: ["cls_prob", "bbox_pred", "im_info"],
+                num_outputs=lambda attrs: 2 if attrs.get("output_score") else 1), "_npx_proposal")
+register(OpSpec("_contrib_MultiProposal", proposal, dict(_PROPOSAL_ATTRS),
+                inputs=lambda attrs: ["cls_prob", "bbox_pred", "im_info"],
+                num_outputs=lambda attrs: 2 if attrs.get("output_score") else 1), "_npx_multi_proposal")
