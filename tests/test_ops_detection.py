@@ -1,6 +1,6 @@
 """The detection operators (core/engine/ops/detection.py) against real MXNet 1.9.1.
 
-Every case is one ``mx.nd.contrib`` call with MXNet's string attributes (what a ``-symbol.json``
+Every case is one ``mx.nd.contrib`` (or ``mx.nd``) call with MXNet's string attributes (what a ``-symbol.json``
 holds) on random inputs chosen to exercise the attribute's edge: boxes clustered so NMS suppresses,
 tied scores (stable order), rows of the background class or id -1, batch dimensions, both box
 formats, top-k smaller than the candidates, ROIs reaching outside the feature map. All cases run in
@@ -156,6 +156,12 @@ def _cases():
                                                             rois], pooled_size=(2, 2), spatial_scale=0.5,
         sample_ratio=2, position_sensitive=True)
 
+    # -- ROIPooling
+    add("roipooling", "ROIPooling", [data, rois], pooled_size=(3, 3), spatial_scale=0.5)
+    add("roipooling_rect_scale", "ROIPooling", [data, rois], pooled_size=(2, 4), spatial_scale=0.3)
+    add("roipooling_half_pixels", "ROIPooling", [data, np.array([[0, 1, 1, 7, 5], [1, 3, 5, 9, 9], [0, 15, 15, 40, 30]],
+                                                                np.float32)], pooled_size=(4, 3), spatial_scale=0.5)
+
     # -- Proposal / MultiProposal (symbol-API Faster R-CNN)
     def rpn(batch, anchors, height, width):
         prob = _GEN.uniform(0, 1, (batch, 2 * anchors, height, width)).astype(np.float32)
@@ -193,7 +199,8 @@ arrays = np.load(sys.argv[2])
 out = {}
 for case_id, op, count, attrs in cases:
     inputs = [mx.nd.array(arrays[f"{case_id}__{i}"]) for i in range(count)]
-    result = getattr(mx.nd.contrib, op.replace("_contrib_", ""))(*inputs, **attrs)
+    namespace = mx.nd.contrib if op.startswith("_contrib_") else mx.nd
+    result = getattr(namespace, op.replace("_contrib_", ""))(*inputs, **attrs)
     for k, value in enumerate(result if isinstance(result, (list, tuple)) else [result]):
         out[f"{case_id}__{k}"] = value.asnumpy()
 np.savez(sys.argv[3], **out)

@@ -2,7 +2,8 @@
 
 ``_contrib_box_nms`` (GluonCV's SSD, YOLOv3 and Faster R-CNN end with it), ``_contrib_box_iou``,
 ``_contrib_box_decode`` / ``_contrib_box_encode``, ``_contrib_MultiBoxPrior`` /
-``_contrib_MultiBoxDetection`` (the original SSD's anchors and decoding), ``_contrib_ROIAlign``, and
+``_contrib_MultiBoxDetection`` (the original SSD's anchors and decoding), ``_contrib_ROIAlign``,
+``ROIPooling``, and
 ``_contrib_Proposal`` / ``_contrib_MultiProposal`` (the region proposals of symbol-API Faster R-CNN).
 
 Everything is vectorised over boxes, anchors and channels. Greedy non-maximum suppression is
@@ -376,6 +377,52 @@ def roi_align(data, rois, *, pooled_size, spatial_scale, sample_ratio=-1, positi
     return out
 
 
+# -- ROIPooling ---------------------------------------------------------------------------------
+
+def _round_half_away(x):
+    """C's ``round``: halves go away from zero (numpy's rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def roi_pooling(data, rois, *, pooled_size, spatial_scale):
+    """``ROIPooling`` (Fast R-CNN): the maximum of each of PH x PW bins of a rounded ROI.
+
+    Bins that fall outside the feature map are 0. Each ROI is one vectorised step over channels
+    and bins: a maximum over each bin's columns, then over its rows.
+    """
+    if data.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 5:
+        raise ShapeError(f"ROIPooling: data must be NCHW and rois (R, 5) (got {data.shape}, {rois.shape})")
+    if len(pooled_size) == 1:
+        pooled_size = pooled_size * 2
+    ph, pw = pooled_size
+    t = data.dtype.type
+    n, c, height, width = data.shape
+    batch = rois[:, 0].astype(np.int64)
+    if batch.size and (batch.min() < 0 or batch.max() >= n):
+        raise ShapeError(f"ROIPooling: ROI batch indices must lie in [0, {n}) (got {int(batch.min())}..{int(batch.max())})")
+    corners = _round_half_away(rois[:, 1:].astype(data.dtype) * t(spatial_scale)).astype(np.int64)
+    x0, y0, x1, y1 = corners.T
+    roi_h, roi_w = np.maximum(y1 - y0 + 1, 1), np.maximum(x1 - x0 + 1, 1)
+    out = np.zeros((rois.shape[0], c, ph, pw), data.dtype)
+    lowest = np.finfo(data.dtype).min if data.dtype.kind == "f" else np.iinfo(data.dtype).min
+    for index in range(rois.shape[0]):  # ROIs, each vectorised over channels and bins
+        bins = []
+        for pooled, size, start, extent in ((ph, height, y0[index], roi_h[index]), (pw, width, x0[index], roi_w[index])):
+            bin_size = t(extent) / t(pooled)
+            steps = np.arange(pooled, dtype=t)
+            lo = np.clip(np.floor(steps * bin_size).astype(np.int64) + start, 0, size)
+            hi = np.clip(np.ceil((steps + t(1)) * bin_size).astype(np.int64) + start, 0, size)
+            cells = np.arange(size)
+            bins.append(((cells >= lo[:, None]) & (cells < hi[:, None]), hi <= lo))
+        (rows, empty_rows), (cols, empty_cols) = bins
+        image = data[batch[index]]
+        across = np.where(cols[None, None], image[:, :, None, :], lowest).max(axis=-1)  # (C, H, PW)
+        pooled = np.where(rows[None, :, :, None], across[:, None, :, :], lowest).max(axis=2)  # (C, PH, PW)
+        empty = empty_rows[:, None] | empty_cols[None, :]
+        out[index] = np.where(empty, 0, pooled)
+    return out
+
+
 # -- region proposals (symbol-API Faster R-CNN) ---------------------------------------------------
 
 def _rpn_anchors(feature_stride: int, scales, ratios) -> np.ndarray:
@@ -539,3 +586,5 @@ register(OpSpec("_contrib_Proposal", _single_image_proposal, dict(_PROPOSAL_ATTR
 register(OpSpec("_contrib_MultiProposal", proposal, dict(_PROPOSAL_ATTRS),
                 inputs=lambda attrs: ["cls_prob", "bbox_pred", "im_info"],
                 num_outputs=lambda attrs: 2 if attrs.get("output_score") else 1), "_npx_multi_proposal")
+register(OpSpec("ROIPooling", roi_pooling, {"pooled_size": ("tuple", REQUIRED), "spatial_scale": ("float", REQUIRED)},
+                inputs=lambda attrs: ["data", "rois"]), "_npx_roi_pooling")
