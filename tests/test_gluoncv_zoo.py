@@ -47,7 +47,8 @@ FAST = {
                        "darknet53", "vgg16_bn", "alexnet", "hrnet_w18_small_v1_c", "dla34", "xception",
                        "mobilenet0.25"],
     "pose": ["simple_pose_resnet18_v1b", "mobile_pose_mobilenetv3_small"],
-    "detection": ["ssd_300_mobilenet0.25_voc", "ssd_512_mobilenet1.0_voc", "yolo3_mobilenet0.25_voc"],
+    "detection": ["ssd_300_mobilenet0.25_voc", "ssd_512_mobilenet1.0_voc", "yolo3_mobilenet0.25_voc",
+                  "faster_rcnn_symbol"],
     "segmentation": ["fcn_resnet50_voc", "psp_resnet50_ade", "deeplab_resnet50_ade", "fastscnn_citys"],
     "depth": ["monodepth2_resnet18_kitti_stereo_640x192"],
     "recognition": ["insightface_resnet", "insightface_mobilefacenet"],
@@ -154,8 +155,9 @@ def assert_matches_mxnet(ours, theirs: list[np.ndarray], what: str) -> None:
 def test_export_runs_like_mxnet(name, gluoncv_cases):
     case_dir, entry = _case(gluoncv_cases, name)
     assert "error" not in entry, f"MXNet could not build {name}: {entry['error']}"
-    net = SymbolBlock.imports(str(case_dir / "model-symbol.json"), ["data"], str(case_dir / "model-0000.params"))
-    ours = net(np.load(case_dir / "input.npy"))
+    inputs = entry.get("inputs", ["data"])  # mx-rcnn's Faster R-CNN also takes im_info
+    net = SymbolBlock.imports(str(case_dir / "model-symbol.json"), inputs, str(case_dir / "model-0000.params"))
+    ours = net(np.load(case_dir / "input.npy"), *[np.load(case_dir / f"input_{name}.npy") for name in inputs[1:]])
     theirs = _outputs(case_dir)
     assert_matches_mxnet(ours, theirs, name)
     if entry["family"] == "detection":  # the detections are real ones, not only padding

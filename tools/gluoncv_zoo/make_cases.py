@@ -12,9 +12,10 @@ then holds ``model-symbol.json``, ``model-0000.params``, ``input.npy`` and ``out
 records, per case, its family, input shape, the operators its graph uses (with counts), and any
 error MXNet itself raised while building it.
 
-The InsightFace-style cases are symbol-API graphs (``mx.sym``) saved with
-``mx.model.save_checkpoint`` (``arg:``/``aux:`` keys), built the way InsightFace built its
-recognition models: scalar input normalisation (``(data - 127.5) * 0.0078125``), PReLU,
+Symbol-API checkpoints (``mx.sym`` graphs saved with ``mx.model.save_checkpoint``, ``arg:``/``aux:``
+keys): an mx-rcnn-style Faster R-CNN (RPN, ``Proposal``, ``ROIPooling``; its second input
+``im_info`` is saved as ``input_im_info.npy``), and InsightFace-style recognition models built the
+way InsightFace built them: scalar input normalisation (``(data - 127.5) * 0.0078125``), PReLU,
 BatchNorm with ``fix_gamma=True`` on the embedding, a depthwise "global" convolution
 (MobileFaceNet) and a fully connected embedding. Their gamma under ``fix_gamma`` holds random values
 that MXNet ignores, so a converter that uses them gives wrong embeddings.
@@ -113,13 +114,16 @@ GLUONCV_CASES: dict[str, tuple[str, tuple[int, ...], str, dict]] = {
                                                  "monodepth2_resnet18_kitti_stereo_640x192", {}),
 }
 
-#: name -> (family, input shape): InsightFace-style symbol-API checkpoints (see ``insightface_symbol``)
-INSIGHTFACE_CASES: dict[str, tuple[str, tuple[int, ...]]] = {
+#: name -> (family, input shape): symbol-API checkpoints saved with ``mx.model.save_checkpoint``:
+#: InsightFace-style recognition (``insightface_symbol``) and an mx-rcnn-style Faster R-CNN
+#: (``faster_rcnn_symbol``, whose second input ``im_info`` is ``[[height, width, 1]]``)
+SYMBOL_CASES: dict[str, tuple[str, tuple[int, ...]]] = {
     "insightface_resnet": ("recognition", (2, 3, 32, 32)),
     "insightface_mobilefacenet": ("recognition", (2, 3, 32, 32)),
+    "faster_rcnn_symbol": ("detection", (1, 3, 64, 80)),
 }
 
-ALL_CASES = {**{k: v[:2] for k, v in GLUONCV_CASES.items()}, **INSIGHTFACE_CASES}
+ALL_CASES = {**{k: v[:2] for k, v in GLUONCV_CASES.items()}, **SYMBOL_CASES}
 
 
 #: Bump when the way cases are built changes (initialisation, export), so cached cases are rebuilt.
@@ -128,7 +132,7 @@ RECIPE_VERSION = 8
 
 def _recipe_digest(name: str) -> str:
     """Changes when a case's recipe changes, so stale cached cases are rebuilt."""
-    recipe = GLUONCV_CASES.get(name) or INSIGHTFACE_CASES[name]
+    recipe = GLUONCV_CASES.get(name) or SYMBOL_CASES[name]
     return hashlib.sha256(f"{RECIPE_VERSION}:{name}:{recipe!r}".encode()).hexdigest()[:16]
 
 
@@ -299,15 +303,46 @@ def insightface_symbol(name: str):
     return mx.sym.BatchNorm(fc1, fix_gamma=True, eps=2e-5, momentum=0.9, name="fc1")
 
 
-def build_insightface(name: str, out: str) -> dict:
+def faster_rcnn_symbol():
+    """A small Faster R-CNN written as mx-rcnn's test symbols were: RPN, Proposal, ROIPooling, heads."""
     import mxnet as mx
-    family, shape = INSIGHTFACE_CASES[name]
-    symbol = insightface_symbol(name)
+    anchors, classes = 9, 4
+    data, im_info = mx.sym.Variable("data"), mx.sym.Variable("im_info")
+    body = data
+    for index, filters in enumerate((16, 32, 32)):
+        body = mx.sym.Convolution(body, num_filter=filters, kernel=(3, 3), stride=(2, 2), pad=(1, 1),
+                                  name=f"conv{index}")
+        body = mx.sym.Activation(body, act_type="relu", name=f"relu{index}")
+    rpn = mx.sym.Activation(mx.sym.Convolution(body, num_filter=32, kernel=(3, 3), pad=(1, 1), name="rpn_conv_3x3"),
+                            act_type="relu", name="rpn_relu")
+    score = mx.sym.Convolution(rpn, num_filter=2 * anchors, kernel=(1, 1), name="rpn_cls_score")
+    bbox = mx.sym.Convolution(rpn, num_filter=4 * anchors, kernel=(1, 1), name="rpn_bbox_pred")
+    score = mx.sym.Reshape(score, shape=(0, 2, -1, 0), name="rpn_cls_score_reshape")
+    prob = mx.sym.SoftmaxActivation(score, mode="channel", name="rpn_cls_prob")
+    prob = mx.sym.Reshape(prob, shape=(0, 2 * anchors, -1, 0), name="rpn_cls_prob_reshape")
+    rois = mx.sym.contrib.Proposal(cls_prob=prob, bbox_pred=bbox, im_info=im_info, name="rois", feature_stride=8,
+                                   scales=(2, 4, 8), ratios=(0.5, 1, 2), rpn_pre_nms_top_n=200,
+                                   rpn_post_nms_top_n=24, threshold=0.7, rpn_min_size=4)
+    pooled = mx.sym.ROIPooling(body, rois, pooled_size=(4, 4), spatial_scale=0.125, name="roi_pool")
+    fc = mx.sym.Activation(mx.sym.FullyConnected(mx.sym.flatten(pooled), num_hidden=64, name="fc6"),
+                           act_type="relu", name="relu6")
+    cls_prob = mx.sym.softmax(mx.sym.FullyConnected(fc, num_hidden=classes, name="cls_score"), name="cls_prob")
+    bbox_pred = mx.sym.FullyConnected(fc, num_hidden=4 * classes, name="bbox_pred")
+    return mx.sym.Group([rois, mx.sym.Reshape(cls_prob, shape=(1, -1, classes), name="cls_prob_reshape"),
+                         mx.sym.Reshape(bbox_pred, shape=(1, -1, 4 * classes), name="bbox_pred_reshape")])
+
+
+def build_symbol(name: str, out: str) -> dict:
+    import mxnet as mx
+    family, shape = SYMBOL_CASES[name]
+    symbol = faster_rcnn_symbol() if name == "faster_rcnn_symbol" else insightface_symbol(name)
     rng = np.random.default_rng(_seed(name))
-    arg_shapes, _, aux_shapes = symbol.infer_shape(data=shape)
+    extra = {"im_info": np.array([[shape[2], shape[3], 1.0]], np.float32)} \
+        if "im_info" in symbol.list_arguments() else {}
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=shape, **{k: v.shape for k, v in extra.items()})
     args = {}
     for key, arg_shape in zip(symbol.list_arguments(), arg_shapes):
-        if key == "data":
+        if key == "data" or key in extra:
             continue
         if key.endswith("gamma"):  # random under fix_gamma too: MXNet ignores them there
             value = rng.uniform(0.6, 1.4, arg_shape)
@@ -322,12 +357,20 @@ def build_insightface(name: str, out: str) -> dict:
     for key, aux_shape in zip(symbol.list_auxiliary_states(), aux_shapes):
         value = rng.normal(0, 0.2, aux_shape) if key.endswith("mean") else rng.uniform(0.5, 1.5, aux_shape)
         aux[key] = mx.nd.array(value.astype(np.float32))
-    x = rng.uniform(0, 255, shape).astype(np.float32)  # pixels, as InsightFace fed them
+    if family == "recognition":
+        x = rng.uniform(0, 255, shape).astype(np.float32)  # pixels, as InsightFace fed them
+    else:
+        x = rng.standard_normal(shape).astype(np.float32)
     prefix = os.path.join(out, "model")
     mx.model.save_checkpoint(prefix, 0, symbol, args, aux)
-    executor = symbol.bind(mx.cpu(), dict(args, data=mx.nd.array(x)), aux_states=aux, grad_req="null")
+    feeds = dict(args, data=mx.nd.array(x), **{k: mx.nd.array(v) for k, v in extra.items()})
+    executor = symbol.bind(mx.cpu(), feeds, aux_states=aux, grad_req="null")
     outputs = executor.forward(is_train=False)
-    return _finish(out, family, x, outputs, prefix)
+    for key, value in extra.items():
+        np.save(os.path.join(out, f"input_{key}.npy"), value)
+    entry = _finish(out, family, x, outputs, prefix)
+    entry["inputs"] = ["data", *extra]
+    return entry
 
 
 def _finish(out: str, family: str, x: np.ndarray, outputs, prefix: str) -> dict:
@@ -371,7 +414,7 @@ def make(out_dir: str, names: list[str]) -> dict:
             os.remove(os.path.join(case_dir, stale))
         started = time.perf_counter()
         try:
-            entry = (build_insightface if name in INSIGHTFACE_CASES else build_gluoncv)(name, case_dir)
+            entry = (build_symbol if name in SYMBOL_CASES else build_gluoncv)(name, case_dir)
         except Exception as exc:  # noqa: BLE001 - MXNet/GluonCV's own failure is recorded, not fatal
             entry = {"family": ALL_CASES[name][0], "error": f"{type(exc).__name__}: {exc}",
                      "traceback": traceback.format_exc()[-2000:]}
