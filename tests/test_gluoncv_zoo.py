@@ -248,8 +248,10 @@ def test_symbol_checkpoint_keys_and_fix_gamma(gluoncv_cases):
     assert_matches_mxnet(net(np.load(case_dir / "input.npy")), _outputs(case_dir), "insightface_mobilefacenet")
 
 
-def test_symbol_checkpoint_convert_diff_and_graph(gluoncv_cases, tmp_path):
-    case_dir, _ = _case(gluoncv_cases, "insightface_resnet")
+@pytest.mark.parametrize("name,node", [("insightface_resnet", "fc1"), ("yolo3_mobilenet0.25_voc", "box_nms")])
+def test_convert_diff_and_graph(name, node, gluoncv_cases, tmp_path):
+    """A symbol-API checkpoint and a detection export survive convert (diff says equal, run agrees)."""
+    case_dir, _ = _case(gluoncv_cases, name)
     params = case_dir / "model-0000.params"
     converted = tmp_path / "model.h5"
     _cli("convert", params, "-o", converted)
@@ -257,7 +259,7 @@ def test_symbol_checkpoint_convert_diff_and_graph(gluoncv_cases, tmp_path):
     assert json.loads(result.stdout)["equal"] is True
     out = tmp_path / "out.npy"
     _cli("run", converted, "--input", case_dir / "input.npy", "-o", out)
-    assert_matches_mxnet(np.load(out), _outputs(case_dir), "converted insightface_resnet")
+    assert_matches_mxnet(np.load(out), _outputs(case_dir)[:1], f"converted {name}")
     picture = tmp_path / "graph.svg"
     _cli("graph", case_dir / "model-symbol.json", "-o", picture)
-    assert "fc1" in picture.read_text()
+    assert node in picture.read_text()
