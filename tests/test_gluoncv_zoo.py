@@ -40,7 +40,7 @@ def _load_make_cases():
 
 MAKE = _load_make_cases()
 
-#: family -> models that run and are cheap enough for every test run (each well under a second)
+#: family -> models that run and are cheap enough for every test run (about a second each, or less)
 FAST = {
     "classification": ["resnet18_v1", "resnet50_v1b", "mobilenet1.0", "mobilenetv2_1.0", "mobilenetv3_small",
                        "squeezenet1.0", "cifar_resnet20_v1", "shufflenet_v2", "se_resnet18_v1", "resnest14",

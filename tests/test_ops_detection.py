@@ -255,3 +255,84 @@ def test_roi_align_negative_batch_gives_zeros():
     rois = np.array([[-1, 0, 0, 4, 4], [0, 0, 0, 4, 4]], np.float32)
     out = ops.invoke("_contrib_ROIAlign", [data, rois], {"pooled_size": "(2, 2)", "spatial_scale": "1.0"})
     assert not out[0].any() and out[1].any()
+
+
+# -- naive references (no MXNet needed): MXNet's loops written out element by element -----------
+
+def _naive_box_nms(data, overlap_thresh, valid_thresh, topk, coord_start, score_index, id_index, force_suppress):
+    out = np.full_like(data, -1)
+    for b, rows in enumerate(data):
+        order = sorted((i for i in range(len(rows)) if rows[i, score_index] > valid_thresh
+                        and (id_index < 0 or rows[i, id_index] != -1)),
+                       key=lambda i: -rows[i, score_index])[: topk if topk > 0 else None]
+        alive = [True] * len(order)
+        for r, i in enumerate(order):
+            if not alive[r]:
+                continue
+            for p in range(r + 1, len(order)):
+                j = order[p]
+                if not alive[p] or (id_index >= 0 and not force_suppress and
+                                    int(rows[i, id_index]) != int(rows[j, id_index])):
+                    continue
+                a, c = rows[i, coord_start:coord_start + 4], rows[j, coord_start:coord_start + 4]
+                w = max(min(a[2], c[2]) - max(a[0], c[0]), 0)
+                h = max(min(a[3], c[3]) - max(a[1], c[1]), 0)
+                area_a = max(a[2] - a[0], 0) * max(a[3] - a[1], 0) if a[2] >= a[0] and a[3] >= a[1] else 0
+                area_c = max(c[2] - c[0], 0) * max(c[3] - c[1], 0) if c[2] >= c[0] and c[3] >= c[1] else 0
+                inter = w * h
+                if inter / (area_a + area_c - inter) > overlap_thresh:
+                    alive[p] = False
+        kept = [order[r] for r in range(len(order)) if alive[r]]
+        out[b, :len(kept)] = rows[kept]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_box_nms_matches_a_naive_loop(seed):
+    gen = np.random.default_rng(seed)
+    rows = _detections((2,), 25)
+    rows[..., 1] = gen.permutation(50).reshape(2, 25) / 50  # distinct scores: one valid order
+    attrs = dict(overlap_thresh=float(gen.uniform(0.2, 0.8)), valid_thresh=float(gen.uniform(0, 0.3)),
+                 topk=int(gen.choice([-1, 8, 15])), coord_start=2, score_index=1, id_index=int(gen.choice([-1, 0])),
+                 force_suppress=bool(gen.integers(2)))
+    ours = ops.invoke("_contrib_box_nms", [rows], {k: _s(v) for k, v in attrs.items()})
+    np.testing.assert_allclose(ours, _naive_box_nms(rows, **attrs), rtol=1e-6)
+
+
+def _naive_roi_align(data, rois, ph, pw, scale, ratio):
+    out = np.zeros((len(rois), data.shape[1], ph, pw))
+    height, width = data.shape[2:]
+    for n, (b, x1, y1, x2, y2) in enumerate(rois.astype(np.float64)):
+        sx, sy = x1 * scale, y1 * scale
+        rw, rh = max(x2 * scale - sx, 1.0), max(y2 * scale - sy, 1.0)
+        bh, bw = rh / ph, rw / pw
+        for i in range(ph):
+            for j in range(pw):
+                total = np.zeros(data.shape[1])
+                for iy in range(ratio):
+                    for ix in range(ratio):
+                        y = sy + i * bh + (iy + 0.5) * bh / ratio
+                        x = sx + j * bw + (ix + 0.5) * bw / ratio
+                        if y < -1 or y > height or x < -1 or x > width:
+                            continue
+                        y, x = max(y, 0.0), max(x, 0.0)
+                        y0, x0 = min(int(y), height - 1), min(int(x), width - 1)
+                        y1_, x1_ = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+                        y = float(y0) if y0 == height - 1 else y
+                        x = float(x0) if x0 == width - 1 else x
+                        ly, lx = y - y0, x - x0
+                        img = data[int(b)]
+                        total += ((1 - ly) * (1 - lx) * img[:, y0, x0] + (1 - ly) * lx * img[:, y0, x1_]
+                                  + ly * (1 - lx) * img[:, y1_, x0] + ly * lx * img[:, y1_, x1_])
+                out[n, :, i, j] = total / (ratio * ratio)
+    return out
+
+
+def test_roi_align_matches_a_naive_loop():
+    data = _GEN.normal(0, 1, (2, 3, 7, 9)).astype(np.float32)
+    rois = np.concatenate([_GEN.integers(0, 2, (6, 1)), _corner_boxes((6,), clustered=False, scale=16)], axis=1)
+    rois[0, 1:] = [-4, -3, 20, 18]
+    rois = rois.astype(np.float32)
+    ours = ops.invoke("_contrib_ROIAlign", [data, rois], {"pooled_size": "(3, 2)", "spatial_scale": "0.5",
+                                                          "sample_ratio": "2"})
+    np.testing.assert_allclose(ours, _naive_roi_align(data, rois, 3, 2, 0.5, 2), rtol=1e-5, atol=1e-5)
