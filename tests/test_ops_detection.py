@@ -292,9 +292,9 @@ def test_box_nms_matches_a_naive_loop(seed):
     gen = np.random.default_rng(seed)
     rows = _detections((2,), 25)
     rows[..., 1] = gen.permutation(50).reshape(2, 25) / 50  # distinct scores: one valid order
-    attrs = dict(overlap_thresh=float(gen.uniform(0.2, 0.8)), valid_thresh=float(gen.uniform(0, 0.3)),
-                 topk=int(gen.choice([-1, 8, 15])), coord_start=2, score_index=1, id_index=int(gen.choice([-1, 0])),
-                 force_suppress=bool(gen.integers(2)))
+    attrs = {"overlap_thresh": float(gen.uniform(0.2, 0.8)), "valid_thresh": float(gen.uniform(0, 0.3)),
+                 "topk": int(gen.choice([-1, 8, 15])), "coord_start": 2, "score_index": 1, "id_index": int(gen.choice([-1, 0])),
+                 "force_suppress": bool(gen.integers(2))}
     ours = ops.invoke("_contrib_box_nms", [rows], {k: _s(v) for k, v in attrs.items()})
     np.testing.assert_allclose(ours, _naive_box_nms(rows, **attrs), rtol=1e-6)
 
