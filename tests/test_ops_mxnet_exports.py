@@ -101,6 +101,24 @@ class Mix(nn.HybridBlock):
         return F.broadcast_add(F.clip(z * 2 - 1, -0.8, 0.9).sum(axis=(2,)),
                                F.expand_dims(F.max(z, axis=(1, 2)), axis=1))
 
+# -- a Module-API classification checkpoint (mx.model.save_checkpoint), ending in SoftmaxOutput --------
+x = mx.sym.Convolution(mx.sym.var("data"), num_filter=4, kernel=(3, 3), name="conv0")
+x = mx.sym.BatchNorm(x, fix_gamma=True, name="bn0")
+x = mx.sym.Activation(x, act_type="relu")
+x = mx.sym.Pooling(x, global_pool=True, kernel=(1, 1), pool_type="avg")
+x = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.flatten(x), num_hidden=3, name="fc"), name="softmax")
+module = mx.mod.Module(x, data_names=["data"], label_names=["softmax_label"])
+module.bind(data_shapes=[("data", (1, 3, 8, 8))], label_shapes=[("softmax_label", (1,))], for_training=False)
+module.init_params(mx.init.Xavier())
+arg_params, aux_params = module.get_params()
+aux_params = {k: mx.nd.array(rng.uniform(0.5, 1.5, v.shape).astype(np.float32)) for k, v in aux_params.items()}
+module.set_params(arg_params, aux_params)
+mx.model.save_checkpoint(os.path.join(out_dir, "module"), 0, x, *module.get_params())
+data = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+module.forward(mx.io.DataBatch([mx.nd.array(data)]), is_train=False)
+np.save(os.path.join(out_dir, "module-input.npy"), data)
+np.save(os.path.join(out_dir, "module-output.npy"), module.get_outputs()[0].asnumpy())
+
 net = Mix()
 net.initialize(mx.init.Xavier())
 data = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
@@ -147,3 +165,16 @@ def test_the_exports_use_the_operators_they_test(exports):
     assert {"_minus_scalar", "_mul_scalar", "LeakyReLU", "L2Normalization", "Deconvolution", "UpSampling",
             "_contrib_BilinearResize2D", "_contrib_AdaptiveAvgPooling2D", "Pad", "SliceChannel", "Reshape",
             "LayerNorm", "InstanceNorm", "GroupNorm", "softmax", "slice_axis", "clip", "expand_dims"} <= ops_used
+
+
+def test_module_checkpoint_with_softmax_label_runs(exports, tmp_path):
+    """``run`` on a Module checkpoint whose graph ends in SoftmaxOutput: its softmax_label variable
+    is in no .params file and inference needs none."""
+    click_testing = pytest.importorskip("click.testing")
+    from modelsurgeon.cli.main import cli
+
+    out = tmp_path / "out.npy"
+    result = click_testing.CliRunner().invoke(cli, ["run", str(exports / "module-0000.params"), "--input",
+                                                    str(exports / "module-input.npy"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(out), np.load(exports / "module-output.npy"), rtol=1e-4, atol=1e-6)

@@ -203,9 +203,9 @@ def _cases():
             ((4, 4), (2, 2), (0, 0), (0, 0), (1, 1), 1, 3, 3, (4, 6), (8, 12)),
             ((3, 3), (2, 2), (0, 0), (0, 0), (1, 1), 1, 3, 2, (5, 5), (9, 10)),
             ((1, 1), (1, 1), (0, 0), (0, 0), (1, 1), 1, 5, 3, (3, 3), ())]):
-        attrs = dict(kernel=k, stride=s, pad=p, adj=adj, dilate=d, num_group=g, num_filter=cout)
+        attrs = {"kernel": k, "stride": s, "pad": p, "adj": adj, "dilate": d, "num_group": g, "num_filter": cout}
         if target:  # MXNet computes pad and adj itself (giving them as well trips its oneDNN kernel)
-            attrs = dict(kernel=k, stride=s, num_filter=cout, target_shape=target)
+            attrs = {"kernel": k, "stride": s, "num_filter": cout, "target_shape": target}
         x, w = _x(2, cin, *hw), _x(cin, cout // g, *k)
         add(f"deconv{i}", "Deconvolution", [x, w, _x(cout)], no_bias=False, **attrs)
         add(f"deconv{i}_nobias", "Deconvolution", [x, w], no_bias=True, **attrs)

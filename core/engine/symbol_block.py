@@ -58,6 +58,10 @@ class SymbolBlock(HybridBlock):
         if missing:
             raise ModelSurgeonError(f"input(s) {missing} are not variables of the graph "
                                     f"(variables: {variables[:5]}{'...' if len(variables) > 5 else ''})")
+        # training labels (SoftmaxOutput's softmax_label in Module checkpoints) are neither inputs
+        # nor parameters at inference: the graph runs without them
+        labels = set(graph.label_variables())
+        names = [n for n in names if n not in labels] or names
         object.__setattr__(self, "_graph", graph)
         object.__setattr__(self, "_input_names", names)
         aux = set(graph.aux_variables())
@@ -66,7 +70,6 @@ class SymbolBlock(HybridBlock):
         if unused:
             raise ModelSurgeonError(f"{unused} params are unused by the model.")
         attrs = {node.name: node.attrs for node in graph.nodes if node.is_variable}
-        labels = set(graph.label_variables())  # SoftmaxOutput's label: not a parameter, not needed
         for name in variables:
             if name in names or name in labels:
                 continue
