@@ -60,7 +60,8 @@ SLOW = ["resnet50_v1d", "resnet50_v2", "resnext50_32x4d", "se_resnext50_32x4d", 
         "ssd_512_resnet50_v1_voc", "yolo3_darknet53_voc", "faster_rcnn_resnet50_v1b_voc",
         "deeplab_v3b_plus_wideresnet_citys", "icnet_resnet50_citys", "danet_resnet50_citys", "resnet18_v1b_0.89",
         "cifar_residualattentionnet56", "simple_pose_resnet50_v1d", "mobile_pose_resnet18_v1b",
-        "yolo3_mobilenet1.0_coco", "hrnet_w18_small_v1_s", "deeplab_resnest50_ade"]
+        "yolo3_mobilenet1.0_coco", "hrnet_w18_small_v1_s", "deeplab_resnest50_ade", "resnet50_v1s", "se_resnet18_v2",
+        "cifar_resnet20_v2", "mobilenetv2_0.25", "shufflenet_v1"]
 #: models that do not run, with why: (operator or None, reason). MXNet's own failures have no operator.
 NOT_RUNNING = {
     "center_net_resnet18_v1b_voc": ("zeros_like", ("CenterNet's decoder calls zeros_like with dtype='int64', an "

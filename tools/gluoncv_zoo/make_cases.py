@@ -73,6 +73,11 @@ GLUONCV_CASES: dict[str, tuple[str, tuple[int, ...], str, dict]] = {
     "resnet18_v1b_0.89": ("classification", (1, 3, 64, 64), "resnet18_v1b_0.89", {}),
     "cifar_residualattentionnet56": ("classification", (1, 3, 32, 32), "cifar_residualattentionnet56", {}),
     "mobilenet0.25": ("classification", (1, 3, 64, 64), "mobilenet0.25", {}),
+    "resnet50_v1s": ("classification", (1, 3, 64, 64), "resnet50_v1s", {}),
+    "se_resnet18_v2": ("classification", (1, 3, 64, 64), "se_resnet18_v2", {}),
+    "cifar_resnet20_v2": ("classification", (1, 3, 32, 32), "cifar_resnet20_v2", {}),
+    "mobilenetv2_0.25": ("classification", (1, 3, 64, 64), "mobilenetv2_0.25", {}),
+    "shufflenet_v1": ("classification", (1, 3, 64, 64), "shufflenet_v1", {}),
     # pose
     "simple_pose_resnet18_v1b": ("pose", (1, 3, 64, 48), "simple_pose_resnet18_v1b", {}),
     "mobile_pose_mobilenetv3_small": ("pose", (1, 3, 64, 48), "mobile_pose_mobilenetv3_small", {}),
