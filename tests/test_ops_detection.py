@@ -336,3 +336,24 @@ def test_roi_align_matches_a_naive_loop():
     ours = ops.invoke("_contrib_ROIAlign", [data, rois], {"pooled_size": "(3, 2)", "spatial_scale": "0.5",
                                                           "sample_ratio": "2"})
     np.testing.assert_allclose(ours, _naive_roi_align(data, rois, 3, 2, 0.5, 2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op,inputs,attrs,match", [
+    ("_contrib_ROIAlign", 2, {"pooled_size": "(100000, 100000)", "spatial_scale": "1"}, "pooled_size"),
+    ("_contrib_ROIAlign", 2, {"pooled_size": "(2, 2)", "spatial_scale": "1", "sample_ratio": "100000"},
+     "sample_ratio"),
+    ("ROIPooling", 2, {"pooled_size": "(0, 3)", "spatial_scale": "1"}, "pooled_size"),
+    ("_contrib_Proposal", 3, {"feature_stride": "0"}, "feature_stride"),
+    ("_contrib_Proposal", 3, {"rpn_post_nms_top_n": "0"}, "rpn_post_nms_top_n"),
+])
+def test_hostile_attributes_are_refused_when_read(op, inputs, attrs, match):
+    """A graph file cannot make these operators allocate gigabytes or divide by zero."""
+    with pytest.raises(InvalidAttributeError, match=match):
+        ops.get(op).parse(attrs, "node0")
+
+
+def test_roi_align_refuses_a_huge_adaptive_grid():
+    data = np.zeros((1, 1, 4, 4), np.float32)
+    rois = np.array([[0, 0, 0, 1e30, 1e30]], np.float32)
+    with pytest.raises(ShapeError, match="set sample_ratio"):
+        ops.invoke("_contrib_ROIAlign", [data, rois], {"pooled_size": "(2, 2)", "spatial_scale": "1"})

@@ -19,13 +19,17 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
-from .registry import REQUIRED, OpSpec, one_of, register
+from .registry import REQUIRED, OpSpec, at_least, between, one_of, register
 
 FORMATS = ("corner", "center")
 
 
 #: rows of ROIs interpolated at once by ROIAlign (bounds the temporary (rois, C, PH, W) block)
 ROI_CHUNK = 32
+#: largest pooled output side and sampling grid accepted from a graph file (real models use <= 14
+#: and <= 4): a hostile attribute must not allocate gigabytes
+MAX_POOLED = 1024
+MAX_SAMPLES = 128
 
 
 def _format(value: str, what: str) -> str:
@@ -77,13 +81,27 @@ def box_iou(lhs, rhs, *, format="corner"):
 
 # -- non-maximum suppression -------------------------------------------------------------------
 
-def _greedy_keep(suppresses: np.ndarray) -> np.ndarray:
-    """Greedy NMS over boxes in score order: ``suppresses[i, j]`` says box i removes later box j."""
-    n = suppresses.shape[0]
+def _greedy_keep(boxes, areas, fmt, suppressed_by, classes=None) -> np.ndarray:
+    """Greedy NMS over boxes in score order: which survive.
+
+    One step per kept box, each a vectorised comparison with the boxes after it, so memory stays
+    linear in the number of boxes (a Faster R-CNN RPN sends 6000). ``suppressed_by(iou)`` says
+    which overlaps suppress; with ``classes``, only boxes of the same class suppress each other.
+    """
+    n = boxes.shape[0]
     keep = np.ones(n, bool)
     for i in range(n):
-        if keep[i]:
-            keep[i + 1:] &= ~suppresses[i, i + 1:]
+        if not keep[i]:
+            continue
+        rest = slice(i + 1, None)
+        w = _extent(boxes[i, 0], boxes[i, 2], boxes[rest, 0], boxes[rest, 2], fmt)
+        h = _extent(boxes[i, 1], boxes[i, 3], boxes[rest, 1], boxes[rest, 3], fmt)
+        inter = w * h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hit = suppressed_by(inter, areas[i] + areas[rest] - inter)
+        if classes is not None:
+            hit &= classes[rest] == classes[i]
+        keep[rest] &= ~hit
     return keep
 
 
@@ -126,16 +144,11 @@ def box_nms(data, *, overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=
         if order.size == 0:
             continue
         chosen = rows[order]
+        # MXNet compares the ids as integers
+        ids = chosen[:, id_index].astype(np.int64) if id_index >= 0 and not force_suppress else None
         boxes = chosen[:, coord_start:coord_start + 4]
-        inter = _pairwise_intersection(boxes, boxes, in_fmt)
-        areas = _area(boxes, in_fmt)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou = inter / (areas[:, None] + areas[None, :] - inter)
-        suppresses = iou > thresh
-        if id_index >= 0 and not force_suppress:
-            ids = chosen[:, id_index].astype(np.int64)  # MXNet compares the ids as integers
-            suppresses &= ids[:, None] == ids[None, :]
-        kept = chosen[_greedy_keep(suppresses)]
+        kept = chosen[_greedy_keep(boxes, _area(boxes, in_fmt), in_fmt,
+                                   lambda inter, union: inter / union > thresh, ids)]
         out[b, :len(kept)] = kept
     if in_fmt != out_fmt:
         coords = out[..., coord_start:coord_start + 4]
@@ -271,23 +284,20 @@ def multibox_detection(cls_prob, loc_pred, anchor, *, clip=True, threshold=0.01,
         corners = np.clip(corners, 0, 1)
     rows = np.concatenate([(ids - 1).astype(dtype)[..., None], score[..., None], corners], axis=-1)
     out = np.full((batch, num, 6), -1, dtype)
-    nms = 0 < nms_threshold <= 1
+    nms, nms_t = 0 < nms_threshold <= 1, t(nms_threshold)
     for b in range(batch):
         valid = rows[b][ids[b] > 0]
         if len(valid) and nms:
             valid = valid[np.argsort(-valid[:, 1], kind="stable")]
             keep = len(valid) if nms_topk <= 0 else min(nms_topk, len(valid))
-            head = valid[:keep]
-            inter = _pairwise_intersection(head[:, 2:], head[:, 2:], "corner")
-            areas = (head[:, 4] - head[:, 2]) * (head[:, 5] - head[:, 3])
-            union = areas[:, None] + areas[None, :] - inter
-            with np.errstate(divide="ignore", invalid="ignore"):
-                iou = np.where(union <= 0, 0, inter / np.where(union <= 0, 1, union))
-            suppresses = iou >= t(nms_threshold)
-            if not force_suppress:
-                suppresses &= head[:, 0][:, None] == head[:, 0][None, :]
-            head = head.copy()
-            head[~_greedy_keep(suppresses), 0] = -1
+            head = valid[:keep].copy()
+            # MXNet's CalculateOverlap: a union <= 0 counts as no overlap
+            boxes = head[:, 2:]
+            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # not clamped, as MXNet's
+            survive = _greedy_keep(boxes, areas, "corner",
+                                   lambda inter, union: np.where(union <= 0, t(0), inter / union) >= nms_t,
+                                   None if force_suppress else head[:, 0])
+            head[~survive, 0] = -1
             # rows past the top k keep their unsorted contents, marked as suppressed (MXNet's quirk)
             rest = rows[b][ids[b] > 0][keep:].copy()
             rest[:, 0] = -1
@@ -352,8 +362,11 @@ def roi_align(data, rois, *, pooled_size, spatial_scale, sample_ratio=-1, positi
         grid_h = np.full(len(rois), sample_ratio, np.int64)
         grid_w = grid_h
     else:
-        grid_h = np.ceil(roi_h / t(ph)).astype(np.int64)
-        grid_w = np.ceil(roi_w / t(pw)).astype(np.int64)
+        adaptive = np.ceil(np.stack([roi_h / t(ph), roi_w / t(pw)]))
+        if not np.all(adaptive <= MAX_SAMPLES):  # also catches inf and nan
+            raise ShapeError(f"ROIAlign: a ROI would be sampled on a grid of more than {MAX_SAMPLES} points per "
+                             "bin side; set sample_ratio")
+        grid_h, grid_w = adaptive.astype(np.int64)
     if batch.size and batch.max() >= n:
         raise ShapeError(f"ROIAlign: a ROI refers to image {int(batch.max())} of a batch of {n}")
     live = np.flatnonzero(batch >= 0)
@@ -564,13 +577,15 @@ register(OpSpec("_contrib_MultiBoxDetection", multibox_detection,
                  "variances": ("ftuple", (0.1, 0.1, 0.2, 0.2)), "nms_topk": ("int", -1)},
                 inputs=lambda attrs: ["cls_prob", "loc_pred", "anchor"]), "_npx_multibox_detection")
 register(OpSpec("_contrib_ROIAlign", roi_align,
-                {"pooled_size": ("tuple", REQUIRED), "spatial_scale": ("float", REQUIRED),
-                 "sample_ratio": ("int", -1), "position_sensitive": ("bool", False), "aligned": ("bool", False)},
+                {"pooled_size": ("tuple", REQUIRED, between(1, MAX_POOLED)), "spatial_scale": ("float", REQUIRED),
+                 "sample_ratio": ("int", -1, between(-1, MAX_SAMPLES)), "position_sensitive": ("bool", False),
+                 "aligned": ("bool", False)},
                 inputs=lambda attrs: ["data", "rois"]), "_npx_roi_align")
 
-_PROPOSAL_ATTRS = {"rpn_pre_nms_top_n": ("int", 6000), "rpn_post_nms_top_n": ("int", 300), "threshold": ("float", 0.7),
-                   "rpn_min_size": ("int", 16), "scales": ("ftuple", (4.0, 8.0, 16.0, 32.0)),
-                   "ratios": ("ftuple", (0.5, 1.0, 2.0)), "feature_stride": ("int", 16), "output_score": ("bool", False),
+_PROPOSAL_ATTRS = {"rpn_pre_nms_top_n": ("int", 6000), "rpn_post_nms_top_n": ("int", 300, at_least(1)),
+                   "threshold": ("float", 0.7), "rpn_min_size": ("int", 16),
+                   "scales": ("ftuple", (4.0, 8.0, 16.0, 32.0)), "ratios": ("ftuple", (0.5, 1.0, 2.0)),
+                   "feature_stride": ("int", 16, at_least(1)), "output_score": ("bool", False),
                    "iou_loss": ("bool", False)}
 
 
@@ -586,5 +601,6 @@ register(OpSpec("_contrib_Proposal", _single_image_proposal, dict(_PROPOSAL_ATTR
 register(OpSpec("_contrib_MultiProposal", proposal, dict(_PROPOSAL_ATTRS),
                 inputs=lambda attrs: ["cls_prob", "bbox_pred", "im_info"],
                 num_outputs=lambda attrs: 2 if attrs.get("output_score") else 1), "_npx_multi_proposal")
-register(OpSpec("ROIPooling", roi_pooling, {"pooled_size": ("tuple", REQUIRED), "spatial_scale": ("float", REQUIRED)},
+register(OpSpec("ROIPooling", roi_pooling, {"pooled_size": ("tuple", REQUIRED, between(1, MAX_POOLED)),
+                                             "spatial_scale": ("float", REQUIRED)},
                 inputs=lambda attrs: ["data", "rois"]), "_npx_roi_pooling")
