@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -264,3 +265,10 @@ def test_convert_diff_and_graph(name, node, gluoncv_cases, tmp_path):
     picture = tmp_path / "graph.svg"
     _cli("graph", case_dir / "model-symbol.json", "-o", picture)
     assert node in picture.read_text()
+
+
+def test_cli_run_of_a_not_running_model_is_exit_8_naming_the_node(gluoncv_cases, tmp_path):
+    case_dir, _ = _case(gluoncv_cases, "center_net_resnet18_v1b_voc")
+    result = _cli("run", case_dir / "model-0000.params", "--input", case_dir / "input.npy", code=8)
+    assert re.search(r"operator zeros_like in node 'centernet\d*_centernetdecoder0_zeros_like0'", result.stderr)
+    assert result.stdout == ""
