@@ -190,7 +190,7 @@ def _mixed_graph():
              {"op": "_npi_add", "name": "add0", "inputs": [[3, 0, 0], [2, 0, 0]]},
              {"op": "LRN", "name": "lrn1", "attrs": {"nsize": "3"}, "inputs": [[4, 0, 0]]},
              {"op": "Pooling", "name": "pool0", "attrs": {"kernel": "(0, 0)"}, "inputs": [[5, 0, 0]]},
-             {"op": "_contrib_Proposal", "name": "prop0", "inputs": [[6, 0, 0]]}]
+             {"op": "_contrib_DeformableConvolution", "name": "dcn0", "inputs": [[6, 0, 0]]}]
     return {"nodes": nodes, "arg_nodes": [0], "heads": [[7, 0, 0]]}
 
 
@@ -199,7 +199,7 @@ def test_census_lists_operators_counts_support_and_first_nodes():
     assert json.loads(json.dumps(report)) == report  # JSON-friendly
     assert report["version"] == 1 and report["nodes"] == 8 and report["variables"] == 1
     assert report["supported"] is False
-    assert report["unsupported"] == ["LRN", "Pooling", "_contrib_Proposal"]
+    assert report["unsupported"] == ["LRN", "Pooling", "_contrib_DeformableConvolution"]
     by_op = {entry["op"]: entry for entry in report["operators"]}
     assert list(by_op) == sorted(by_op)
     assert by_op["LRN"] == {"op": "LRN", "count": 2, "supported": False, "canonical": None, "first_node": "lrn0"}
