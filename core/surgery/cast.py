@@ -126,7 +126,21 @@ def then(source: Source, function: Callable[[np.ndarray], np.ndarray]) -> Source
         return Combine(source.inputs, lambda arrays: function(combine(arrays)))
     if isinstance(source, New):
         return New(function(source.array))
-    raise SurgeryError(f"cannot cast a tensor from a {type(source).__name__} source")
+    return Then(source, function)
+
+
+@dataclass(frozen=True)
+class Then:
+    """Any source followed by a function."""
+
+    source: Source
+    function: Callable[[np.ndarray], np.ndarray]
+
+    def fetch(self) -> np.ndarray:
+        return self.function(self.source.fetch())
+
+    def extent(self) -> None:
+        return None
 
 
 def keep_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -198,4 +212,4 @@ def check_storable(plan: Plan, fmt: Format) -> None:
 
 
 __all__ = ["DTYPES", "NARROW_FORMATS", "cast_array", "cast_info", "cast_plan", "check_storable", "is_floating",
-           "stored_dtype", "stored_nbytes", "then"]
+           "stored_dtype", "stored_nbytes", "then", "Then"]
