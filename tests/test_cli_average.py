@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from cli_helpers import error_line, invoke, parse_json, read_arrays
 from modelsurgeon.cli.errors import ExitCode
 

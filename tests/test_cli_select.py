@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from cli_helpers import (CNN_INPUT, CNN_KEYS, Workspace, assert_same_arrays, error_line, read_arrays,  # noqa: F401
-                         read_documents, ws)
+from cli_helpers import (  # noqa: F401
+    CNN_INPUT,
+    CNN_KEYS,
+    Workspace,
+    assert_same_arrays,
+    error_line,
+    read_arrays,
+    read_documents,
+    ws,
+)
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery.select import selected

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from cli_helpers import CNN_KEYS, Workspace, error_line, read_arrays, ws  # noqa: F401
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.surgery import cast

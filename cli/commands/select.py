@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import click
-
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import select as selection
 

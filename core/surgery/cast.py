@@ -164,7 +164,7 @@ def cast_plan(plan: Plan, dtype: str, keep: Sequence[str] = ()) -> Plan:
     tensors: list[tuple[TensorInfo, Source]] = []
     cast, kept, skipped = [], [], 0
     before = after = 0
-    function = lambda array: cast_array(array, dtype)  # noqa: E731
+    function = lambda array: cast_array(array, dtype)
     for info, source in plan.tensors:
         counted = info.alias_of is None
         if counted:
@@ -211,5 +211,16 @@ def check_storable(plan: Plan, fmt: Format) -> None:
                            "(or choose another `dtype`)")
 
 
-__all__ = ["DTYPES", "NARROW_FORMATS", "cast_array", "cast_info", "cast_plan", "check_storable", "is_floating",
-           "stored_dtype", "stored_nbytes", "then", "Then"]
+__all__ = [
+    "DTYPES",
+    "NARROW_FORMATS",
+    "Then",
+    "cast_array",
+    "cast_info",
+    "cast_plan",
+    "check_storable",
+    "is_floating",
+    "stored_dtype",
+    "stored_nbytes",
+    "then",
+]

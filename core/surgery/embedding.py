@@ -78,9 +78,9 @@ def _heads(reader: CheckpointReader, key: str) -> list[str]:
     for other in reader.tensors.values():
         if other.key == key or other.alias_of is not None or not HEAD_NAMES.search(other.key):
             continue
-        if tuple(other.shape) == tuple(info.shape) or (len(other.shape) == 1 and other.shape[0] == vocab):
-            if np.dtype(other.dtype).kind == "f":
-                found.append(other.key)
+        same = tuple(other.shape) == tuple(info.shape) or (len(other.shape) == 1 and other.shape[0] == vocab)
+        if same and np.dtype(other.dtype).kind == "f":
+            found.append(other.key)
     return found
 
 
@@ -158,7 +158,7 @@ def _architecture(reader: CheckpointReader, shapes: dict[str, tuple[int, ...]], 
         path = key.rpartition(".")[0]
         node = document["root"]
         for part in path.split(".") if path else []:
-            node = dict((n, c) for n, c in node.get("children") or []).get(part, {})
+            node = {n: c for n, c in node.get("children") or []}.get(part, {})
         name = {"Dense": "units", "Conv2D": "channels"}.get(node.get("type", ""))
         if name is not None:
             node["config"][name] = rows

@@ -154,7 +154,7 @@ def target_from_zoo(name: str, classes: int = 1000) -> TargetModel:
     model = vision.get_model(name, classes=classes)
     shape = (1, *vision.INPUT_SHAPE)
     model.trace(np.zeros(shape, np.float32), placeholders=True)
-    specs = [Spec(key, tuple(param.shape), np.dtype(param.dtype).name) for key, param in model.named_parameters()]
+    specs = [Spec(key, tuple(param.shape or ()), np.dtype(param.dtype).name) for key, param in model.named_parameters()]
     architecture = arch.describe(model, [{"name": "data", "shape": list(shape), "dtype": "float32"}])
     return TargetModel(f"zoo model {name} ({classes} classes)", specs, STRUCTURAL, architecture)
 
@@ -240,8 +240,8 @@ def fit_mapping(reader: CheckpointReader, target: TargetModel) -> Fitting:
     # 4. the rest, unit by unit, by order, role and shape
     left_targets = [k for k in specs if k not in source_of and split_key(k)[1] != "num_batches_tracked"]
     left_sources = [k for k in tensors if k not in used]
-    for target_key, source_key in _align_units(left_targets, specs, left_sources, tensors):
-        take(target_key, source_key, "order, role and shape")
+    for target_key, aligned in _align_units(left_targets, specs, left_sources, tensors):
+        take(target_key, aligned, "order, role and shape")
     # 5. buffers with a defined value
     for key, spec in specs.items():
         if key not in source_of and split_key(key)[1] == "num_batches_tracked":
@@ -252,8 +252,8 @@ def fit_mapping(reader: CheckpointReader, target: TargetModel) -> Fitting:
             fitting.unmatched.append(key)
             fitting.rows.append({"old": None, "new": key, "rule": "unmatched", "shape": list(spec.shape)})
             continue
-        source_key, rule = source_of[key]
-        row: dict[str, Any] = {"old": source_key, "new": key, "rule": rule, "shape": list(spec.shape)}
+        source_key, rule_name = source_of[key]
+        row: dict[str, Any] = {"old": source_key, "new": key, "rule": rule_name, "shape": list(spec.shape)}
         if source_key is not None:
             have = tuple(tensors[source_key].shape)
             if have != spec.shape:
@@ -462,5 +462,17 @@ def _classes(reader: CheckpointReader) -> int:
         return 1000
 
 
-__all__ = ["Fitting", "Spec", "TargetModel", "WRAPPER_PREFIXES", "fit_mapping", "plan_fit", "resolve_target",
-           "split_key", "strip_wrappers", "target_from_json", "target_from_reader", "target_from_zoo"]
+__all__ = [
+    "WRAPPER_PREFIXES",
+    "Fitting",
+    "Spec",
+    "TargetModel",
+    "fit_mapping",
+    "plan_fit",
+    "resolve_target",
+    "split_key",
+    "strip_wrappers",
+    "target_from_json",
+    "target_from_reader",
+    "target_from_zoo",
+]
