@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -30,12 +31,11 @@ MIB = 1 << 20
 CLI = "from modelsurgeon.cli.main import main; main()"
 
 
-def make(path: str, total_bytes: int, seed: int) -> dict[str, int]:
+def make(path: str, total_bytes: int, seed: int) -> dict[str, Any]:
     """A structural checkpoint: a conv stem, then synth.py's tensors, one generated at a time."""
-    from synth import plan_shapes
-
     from modelsurgeon.core.formats.base import STRUCTURAL, TensorInfo
     from modelsurgeon.core.formats.h5 import write_h5
+    from synth import plan_shapes
 
     shapes = [("stem.weight", (64, 3, 7, 7))] + plan_shapes(total_bytes)
     infos = [TensorInfo(key, shape, np.dtype(np.float32)) for key, shape in shapes]
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             ("convert --dtype float16", ["convert", "big.h5", "-o", "f16.h5", "--dtype", "float16"], budget),
             ("convert --dtype bfloat16 (-> safetensors)",
              ["convert", "big.h5", "-o", "bf16.safetensors", "--dtype", "bfloat16"], budget),
+            ("convert --dtype float8_e4m3fn (-> safetensors)",
+             ["convert", "big.h5", "-o", "f8.safetensors", "--dtype", "float8_e4m3fn"], budget),
             ("select --drop '^output\\.'", ["select", "big.h5", "-o", "sel.h5", "--drop", r"^output\."], budget),
             ("select --root features", ["select", "big.h5", "-o", "root.h5", "--root", "features"], budget),
             ("average (2 inputs)", ["average", "big.h5", "big2.h5", "-o", "avg.h5"], 4 * largest + 100 * MIB),
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in os.listdir(work):  # only the inputs stay between jobs
                 if name not in ("big.h5", "big2.h5", "target.json"):
                     os.remove(os.path.join(work, name))
-        print(f"| command | peak RSS | budget | within | time | exit |")
+        print("| command | peak RSS | budget | within | time | exit |")
         print("|---|---|---|---|---|---|")
         for title, rss, limit, seconds, code in rows:
             print(f"| {title} | {rss / MIB:.0f} MiB | {limit / MIB:.0f} MiB | {'yes' if rss <= limit else 'NO'} | "
