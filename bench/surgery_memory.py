@@ -33,11 +33,12 @@ CLI = "from modelsurgeon.cli.main import main; main()"
 
 def make(path: str, total_bytes: int, seed: int) -> dict[str, Any]:
     """A structural checkpoint: a conv stem, then synth.py's tensors, one generated at a time."""
-    from modelsurgeon.core.formats.base import STRUCTURAL, TensorInfo
-    from modelsurgeon.core.formats.h5 import write_h5
     from synth import plan_shapes
 
-    shapes = [("stem.weight", (64, 3, 7, 7))] + plan_shapes(total_bytes)
+    from modelsurgeon.core.formats.base import STRUCTURAL, TensorInfo
+    from modelsurgeon.core.formats.h5 import write_h5
+
+    shapes = [("stem.weight", (64, 3, 7, 7)), *plan_shapes(total_bytes)]
     infos = [TensorInfo(key, shape, np.dtype(np.float32)) for key, shape in shapes]
     order = {info.key: n for n, info in enumerate(infos)}
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 from cli_helpers import Workspace, error_line, invoke, parse_json, read_documents, ws  # noqa: F401
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core import binding
 

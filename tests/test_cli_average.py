@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cli_helpers import error_line, invoke, parse_json, read_arrays
+
 from modelsurgeon.cli.errors import ExitCode
 
 torch = pytest.importorskip("torch")
@@ -94,7 +95,8 @@ def test_every_difference_is_listed_and_nothing_written(tmp_path):
 def test_unequal_integer_tensors_are_reported(tmp_path):
     from safetensors.numpy import save_file
     for i in range(2):
-        save_file({"w": np.full(3, i, np.float32), "steps": np.array(i + 5, np.int64)}, str(tmp_path / f"{i}.safetensors"))
+        arrays = {"w": np.full(3, i, np.float32), "steps": np.array(i + 5, np.int64)}
+        save_file(arrays, str(tmp_path / f"{i}.safetensors"))
     out = tmp_path / "o.safetensors"
     document = parse_json(invoke("average", tmp_path / "0.safetensors", tmp_path / "1.safetensors", "-o", out,
                                  "--precision", "float32", "--json"), "average")

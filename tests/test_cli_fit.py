@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import Workspace, error_line, invoke, parse_json, read_arrays, ws  # noqa: F401
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.surgery.fit import split_key, strip_wrappers
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from cli_helpers import error_line, invoke, parse_json, read_arrays
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.surgery.embedding import resize_rows
 

@@ -14,6 +14,7 @@ from cli_helpers import (  # noqa: F401
     read_documents,
     ws,
 )
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery.select import selected

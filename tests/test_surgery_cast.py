@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from cli_helpers import CNN_KEYS, Workspace, error_line, read_arrays, ws  # noqa: F401
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.surgery import cast
 
@@ -31,7 +32,7 @@ def _hard_values(dtype: np.dtype) -> np.ndarray:
 
 
 @pytest.mark.parametrize("source", ["float64", "float32", "float16"])
-@pytest.mark.parametrize("dtype", NARROW + ("float32",))
+@pytest.mark.parametrize("dtype", (*NARROW, "float32"))
 def test_rounding_is_pytorchs(source, dtype):
     values = _hard_values(np.dtype(source))
     with warnings.catch_warnings():

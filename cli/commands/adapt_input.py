@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import adapt
 

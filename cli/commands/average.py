@@ -6,6 +6,7 @@ import contextlib
 import math
 
 import click
+
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import average as averaging
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 
 import click
+
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import fit as fitting
 

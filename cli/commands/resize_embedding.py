@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import embedding
 
@@ -35,7 +36,7 @@ def resize_embedding(file: str, key: str, rows: int, init: str, seed: int | None
     \b
     Examples:
       modelsurgeon resize-embedding gpt2/ -o gpt2-more/ --key transformer.wte.weight --rows 50260
-      modelsurgeon resize-embedding bert.safetensors -o b.safetensors --key bert.embeddings.word_embeddings.weight --rows 30000
+      modelsurgeon resize-embedding bert.pt -o b.pt --key bert.embeddings.word_embeddings.weight --rows 30000
     """
     with binding.open_checkpoint(file) as reader:
         plan = embedding.plan_resize_embedding(reader, key, rows, init=init, seed=seed, heads=not no_heads)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import click
+
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import select as selection
 

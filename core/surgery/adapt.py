@@ -182,7 +182,7 @@ def _node(root: dict[str, Any], path: str) -> dict[str, Any] | None:
     for part in path.split(".") if path else []:
         if node is None:
             return None
-        node = {n: c for n, c in node.get("children") or []}.get(part)
+        node = dict(node.get("children") or []).get(part)
     return node
 
 

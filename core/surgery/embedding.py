@@ -101,7 +101,7 @@ def plan_resize_embedding(reader: CheckpointReader, key: str, rows: int, init: s
         raise SurgeryError(f"`rows` must be positive, not {rows}")
     old_rows = info.shape[0]
     primary = info.alias_of or key  # the key that holds a tied tensor's data
-    resized = [primary] + [k for k in _tied(reader, primary)]
+    resized = [primary, *list(_tied(reader, primary))]
     if heads:
         resized += [k for k in _heads(reader, primary) if k not in resized]
     tied = [k for k in resized if k != primary and reader.tensors[k].alias_of is not None]
@@ -158,7 +158,7 @@ def _architecture(reader: CheckpointReader, shapes: dict[str, tuple[int, ...]], 
         path = key.rpartition(".")[0]
         node = document["root"]
         for part in path.split(".") if path else []:
-            node = {n: c for n, c in node.get("children") or []}.get(part, {})
+            node = dict(node.get("children") or []).get(part, {})
         name = {"Dense": "units", "Conv2D": "channels"}.get(node.get("type", ""))
         if name is not None:
             node["config"][name] = rows

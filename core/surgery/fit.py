@@ -203,7 +203,7 @@ def zoo_names() -> list[str]:
 
 def fit_mapping(reader: CheckpointReader, target: TargetModel) -> Fitting:
     """Find a source for every target tensor (see the module docstring); nothing is read."""
-    tensors = {k: i for k, i in reader.tensors.items()}
+    tensors = dict(reader.tensors.items())
     specs = {s.key: s for s in target.specs}
     source_of: dict[str, tuple[str | None, str]] = {}
     used: set[str] = set()
@@ -243,7 +243,7 @@ def fit_mapping(reader: CheckpointReader, target: TargetModel) -> Fitting:
     for target_key, aligned in _align_units(left_targets, specs, left_sources, tensors):
         take(target_key, aligned, "order, role and shape")
     # 5. buffers with a defined value
-    for key, spec in specs.items():
+    for key in specs:
         if key not in source_of and split_key(key)[1] == "num_batches_tracked":
             take(key, None, "added buffer (num_batches_tracked = 0)")
     fitting = Fitting()
@@ -332,7 +332,7 @@ def _fixes(fitting: Fitting, reader: CheckpointReader, target: TargetModel) -> l
     specs = {s.key: s for s in target.specs}
     problems = [(m["key"], tuple(m["input_shape"]), tuple(m["target_shape"])) for m in fitting.shape_mismatches]
     # unmatched target tensors against unused input tensors of the same rank, in order
-    unused = [k for k in fitting.unused]
+    unused = list(fitting.unused)
     for key in fitting.unmatched:
         spec = specs[key]
         for candidate in unused:
@@ -419,7 +419,8 @@ def plan_fit(reader: CheckpointReader, target: TargetModel, cast: bool = False,
                    readers=readers, notes=notes, details=details)
 
 
-def _cast_to(reader: CheckpointReader, info: TensorInfo, spec: Spec, extra: dict[str, Any]) -> tuple[TensorInfo, Source]:
+def _cast_to(reader: CheckpointReader, info: TensorInfo, spec: Spec,
+             extra: dict[str, Any]) -> tuple[TensorInfo, Source]:
     if spec.dtype in DTYPES and np.dtype(info.dtype).kind == "f":
         target = DTYPES[spec.dtype]
         extra = {k: v for k, v in extra.items() if k != "source_dtype"}

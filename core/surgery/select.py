@@ -126,7 +126,7 @@ def _architecture(reader: CheckpointReader, prefix: str | None, chosen: set[str]
     inputs = document.get("inputs") or []
     if prefix is not None:
         for part in prefix.split("."):
-            children = {name: child for name, child in root.get("children") or []}
+            children = dict(root.get("children") or [])
             if part not in children:
                 return None, f"'{prefix}' is not a block of the recorded architecture"
             root = children[part]
