@@ -110,8 +110,16 @@ def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
 
 def f32_to_bf16(values: np.ndarray) -> np.ndarray:
     """float32 to bfloat16 bit patterns (uint16), rounding to nearest even; NaN stays NaN."""
-    bits = np.ascontiguousarray(values, dtype=_FLOAT32).view("<u4").astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
+    bits = np.ascontiguousarray(values, dtype=_FLOAT32).view("<u4")
+    # in place, in uint32 (one temporary the size of the input): only NaNs can wrap around, and they
+    # are set below
+    work = bits >> 16
+    work &= 1
+    work += bits
+    work += np.uint32(0x7FFF)
+    work >>= 16
+    rounded = work.astype("<u2")
+    del work
     nan = np.isnan(values)
     if nan.any():
         rounded[nan] = ((bits[nan] >> 16) | 0x40).astype("<u2")
@@ -636,7 +644,7 @@ def _plan(infos: Sequence[TensorInfo], metadata: dict[str, str] | None,
 
 
 #: Elements converted at a time when writing BF16/F8 (bounds the temporary memory).
-CONVERT_CHUNK = 1 << 22
+CONVERT_CHUNK = 1 << 20
 
 
 def _encode(info: TensorInfo, code: str, array: Any) -> Iterator[memoryview]:
