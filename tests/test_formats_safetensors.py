@@ -18,6 +18,7 @@ from safetensors import TensorSpec, serialize  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError, OutputExistsError  # noqa: E402
+from modelsurgeon.core.formats import safetensors_dtypes as sdt  # noqa: E402
 from modelsurgeon.core.formats import safetensors_io as sio  # noqa: E402
 from modelsurgeon.core.formats.base import TensorInfo  # noqa: E402
 from modelsurgeon.core.formats import sharded  # noqa: E402
@@ -241,13 +242,13 @@ def test_bf16_rounding_is_nearest_even():
     step = np.float32(2.0**-7)  # bf16 spacing at 1.0
     values = np.array([one + step / 2, one + step * 1.5, one + step / 2 + np.float32(2.0**-20), -(one + step / 2),
                        np.nan, np.float32(3.4e38)], np.float32)
-    bits = sio.f32_to_bf16(values)
+    bits = sdt.f32_to_bf16(values)
     assert bits[0] == 0x3F80  # tie -> even (down)
     assert bits[1] == 0x3F82  # tie -> even (up)
     assert bits[2] == 0x3F81  # above the tie -> up
     assert bits[3] == 0xBF80
-    assert np.isnan(sio.bf16_to_f32(bits[4:5]))[0]
-    assert np.isinf(sio.bf16_to_f32(bits[5:6]))[0]  # rounds past the largest bf16
+    assert np.isnan(sdt.bf16_to_f32(bits[4:5]))[0]
+    assert np.isinf(sdt.bf16_to_f32(bits[5:6]))[0]  # rounds past the largest bf16
 
 
 F8_KNOWN = {  # (dtype code, byte) -> value, from the formats' definitions
@@ -282,8 +283,8 @@ def test_f8_reads_exactly_and_writes_back(tmp_path, code):
     info = TensorInfo("w", (int(keep.sum()),), np.dtype(np.float32), extra={"source_dtype": code})
     sio.write_safetensors(tmp_path / "out.safetensors", [info], lambda i: values[keep])
     assert (tmp_path / "out.safetensors").read_bytes() == raw
-    encoded = sio.f32_to_f8(values, code)
-    assert np.isnan(sio.f8_to_f32(encoded, code)[~keep]).all()
+    encoded = sdt.f32_to_f8(values, code)
+    assert np.isnan(sdt.f8_to_f32(encoded, code)[~keep]).all()
 
 
 def test_f8_matches_torch_when_available(tmp_path):

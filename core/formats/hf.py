@@ -51,7 +51,8 @@ from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError, Surg
 from .atomic import TEMP_PREFIX, CommitQueue, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Locate
-from .safetensors_io import BITS, _target_code, write_safetensors
+from .safetensors_dtypes import BITS
+from .safetensors_write import _target_code, write_safetensors
 from .spec import Documents, Progress
 from .spec import Format
 

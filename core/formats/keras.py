@@ -61,7 +61,7 @@ from ..errors import CheckpointError, ModelSurgeonError
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, file_id
 from .h5safe import attribute, check_dataset, children, dataset_extent, open_h5, read_dataset
-from .safetensors_io import bf16_to_f32, f8_to_f32
+from .safetensors_dtypes import bf16_to_f32, f8_to_f32
 
 #: Attribute arrays larger than this are split by Keras into ``name0``, ``name1``...
 MAX_ATTR_CHUNKS = 100_000

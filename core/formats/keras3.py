@@ -59,7 +59,7 @@ from . import h5safe
 from .atomic import CommitQueue, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .keras import KerasH5Reader
-from .safetensors_io import f32_to_bf16, f32_to_f8
+from .safetensors_dtypes import f32_to_bf16, f32_to_f8
 from .spec import Format
 
 Fetch = Callable[[TensorInfo], np.ndarray]

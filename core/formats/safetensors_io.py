@@ -44,6 +44,7 @@ Sharded checkpoints (Hugging Face layout): ``model.safetensors.index.json`` =
 ``model-00001-of-00003.safetensors``... are read and written by :mod:`.sharded`, as any format's shards.
 """
 
+
 from __future__ import annotations
 
 import contextlib
@@ -52,143 +53,23 @@ import json
 import math
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
-from .atomic import CommitQueue, atomic_output
+from .atomic import CommitQueue
 from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo, without_aliases
-from .extents import Extent, ExtentCopier, Locate, file_id, usable
+from .extents import Extent, Locate, file_id
 from .spec import Documents, Format, Probe
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
 
 #: The safetensors format's limit on the header length (and ours).
-MAX_HEADER_SIZE = 100_000_000
-#: numpy's limit on the number of dimensions (NPY_MAXDIMS); the largest product of a zero-element
-#: tensor's other dimensions (numpy refuses a shape whose bytes, as 8-byte values, overflow an index).
-MAX_DIMS = 64
-MAX_SPAN = (2**63 - 1) // 8
-#: The index file of a sharded checkpoint, by Hugging Face's convention.
-INDEX_NAME = "model.safetensors.index.json"
-#: An index file larger than this is refused (a real one is a few MB).
-MAX_INDEX_SIZE = 256 << 20
-
-#: The package's dtype enum, in its order: the writer sorts tensors by this, descending.
-DTYPE_ORDER = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
-               "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32",
-               "C64", "F64", "I64", "U64")
-_RANK = {code: rank for rank, code in enumerate(DTYPE_ORDER)}
-#: Bits per element of every dtype code.
-BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
-        "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-        "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64}
-#: Codes read as the numpy dtype of the same meaning (stored little-endian).
-NUMPY_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
-                "I64": np.dtype("<i8"), "U64": np.dtype("<u8"), "I32": np.dtype("<i4"),
-                "U32": np.dtype("<u4"), "I16": np.dtype("<i2"), "U16": np.dtype("<u2"),
-                "I8": np.dtype("i1"), "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
-                "C64": np.dtype("<c8")}
-_CODE_OF = {(dt.kind, dt.itemsize): code for code, dt in NUMPY_DTYPES.items()}
-#: Codes read as float32 (exact upcast); kept in ``TensorInfo.extra["source_dtype"]``.
-UPCAST = ("BF16", "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")
-#: Codes refused outright.
-REFUSED = ("F4", "F6_E2M3", "F6_E3M2")
-_FLOAT32 = np.dtype("<f4")
-
-
-# ---------------------------------------------------------------------------------------------
-# bfloat16 and 8-bit floats <-> float32
-
-def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
-    """bfloat16 bit patterns (uint16) to float32: exact (bf16 is float32's top half)."""
-    return (raw.astype("<u4") << 16).view(_FLOAT32)
-
-
-def f32_to_bf16(values: np.ndarray) -> np.ndarray:
-    """float32 to bfloat16 bit patterns (uint16), rounding to nearest even; NaN stays NaN."""
-    bits = np.ascontiguousarray(values, dtype=_FLOAT32).view("<u4")
-    # in place, in uint32 (one temporary the size of the input): only NaNs can wrap around, and they
-    # are set below
-    work = bits >> 16
-    work &= 1
-    work += bits
-    work += np.uint32(0x7FFF)
-    work >>= 16
-    rounded = work.astype("<u2")
-    del work
-    nan = np.isnan(values)
-    if nan.any():
-        rounded[nan] = ((bits[nan] >> 16) | 0x40).astype("<u2")
-    return rounded
-
-
-def _f8_table(code: str) -> np.ndarray:
-    """The float32 value of each of the 256 bit patterns of an 8-bit float type."""
-    if code == "F8_E8M0":  # unsigned power of two, 0xFF is NaN
-        table = np.ldexp(np.float64(1.0), np.arange(256) - 127)
-        table[255] = np.nan
-        return table.astype(_FLOAT32)
-    exp_bits, man_bits, bias = {"F8_E4M3": (4, 3, 7), "F8_E5M2": (5, 2, 15),
-                                "F8_E4M3FNUZ": (4, 3, 8), "F8_E5M2FNUZ": (5, 2, 16)}[code]
-    out = np.empty(256, np.float64)
-    top = (1 << exp_bits) - 1
-    for byte in range(256):
-        sign = -1.0 if byte & 0x80 else 1.0
-        exponent = (byte >> man_bits) & top
-        mantissa = byte & ((1 << man_bits) - 1)
-        if exponent == 0:
-            value = math.ldexp(mantissa, 1 - bias - man_bits)
-        else:
-            value = math.ldexp((1 << man_bits) + mantissa, exponent - bias - man_bits)
-        value *= sign
-        if code == "F8_E4M3" and exponent == top and mantissa == (1 << man_bits) - 1:
-            value = math.nan  # e4m3fn: no infinities, S.1111.111 is NaN
-        elif code == "F8_E5M2" and exponent == top:
-            value = sign * math.inf if mantissa == 0 else math.nan  # IEEE-like
-        elif code.endswith("FNUZ") and byte == 0x80:
-            value = math.nan  # no negative zero: its pattern is the only NaN
-        out[byte] = value
-    return out.astype(_FLOAT32)
-
-
-_F8_TABLES: dict[str, np.ndarray] = {}
-_F8_NAN = {"F8_E4M3": 0x7F, "F8_E5M2": 0x7E, "F8_E4M3FNUZ": 0x80, "F8_E5M2FNUZ": 0x80, "F8_E8M0": 0xFF}
-
-
-def f8_table(code: str) -> np.ndarray:
-    if code not in _F8_TABLES:
-        _F8_TABLES[code] = _f8_table(code)
-    return _F8_TABLES[code]
-
-
-def f8_to_f32(raw: np.ndarray, code: str) -> np.ndarray:
-    """8-bit float bit patterns (uint8) to float32 (exact)."""
-    return f8_table(code)[raw]
-
-
-def f32_to_f8(values: np.ndarray, code: str) -> np.ndarray | None:
-    """float32 to 8-bit float bit patterns, or None when a value is not exactly representable."""
-    table = f8_table(code)
-    finite = ~np.isnan(table)
-    keys = table[finite].view("<u4")
-    codes = np.arange(256, dtype=np.uint8)[finite]
-    order = np.argsort(keys, kind="stable")
-    keys, codes = keys[order], codes[order]
-    bits = np.ascontiguousarray(values, dtype=_FLOAT32).view("<u4").copy()
-    if code in ("F8_E4M3FNUZ", "F8_E5M2FNUZ"):
-        bits[bits == 0x80000000] = 0  # -0.0 has no pattern of its own: store +0.0
-    where = np.minimum(np.searchsorted(keys, bits), len(keys) - 1)
-    found = keys[where] == bits
-    nan = np.isnan(values)
-    if not np.all(found | nan):
-        return None
-    out = codes[where]
-    out[nan] = _F8_NAN[code]
-    return out.astype(np.uint8)
+from .safetensors_dtypes import BITS, MAX_DIMS, MAX_HEADER_SIZE, MAX_INDEX_SIZE, MAX_SPAN, NUMPY_DTYPES, REFUSED, UPCAST, _FLOAT32, bf16_to_f32, f8_to_f32
+from .safetensors_write import write_safetensors
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,141 +461,6 @@ def looks_like_index(path: str | os.PathLike[str], shard_suffix: str | None = No
                                 for s in shards)
 
 
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-def _target_code(info: TensorInfo, keep_source_dtype: bool) -> str:
-    dtype = np.dtype(info.dtype)
-    source = info.extra.get("source_dtype") if info.extra else None
-    if keep_source_dtype and source in UPCAST and dtype == _FLOAT32:
-        return source
-    code = _CODE_OF.get((dtype.kind, dtype.itemsize))
-    if code is None:
-        raise ModelSurgeonError(f"tensor '{info.key}' has dtype {dtype}, which safetensors cannot store")
-    return code
-
-
-def _json_string(text: str, what: str) -> str:
-    if not isinstance(text, str):
-        raise ModelSurgeonError(f"{what} must be a string, not {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ModelSurgeonError(f"{what} {text!r} is not valid Unicode (lone surrogate)") from None
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _plan(infos: Sequence[TensorInfo], metadata: dict[str, str] | None,
-          keep_source_dtype: bool) -> tuple[bytes, list[tuple[TensorInfo, str, int]]]:
-    """The padded header (with its length prefix) and the tensors in write order."""
-    seen: set[str] = set()
-    rows = []
-    for info in infos:
-        if info.key in seen:
-            raise ModelSurgeonError(f"duplicate tensor key '{info.key}'")
-        if info.key == "__metadata__":
-            raise ModelSurgeonError("'__metadata__' cannot be a tensor name in safetensors")
-        seen.add(info.key)
-        code = _target_code(info, keep_source_dtype)
-        size = math.prod(info.shape) * BITS[code] // 8
-        rows.append((info, code, size))
-    rows.sort(key=lambda row: (-_RANK[row[1]], row[0].key))
-    parts = []
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise ModelSurgeonError("safetensors metadata must be a dict of strings")
-        for key, value in metadata.items():
-            _json_string(key, "metadata key")
-            _json_string(value, f"metadata value of {key!r}")
-        items = ",".join(f"{_json_string(k, 'metadata key')}:{_json_string(v, f'metadata value of {k!r}')}"
-                         for k, v in sorted(metadata.items()))
-        parts.append(f'"__metadata__":{{{items}}}')
-    offset = 0
-    for info, code, size in rows:
-        shape = ",".join(str(int(d)) for d in info.shape)
-        parts.append(f'{_json_string(info.key, "tensor key")}:{{"dtype":"{code}","shape":[{shape}],'
-                     f'"data_offsets":[{offset},{offset + size}]}}')
-        offset += size
-    header = ("{" + ",".join(parts) + "}").encode("utf-8")
-    header += b" " * (-len(header) % 8)
-    if len(header) > MAX_HEADER_SIZE:
-        raise ModelSurgeonError(f"the safetensors header would be {len(header)} bytes, over the "
-                                f"format's limit of {MAX_HEADER_SIZE}")
-    return len(header).to_bytes(8, "little") + header, rows
-
-
-#: Elements converted at a time when writing BF16/F8 (bounds the temporary memory).
-CONVERT_CHUNK = 1 << 20
-
-
-def _encode(info: TensorInfo, code: str, array: Any) -> Iterator[memoryview]:
-    """The array's stored bytes, in pieces, after checking that it matches ``info``."""
-    array = np.asarray(array)
-    if array.shape != tuple(info.shape):
-        raise ModelSurgeonError(f"tensor '{info.key}' is {array.shape}, expected {tuple(info.shape)}")
-    expected = np.dtype(info.dtype)
-    if (array.dtype.kind, array.dtype.itemsize) != (expected.kind, expected.itemsize):
-        raise ModelSurgeonError(f"tensor '{info.key}' is {array.dtype}, expected {expected}")
-    if code not in UPCAST:
-        yield np.ascontiguousarray(array, dtype=NUMPY_DTYPES[code]).reshape(-1).view(np.uint8).data
-        return
-    flat = np.ascontiguousarray(array).reshape(-1)
-    for start in range(0, flat.size, CONVERT_CHUNK):
-        piece = flat[start:start + CONVERT_CHUNK]
-        stored = f32_to_bf16(piece) if code == "BF16" else f32_to_f8(piece, code)
-        if stored is None:
-            raise ModelSurgeonError(
-                f"tensor '{info.key}' was {code} in its source but now holds values {code} cannot "
-                "represent exactly; write it as float32 instead (keep_source_dtype=False)")
-        yield stored.view(np.uint8).data
-
-
-def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: Fetch,
-                   by_key: dict[str, TensorInfo], progress: Progress | None, done: int, total: int,
-                   locate: Locate | None = None) -> int:
-    with ExtentCopier(handle.fileno()) as copier:
-        for info, code, size in rows:
-            source = by_key.get(info.alias_of, info) if info.alias_of is not None else info
-            stored = NUMPY_DTYPES.get(code)  # None for BF16 and F8, converted on writing
-            extent = locate(source) if locate is not None and stored is not None else None
-            if usable(extent, stored, size):
-                copier.append(handle, extent)
-            else:
-                written = 0
-                for piece in _encode(info, code, fetch(source)):
-                    handle.write(piece)
-                    written += piece.nbytes
-                    del piece
-                copier.wrote(written)
-                if written != size:  # cannot happen once shape and dtype match; kept as a guard
-                    raise ModelSurgeonError(f"tensor '{info.key}' encoded to {written} bytes, expected {size}")
-            done += size
-            if progress is not None:
-                progress(done, total)
-    return done
-
-
-def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo], fetch: Fetch, *,
-                      metadata: dict[str, str] | None = None, progress: Progress | None = None,
-                      overwrite: bool = True, keep_source_dtype: bool = True,
-                      locate: Locate | None = None, later: CommitQueue | None = None) -> None:
-    """Write a safetensors file atomically, fetching and writing one tensor at a time.
-
-    ``fetch(info)`` returns the tensor's array (for an info with ``alias_of``, the info of the
-    key it aliases is fetched: safetensors stores each key's own copy). The array must have the
-    info's shape and dtype. ``progress(done_bytes, total_bytes)`` is called after each tensor.
-    Where ``locate(info)`` gives the tensor's bytes in another file, the kernel copies them
-    (extents.py). See the module docstring for ordering, byte identity and ``keep_source_dtype``.
-    With ``later`` the file's commit is queued there (atomic.CommitQueue).
-    """
-    infos = list(infos)
-    header, rows = _plan(infos, metadata, keep_source_dtype)
-    total = sum(size for _, _, size in rows)
-    by_key = {info.key: info for info in infos}
-    with atomic_output(path, overwrite=overwrite, later=later) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(header)
-            _write_tensors(handle, rows, fetch, by_key, progress, 0, total, locate)
 
 
 # ---------------------------------------------------------------------------------------------
