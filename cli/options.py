@@ -39,3 +39,19 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def shape_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     """Click callback: a SHAPE option parsed, or a usage error naming the option."""
     return None if value is None else parse_shape(value)
+
+
+def zoo_name_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a model-zoo name, or a usage error listing the names (like ``click.Choice``)."""
+    if value is None:
+        return None
+    from modelsurgeon.core.engine.model_zoo import vision
+    names = vision.model_names()
+    if value.lower() not in names:
+        import difflib
+        close = difflib.get_close_matches(value.lower(), names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint_name = f"'{param.name.upper()}'" if isinstance(param, click.Argument) and param.name else None
+        raise click.BadParameter(f"unknown model {value!r}.{hint} Choose from: {', '.join(names)}",
+                                 param_hint=hint_name)
+    return value

@@ -10,7 +10,7 @@ from modelsurgeon.core import binding, surgery
 from modelsurgeon.core.errors import ModelSurgeonError
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, CheckpointReader
 
-from ..options import output_options, shape_option
+from ..options import output_options, shape_option, zoo_name_option
 from ..output import Output
 from ..target import Target, finish, write_options
 
@@ -19,7 +19,7 @@ from ..target import Target, finish, write_options
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--to", "to", type=click.Choice([STRUCTURAL, NAMED]),
               help="Key scheme of the output (default: the input's).")
-@click.option("--model", "model_name", metavar="ZOO_NAME",
+@click.option("--model", "model_name", metavar="ZOO_NAME", callback=zoo_name_option,
               help="Zoo model to trace (structural -> named without an architecture) or to align a graph with.")
 @click.option("--input-shape", callback=shape_option, metavar="SHAPE", help="Input shape for tracing, e.g. 1,3,224,224.")
 @write_options

@@ -37,7 +37,7 @@ def diff(a: str, b: str, values: bool, report: str | None, force: bool, out: Out
         if report is not None:
             check_output(report, [*ra.source_files(), *rb.source_files()], force)
             values = True
-        total = ra.total_bytes() if values else 0
+        total = ra.total_bytes() + rb.total_bytes() if values else 0  # the bytes both files give to compare
         with out.progress("comparing", total) as progress:
             result = compare(ra, rb, values=values, progress=progress, renames=values)
         if report is not None:

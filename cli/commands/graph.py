@@ -25,6 +25,10 @@ def picture_format(output: str) -> str:
     return chosen
 
 
+def layers_of(picture: visual.Picture) -> int:
+    return sum(1 for layer in picture.layers if layer.kind != "input")
+
+
 def _is_graph_file(path: str) -> bool:
     return path.lower().endswith(".json")
 
@@ -56,20 +60,21 @@ def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | No
     """
     chosen = picture_format(output)
     shape = input_shape
-    if _is_graph_file(file):
-        check_output(output, [file], force)
-        picture = visual.picture_from_graph(binding.read_graph_file(file), input_shape=shape, title=file)
-    else:
-        with binding.open_checkpoint(file) as reader:
-            check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else [])], force)
-            if symbol_file is not None:
-                reader.graph = binding.read_graph_file(symbol_file).to_dict()
-            picture = visual.build_picture(reader, shape)
-    drawing = visual.layout(picture)
-    content = visual.render_html(picture, drawing) if chosen == "html" else visual.render_svg(picture, drawing)
-    with atomic_output(output, overwrite=force) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(content)
-    layers = sum(1 for layer in picture.layers if layer.kind != "input")
+    with out.progress(f"drawing {os.path.basename(file)}", None):  # tracing and layout take a while on big models
+        if _is_graph_file(file):
+            check_output(output, [file], force)
+            picture = visual.picture_from_graph(binding.read_graph_file(file), input_shape=shape, title=file)
+        else:
+            with binding.open_checkpoint(file) as reader:
+                check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else [])], force)
+                if symbol_file is not None:
+                    reader.graph = binding.read_graph_file(symbol_file).to_dict()
+                picture = visual.build_picture(reader, shape)
+        drawing = visual.layout(picture)
+        content = visual.render_html(picture, drawing) if chosen == "html" else visual.render_svg(picture, drawing)
+        with atomic_output(output, overwrite=force) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(content)
+    layers = layers_of(picture)
     if out.json:
         out.emit("graph", {"file": file, "output": output, "format": chosen, "source": picture.source,
                            "layers": layers, "edges": len(picture.edges), "head": picture.head,

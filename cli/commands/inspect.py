@@ -103,10 +103,15 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
         records = [tensor_record(i) for i in infos]
         if stats:
             from modelsurgeon.core.visual.stats import histogram  # not for every inspect: visual is large
-            for record, info in zip(records, infos):
-                array = reader.read(info.key)
-                record["stats"] = tensor_stats(array)
-                record["histogram"] = histogram(array)
+            total, done = sum(i.nbytes for i in infos), 0
+            with out.progress("reading", total) as progress:
+                for record, info in zip(records, infos):
+                    array = reader.read(info.key)
+                    record["stats"] = tensor_stats(array)
+                    record["histogram"] = histogram(array)
+                    done += info.nbytes
+                    if progress is not None:
+                        progress(done, total)
         unique = [i for i in infos if i.alias_of is None]
         summary = {"tensors": len(infos), "parameters": sum(i.size for i in unique),
                    "bytes": sum(i.nbytes for i in unique), "shared": len(infos) - len(unique)}

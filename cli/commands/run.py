@@ -17,7 +17,7 @@ from ..target import check_output
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--input", "input_file", type=click.Path(dir_okay=False), help="Input array (.npy).")
 @click.option("--random-input", "random_shape", callback=shape_option, metavar="SHAPE", help="Random input of this shape, e.g. 1,3,224,224.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random-input.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for --random-input.")
 @click.option("--symbol", "symbol_file", type=click.Path(dir_okay=False),
               help="Graph (-symbol.json) for a parameter file that has none beside it.")
 @click.option("--top-k", type=click.IntRange(0), default=5, show_default=True, help="Classes to show per example.")
@@ -38,25 +38,28 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
     """
     if input_file is not None and random_shape is not None:
         raise click.UsageError("give --input or --random-input, not both")
-    with binding.open_checkpoint(file) as reader:
-        if output is not None:
-            check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else []),
-                                  *([input_file] if input_file else [])], force)
-        if symbol_file is not None:
-            reader.graph = binding.read_graph_file(symbol_file).to_dict()
-        model = binding.model_from_reader(reader)
-        recorded = getattr(model, "_input_specs", None)
-    if input_file is not None:
-        x = _load_npy(input_file)
-    else:
-        if random_shape is not None:
-            shape = random_shape
-        elif recorded:
-            shape = tuple(recorded[0][0])
+    with out.progress("opening", None):  # one spinner: loading the weights, then running
+        with binding.open_checkpoint(file) as reader:
+            if output is not None:
+                check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else []),
+                                      *([input_file] if input_file else [])], force)
+            if symbol_file is not None:
+                reader.graph = binding.read_graph_file(symbol_file).to_dict()
+            with out.progress(f"loading {len(reader.tensors)} tensors", None):
+                model = binding.model_from_reader(reader)
+            recorded = getattr(model, "_input_specs", None)
+        if input_file is not None:
+            x = _load_npy(input_file)
         else:
-            raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
-        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    y = model(x)
+            if random_shape is not None:
+                shape = random_shape
+            elif recorded:
+                shape = tuple(recorded[0][0])
+            else:
+                raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
+            x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        with out.progress("running", None):
+            y = model(x)
     outputs = list(y) if isinstance(y, tuple) else [y]
     first = np.asarray(outputs[0])
     top = []

@@ -470,7 +470,37 @@ def write_torch(path: str | os.PathLike[str], infos: Sequence[TensorInfo], fetch
         # a file object, not a path: the archive's inner folder is then always "archive", so the
         # bytes do not depend on the temporary file's name
         with open(tmp, "wb") as handle:
-            torch.save(state, handle)
+            sink = _Sink(handle)
+            try:
+                torch.save(state, sink)
+            except RuntimeError:
+                if sink.error is not None:  # torch reports a failed write (a full disk) as a RuntimeError
+                    raise sink.error from None
+                raise
+
+
+class _Sink:
+    """A file object for ``torch.save`` that keeps the ``OSError`` of a failed write (ENOSPC...), which
+    torch turns into a RuntimeError about positions, so the caller can report the real reason."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def _trust(path: str) -> None:
