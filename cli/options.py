@@ -55,3 +55,15 @@ def zoo_name_option(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(f"unknown model {value!r}.{hint} Choose from: {', '.join(names)}",
                                  param_hint=hint_name)
     return value
+
+
+def member_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--member NAME`` for commands that read checkpoints; the command receives ``member``."""
+    return click.option("--member", metavar="NAME",
+                        help="The entry of a PyTorch .pt/.pth checkpoint that holds the state dict (model, "
+                             "model_ema, or a dotted path such as trainer.module; default: found by itself).")(command)
+
+
+def reader_options(member: str | None) -> dict[str, Any]:
+    """What ``binding.open_checkpoint`` passes to the format's reader."""
+    return {"member": member}

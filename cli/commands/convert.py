@@ -10,7 +10,7 @@ from modelsurgeon.core import binding, surgery
 from modelsurgeon.core.errors import ModelSurgeonError
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, CheckpointReader
 
-from ..options import output_options, shape_option, zoo_name_option
+from ..options import member_option, output_options, reader_options, shape_option, zoo_name_option
 from ..output import Output
 from ..target import Target, finish, write_options
 
@@ -23,9 +23,10 @@ from ..target import Target, finish, write_options
               help="Zoo model to trace (structural -> named without an architecture) or to align a graph with.")
 @click.option("--input-shape", callback=shape_option, metavar="SHAPE", help="Input shape for tracing, e.g. 1,3,224,224.")
 @write_options
+@member_option
 @output_options
 def convert(file: str, to: str | None, model_name: str | None, input_shape: tuple[int, ...] | None, target: Target,
-            out: Output) -> None:
+            member: str | None, out: Output) -> None:
     """Convert between key schemes (structural <-> named) and file formats.
 
     Structural -> named traces the model (embedded architecture, or --model) and keys
@@ -39,7 +40,7 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: tupl
       modelsurgeon convert resnet18_v1-0000.params -o r18.h5 --to structural --model resnet18_v1
       modelsurgeon convert sample_models/cnn.h5 -o cnn.safetensors
     """
-    with binding.open_checkpoint(file) as reader:
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         model = _zoo_model(model_name, reader) if model_name else None
         plan = surgery.plan_convert(reader, to, model, input_shape)
         dest = target.destination(plan, reader)

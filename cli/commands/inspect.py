@@ -14,7 +14,7 @@ from modelsurgeon.core import binding
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.keytree import KeyNode, key_tree
 
-from ..options import output_options
+from ..options import member_option, output_options, reader_options
 from ..output import Output, human_bytes, printable, shape_text
 
 
@@ -80,8 +80,9 @@ def tensor_record(info: TensorInfo) -> dict[str, Any]:
               help="Only tensors whose key (or recorded structural name) matches REGEX, searched anywhere.")
 @click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "
               "values (reads every tensor, one at a time).")
+@member_option
 @output_options
-def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output) -> None:
+def inspect(file: str, tree: bool, pattern: str | None, stats: bool, member: str | None, out: Output) -> None:
     """Show what a checkpoint holds: every tensor's key, shape, dtype and size.
 
     Reads only metadata unless --stats is given. Name-keyed files show each
@@ -97,7 +98,7 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, out: Output
         regex = re.compile(pattern) if pattern is not None else None
     except re.error as exc:
         raise click.BadParameter(f"bad regular expression {pattern!r}: {exc}", param_hint="'--filter'") from None
-    with binding.open_checkpoint(file) as reader:
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         infos = [i for i in reader.tensors.values()
                  if regex is None or any(regex.search(name) for name in (i.key, *i.structural))]
         records = [tensor_record(i) for i in infos]

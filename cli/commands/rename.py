@@ -8,7 +8,7 @@ from modelsurgeon.core import binding, surgery
 from modelsurgeon.core.errors import InputNotFoundError, SurgeryError
 from modelsurgeon.core.formats.h5 import rename_in_place
 
-from ..options import output_options
+from ..options import member_option, output_options, reader_options
 from ..output import Output
 from ..target import Target, finish, write_options
 
@@ -34,10 +34,11 @@ def _rules(ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]) -
 @click.option("--drop-architecture", is_flag=True,
               help="Write the renamed keys without the architecture when it cannot follow the rename.")
 @write_options
+@member_option
 @output_options
 def rename(file: str, maps: list[surgery.Rule], map_file: str | None, strip_prefix: tuple[str, ...],
            add_prefix: tuple[str, ...], strict: bool, in_place: bool, drop_architecture: bool, target: Target,
-           out: Output) -> None:
+           member: str | None, out: Output) -> None:
     """Rename keys with regex rules and prefixes; show old -> new.
 
     Two keys becoming one, an empty path segment, or (with --strict) a rule that
@@ -69,7 +70,7 @@ def rename(file: str, maps: list[surgery.Rule], map_file: str | None, strip_pref
         raise click.UsageError("give at least one rule: --map, --map-file, --strip-prefix or --add-prefix")
     if in_place and target.output is not None:
         raise click.UsageError("--in-place and -o/--output exclude each other")
-    with binding.open_checkpoint(file) as reader:
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         if in_place and reader.format != "modelsurgeon-h5":
             raise SurgeryError(f"--in-place works on modelsurgeon HDF5 files; {file} is {reader.format}: use -o")
         plan = surgery.plan_rename(reader, rules, strict=strict, drop_architecture=drop_architecture)

@@ -7,7 +7,7 @@ import click
 from modelsurgeon.core import binding, surgery
 
 from ..errors import flags
-from ..options import output_options
+from ..options import member_option, output_options, reader_options
 from ..output import Output, shape_text
 from ..target import Target, finish, write_options
 
@@ -41,9 +41,10 @@ def _parse_classes(ctx: click.Context, param: click.Parameter, text: str | None)
               help="Replace the named layer even though later tensors (in a file without architecture or graph) "
                    "take its outputs.")
 @write_options
+@member_option
 @output_options
 def replace_head(file: str, classes: int | None, head: str | None, init: str, seed: int | None,
-                 keep_classes: list[int] | None, ignore_consumers: bool, target: Target, out: Output) -> None:
+                 keep_classes: list[int] | None, ignore_consumers: bool, target: Target, member: str | None, out: Output) -> None:
     """Replace the classification head with one of --classes outputs.
 
     Finds the head (--head; else the zoo's 'output'; else the last dense layer) and
@@ -61,7 +62,7 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
     if classes is not None and keep_classes is not None and len(keep_classes) > classes:
         raise click.BadParameter(f"lists {len(keep_classes)} classes but --classes is {classes}",
                                  param_hint="'--keep-classes'")
-    with binding.open_checkpoint(file) as reader:
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         plan = surgery.plan_replace_head(reader, classes, head=head, init=init, seed=seed, keep_classes=keep_classes,
                                          ignore_consumers=ignore_consumers)
         dest = target.destination(plan, reader)

@@ -8,7 +8,7 @@ import numpy as np
 from modelsurgeon.core import binding
 from modelsurgeon.core.errors import InputNotFoundError, SurgeryError
 
-from ..options import output_options, shape_option
+from ..options import member_option, output_options, reader_options, shape_option
 from ..output import Output, shape_text
 from ..target import check_output
 
@@ -23,9 +23,10 @@ from ..target import check_output
 @click.option("--top-k", type=click.IntRange(0), default=5, show_default=True, help="Classes to show per example.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output array here (.npy).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@member_option
 @output_options
 def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None, seed: int, symbol_file: str | None,
-        top_k: int, output: str | None, force: bool, out: Output) -> None:
+        top_k: int, output: str | None, force: bool, member: str | None, out: Output) -> None:
     """Run a forward pass from the checkpoint's architecture or graph.
 
     The quick way to check that surgery kept a model working: prints the output shape
@@ -39,7 +40,7 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
     if input_file is not None and random_shape is not None:
         raise click.UsageError("give --input or --random-input, not both")
     with out.progress("opening", None):  # one spinner: loading the weights, then running
-        with binding.open_checkpoint(file) as reader:
+        with binding.open_checkpoint(file, reader_options(member)) as reader:
             if output is not None:
                 check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else []),
                                       *([input_file] if input_file else [])], force)
