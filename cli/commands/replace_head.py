@@ -22,7 +22,7 @@ def _parse_classes(ctx: click.Context, param: click.Parameter, text: str | None)
     if not kept:
         raise click.BadParameter("give at least one class number, like 3,7,9")
     if any(i < 0 for i in kept):
-        raise click.BadParameter(f"class numbers start at 0, not {min(kept)}")
+        raise click.BadParameter(f"{min(kept)!r} out of range: class numbers start at 0")
     if len(set(kept)) != len(kept):
         raise click.BadParameter("lists a class twice")
     return kept
