@@ -21,8 +21,10 @@ from modelsurgeon.core.formats import registry
 from modelsurgeon.core.formats.base import CheckpointReader
 from modelsurgeon.core.surgery import plan as plans
 
+from modelsurgeon.core.errors import WriteError
+
 from .errors import flags
-from .output import Output
+from .output import Output, human_bytes
 
 
 def parse_size(text: str) -> int:
@@ -71,6 +73,7 @@ class Target:
                                  overwrite=self.force)
         if not self.dry_run:
             plans.check(plan, dest)
+            check_space(dest.path, least_bytes(plan))
         return dest
 
     def write(self, out: Output, plan: plans.Plan, dest: plans.Destination) -> list[str]:
@@ -80,6 +83,29 @@ class Target:
             written, notes = plans.apply(plan, dest, progress=progress)
         self.output = written
         return notes
+
+
+def least_bytes(plan: plans.Plan) -> int:
+    """The fewest bytes writing ``plan`` can take: its tensors' data, a tensor stored in a narrower
+    dtype than it reads as (bfloat16 read as float32...) counted at one byte an element."""
+    return sum(info.size if info.extra.get("source_dtype") else info.nbytes
+               for info in plan.infos if info.alias_of is None)
+
+
+def check_space(output: str, needed: int) -> None:
+    """Refuse, before any work or report, an output its file system has no room for (a full disk
+    found mid-write is still reported by the writer, naming the output)."""
+    folder = os.path.dirname(os.path.abspath(output.rstrip("/" + os.sep))) if not os.path.isdir(output) else output
+    while folder and not os.path.isdir(folder):  # a folder or shards the write will create
+        folder = os.path.dirname(folder)
+    try:
+        stats = os.statvfs(folder or ".")
+    except OSError:
+        return  # the writer meets and reports whatever this is
+    free = stats.f_bavail * stats.f_frsize
+    if needed > free:
+        raise WriteError(f"{output}: no space left on device: the output needs at least {human_bytes(needed)} and "
+                         f"{folder} has {human_bytes(free)} free")
 
 
 def check_output(output: str, inputs: Sequence[str], force: bool) -> None:

@@ -249,25 +249,42 @@ def big_model(tmp_path_factory) -> Path:
                                for i in range(4)})
 
 
-@pytest.mark.parametrize("name", ["x.h5", "x.safetensors", "x.params", "x.npz", "x.pt", "folder/",
-                                  "x.safetensors.index.json"])
-def test_a_full_disk_mid_write_names_the_output(tmp_path, big_model, name):
-    """The writer fails mid-write (ENOSPC): the user's path and why, nothing left behind, exit 9."""
-    if name.endswith(".pt"):
-        pytest.importorskip("torch")
+WRITERS = ["x.h5", "x.safetensors", "x.params", "x.npz", "x.pt", "folder/", "x.safetensors.index.json"]
+
+
+def _fill(tmp_path: Path, big_model: Path, name: str, code: ExitCode = ExitCode.IO_ERROR) -> tuple[object, list[str]]:
     full = tmp_path / "full"
     extra = ["--max-shard-size", "1MB"] if name.endswith(".index.json") else []
     with tmpfs(full, "size=256k") as mounted:
         if not mounted:
             pytest.skip("cannot mount a tmpfs here (not root)")
-        result = invoke("rename", big_model, "--add-prefix", "m.", "-o", f"{full}/{name}", *extra,
-                        code=ExitCode.IO_ERROR)
+        result = invoke("rename", big_model, "--add-prefix", "m.", "-o", f"{full}/{name}", *extra, code=code)
         left = sorted(p.name for p in full.iterdir())
     assert TMP_MARK not in result.stderr and "Traceback" not in result.stderr
-    line = error_line(result)
-    assert "no space left on device" in line and str(full) in line
+    return result, left
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_disk_without_room_is_refused_before_the_report(tmp_path, big_model, name):
+    result, left = _fill(tmp_path, big_model, name)
+    line = _refused(result, str(tmp_path / "full"))
+    assert "no space left on device" in line and "needs at least" in line
     assert left == []
-    assert "layers.0.weight" in result.stdout  # a writer's failure comes after the report (it is in the table)
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_full_disk_mid_write_names_the_output(tmp_path, big_model, name, monkeypatch):
+    """The writer itself fails mid-write (ENOSPC; the early check is off): the user's path and why,
+    nothing left behind, exit 9."""
+    if name.endswith(".pt"):
+        pytest.importorskip("torch")
+    from modelsurgeon.cli import target
+    monkeypatch.setattr(target, "check_space", lambda output, needed: None)
+    result, left = _fill(tmp_path, big_model, name)
+    line = error_line(result)
+    assert "no space left on device" in line and str(tmp_path / "full") in line
+    assert left == []
+    assert "layers.0.weight" in result.stdout  # the failure comes after the report (it is in the table)
 
 
 def test_a_read_only_file_system(tmp_path):
