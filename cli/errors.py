@@ -79,8 +79,8 @@ def message_for(exc: BaseException) -> str:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return f"{where}{reason}"
     if isinstance(exc, ParameterError):  # click's own style for a bad value
-        own = f"`{exc.parameter}` "  # "`keep_classes` '100' out of range" -> "'100' out of range"
-        problem = exc.problem[len(own):] if exc.problem.startswith(own) else exc.problem
+        # "`keep_classes` '100' out of range" -> "'100' out of range"
+        problem = exc.problem.removeprefix(f"`{exc.parameter}` ")
         return " ".join(f"Invalid value for '{flag(exc.parameter)}': {flags(problem)}".split())
     text = flags(str(exc)) or type(exc).__name__
     if exit_code_for(exc) is ExitCode.INTERNAL:
