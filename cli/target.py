@@ -59,6 +59,18 @@ class Target:
         if self.fmt is not None or (extension and not os.path.isdir(self.output)):
             registry.choose_output(self.output, self.fmt, None, sharded=self.max_shard_size is not None)
 
+    def check_before_work(self) -> None:
+        """For a command that computes before it writes (zoo builds a model): refuse an output that
+        cannot be written (exists without --force, missing or read-only directory...) first."""
+        if self.output is None or self.dry_run:
+            return
+        _, extension = os.path.splitext(self.output.rstrip("/" + os.sep))
+        if not extension or os.path.isdir(self.output):
+            return  # a folder: checked with the plan
+        choice = registry.choose_output(self.output, self.fmt, "h5", sharded=self.max_shard_size is not None)
+        if not choice.sharded and not choice.format.directory:
+            plans.check_paths([self.output], [], self.force)
+
     def destination(self, plan: plans.Plan, reader: CheckpointReader | None = None,
                     default: str | None = None) -> plans.Destination | None:
         """The destination (None for a dry run without -o), checked against the plan's inputs."""

@@ -574,3 +574,17 @@ def test_the_readme_pipeline_example_needs_no_pipefail():
     assert "PIPESTATUS" in line or "pipefail" in line
     assert re.search(r'"exit \$\?"', line) is None or "pipefail" in line
     assert sys.executable  # the walkthrough test (test_readme.py) runs it with a plain bash -c
+
+
+def test_zoo_refuses_its_output_before_building_the_model(tmp_path, monkeypatch):
+    from modelsurgeon.core.engine.model_zoo import vision
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before the output was checked")
+
+    monkeypatch.setattr(vision, "get_model", never)
+    taken = tmp_path / "taken.h5"
+    taken.write_bytes(b"mine")
+    assert "already exists" in error_line(invoke("zoo", "vgg16", "-o", taken, code=ExitCode.OUTPUT_EXISTS))
+    assert "/proc/x.h5" in error_line(invoke("zoo", "vgg16", "-o", "/proc/x.h5", code=ExitCode.IO_ERROR))
+    assert taken.read_bytes() == b"mine"

@@ -39,6 +39,7 @@ def zoo(name: str | None, classes: int, seed: int, list_models: bool, target: Ta
             for model_name in vision.model_names():
                 out.line(model_name)
         return
+    target.check_before_work()
     with out.progress(f"building {name}", None):  # one bar: building, then (the same bar) writing
         net = vision.get_model(name, classes=classes)
         random.seed(seed)
