@@ -129,6 +129,9 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
     return None if value is None else parse_size(value)
 
 
+_size.bad_example = "0"  # type: ignore[attr-defined]
+
+
 def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The output options every writing command shares; the command receives ``target: Target``."""
     names = ", ".join(f.name for f in registry.writable())

@@ -106,7 +106,7 @@ def test_every_command_has_a_bad_value_case():
     assert set(COMMANDS) - {"select", "average", "adapt-input", "resize-embedding", "fit"} <= covered
 
 
-def _bad_value(param: click.Option) -> str | None:
+def _bad_value(param: click.Parameter) -> str | None:
     """A value the option's own validation must refuse, or None when every string is valid."""
     kind = param.type
     if isinstance(kind, click.Choice):
@@ -115,9 +115,9 @@ def _bad_value(param: click.Option) -> str | None:
         return "-999999" if kind.min is not None else "abc"
     if kind in (click.INT, click.FLOAT):
         return "abc"
-    callback = getattr(param.callback, "__name__", "")
-    if callback in ("shape_option", "_size"):
-        return "0"
+    example = getattr(param.callback, "bad_example", None)  # validating callbacks name a value they refuse
+    if example is not None:
+        return example
     if isinstance(kind, click.Path) and not kind.dir_okay:
         return "."  # a directory where a file is wanted
     return None
@@ -133,6 +133,8 @@ def _options_with_values() -> list[tuple[str, str, str]]:
                 value = _bad_value(param)
                 if value is not None:
                     found.append((name, param.opts[-1], value))
+            elif isinstance(param, click.Argument) and getattr(param.callback, "bad_example", None):
+                found.append((name, param.name or "", param.callback.bad_example))  # type: ignore[union-attr]
     return found
 
 
@@ -142,12 +144,37 @@ def test_every_option_refuses_a_bad_value_with_exit_2(name, option, value, tmp_p
     the input is opened (the option comes first on the line, and the input is a real sample)."""
     import importlib
     command = importlib.import_module(f"modelsurgeon.cli.commands.{COMMANDS[name]}").command
-    arguments = [CNN if p.name != "name" else "alexnet" for p in command.params if isinstance(p, click.Argument)]
-    result = invoke(name, option, value, *arguments, code=None)
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    if option.startswith("-"):
+        line = [option, value, *(CNN if p.name != "name" else "alexnet" for p in arguments)]
+        shown = option
+    else:  # an argument that validates: the bad value in its place
+        line = [value if p.name == option else CNN for p in arguments]
+        shown = option.upper()
+    result = invoke(name, *line, code=None)
     assert result.exit_code == ExitCode.USAGE, (result.exit_code, result.stderr)
     assert "Traceback" not in result.stderr
-    assert f"'{option}'" in result.stderr or option in result.stderr, result.stderr
+    assert f"Invalid value for '{shown}'" in result.stderr or "is a directory" in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_number_lists_for_options_such_as_weights():
+    """The shared callback for comma-separated options (--weights 0.5,0.5): bad items are exit 2."""
+    from click.testing import CliRunner
+
+    from modelsurgeon.cli.options import number_list
+
+    @click.command()
+    @click.option("--weights", callback=number_list(float, minimum=0, name="weights"))
+    def average(weights):
+        click.echo(json.dumps(weights))
+
+    ok = CliRunner().invoke(average, ["--weights", "0.5, 0.25,0.25"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout) == [0.5, 0.25, 0.25]
+    for bad, words in [("0.5,x", "'x' in '0.5,x' is not a float"), ("0.5,-1", "'-1' is below 0"),
+                       ("nan", "'nan' is not a number"), (",", "give comma-separated weights")]:
+        result = CliRunner().invoke(average, ["--weights", bad])
+        assert result.exit_code == 2 and f"Invalid value for '--weights': {words}" in result.stderr, result.stderr
 
 
 def test_a_valid_request_that_cannot_be_done_stays_exit_6(tmp_path):

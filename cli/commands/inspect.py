@@ -73,16 +73,27 @@ def tensor_record(info: TensorInfo) -> dict[str, Any]:
     return record
 
 
+def _regex(ctx: click.Context, param: click.Parameter, pattern: str | None) -> re.Pattern[str] | None:
+    """Click callback: --filter compiled, or a usage error."""
+    try:
+        return re.compile(pattern) if pattern is not None else None
+    except re.error as exc:
+        raise click.BadParameter(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+_regex.bad_example = "("  # type: ignore[attr-defined]
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--tree", is_flag=True, help="Group keys by path, with per-subtree counts; fold repeated numbered blocks.")
-@click.option("--filter", "pattern", metavar="REGEX",
+@click.option("--filter", "pattern", metavar="REGEX", callback=_regex,
               help="Only tensors whose key (or recorded structural name) matches REGEX, searched anywhere.")
 @click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "
               "values (reads every tensor, one at a time).")
 @member_option
 @output_options
-def inspect(file: str, tree: bool, pattern: str | None, stats: bool, member: str | None, out: Output) -> None:
+def inspect(file: str, tree: bool, pattern: re.Pattern[str] | None, stats: bool, member: str | None, out: Output) -> None:
     """Show what a checkpoint holds: every tensor's key, shape, dtype and size.
 
     Reads only metadata unless --stats is given. Name-keyed files show each
@@ -94,10 +105,7 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, member: str
       modelsurgeon inspect sample_models/cnn.h5 --tree
       modelsurgeon inspect model.h5 --filter 'output\\.' --stats --json | jq '.tensors[].stats'
     """
-    try:
-        regex = re.compile(pattern) if pattern is not None else None
-    except re.error as exc:
-        raise click.BadParameter(f"bad regular expression {pattern!r}: {exc}", param_hint="'--filter'") from None
+    regex = pattern
     with binding.open_checkpoint(file, reader_options(member)) as reader:
         infos = [i for i in reader.tensors.values()
                  if regex is None or any(regex.search(name) for name in (i.key, *i.structural))]

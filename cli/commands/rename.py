@@ -21,6 +21,9 @@ def _rules(ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]) -
         raise click.BadParameter(str(exc)) from None
 
 
+_rules.bad_example = "no-equals-sign"  # type: ignore[attr-defined]
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--map", "maps", multiple=True, metavar="REGEX=REPLACEMENT", callback=_rules,

@@ -28,6 +28,9 @@ def _parse_classes(ctx: click.Context, param: click.Parameter, text: str | None)
     return kept
 
 
+_parse_classes.bad_example = "3,x"  # type: ignore[attr-defined]
+
+
 @click.command("replace-head")
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--classes", type=click.IntRange(min=1), help="Number of outputs of the new head.")
