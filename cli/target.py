@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from modelsurgeon.core.formats import registry
+from modelsurgeon.core.formats import atomic, registry
 from modelsurgeon.core.formats.base import CheckpointReader
 from modelsurgeon.core.surgery import plan as plans
 
@@ -84,6 +84,9 @@ class Target:
         dest = plans.destination(self.output, self.fmt, default=default, max_shard_size=self.max_shard_size,
                                  overwrite=self.force)
         if not self.dry_run:
+            parent = os.path.dirname(os.path.abspath(self.output))
+            if not os.path.isdir(self.output) and os.path.isdir(parent):
+                atomic.check_writable(self.output)  # named as given (not as its first shard)
             plans.check(plan, dest)
             check_space(dest.path, least_bytes(plan))
         return dest

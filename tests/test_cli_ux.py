@@ -230,6 +230,14 @@ def test_output_in_proc_is_refused_before_the_table(tmp_path):
     assert "cannot write in /proc" in _refused(result, "/proc/x.h5")
 
 
+@pytest.mark.parametrize("extra", [["--max-shard-size", "1KB"], []])
+def test_a_sharded_output_is_named_as_given_not_as_its_first_shard(extra):
+    output = "/proc/x.safetensors" + ("" if extra else ".index.json")
+    result = invoke("rename", CNN, *RENAME, "-o", output, *extra, code=ExitCode.IO_ERROR)
+    assert _refused(result, output).startswith(f"{output}: ")
+    assert "00001-of" not in result.stderr
+
+
 def test_output_in_a_missing_directory(tmp_path):
     target = str(tmp_path / "no" / "such" / "x.h5")
     result = invoke("rename", CNN, *RENAME, "-o", target, code=ExitCode.IO_ERROR)
