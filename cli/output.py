@@ -139,7 +139,7 @@ def _amount_column() -> Any:
     from rich.text import Text
 
     class Amount(ProgressColumn):
-        """``12.0/45.0 MiB``, ``3/10 tensors``, or nothing while the size is unknown."""
+        """``12.0 MiB / 45.0 MiB``, ``3/10 tensors``, or nothing while the size is unknown."""
 
         def render(self, task: Any) -> Text:
             if task.total is None:
