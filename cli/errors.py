@@ -7,7 +7,8 @@ import re
 from enum import IntEnum
 
 from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, MissingDependencyError,
-                                      ModelSurgeonError, OutputExistsError, OutputFormatError, SurgeryError,
+                                      ModelSurgeonError, OutputExistsError, OutputFormatError, ParameterError,
+                                      SurgeryError,
                                       UnsupportedOpError,
                                       WriteError)
 
@@ -33,6 +34,7 @@ class ExitCode(IntEnum):
 _EXCEPTIONS: list[tuple[type[BaseException], ExitCode]] = [
     (InputNotFoundError, ExitCode.NOT_FOUND),
     (OutputFormatError, ExitCode.USAGE),
+    (ParameterError, ExitCode.USAGE),  # a value that fails validation: a usage error, as click's own
     (CheckpointError, ExitCode.BAD_CHECKPOINT),
     (MismatchError, ExitCode.MISMATCH),
     (OutputExistsError, ExitCode.OUTPUT_EXISTS),
@@ -57,9 +59,14 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 _FLAGS = {"overwrite": "--force", "symbol": "--symbol FILE"}
 
 
+def flag(parameter: str) -> str:
+    """The flag that sets a library parameter: ``keep_classes`` -> ``--keep-classes``."""
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
 def flags(text: str) -> str:
     """The library names its parameters in backquotes; a user of the CLI sets flags."""
-    return re.sub(r"`(\w+)`", lambda m: _FLAGS.get(m.group(1), "--" + m.group(1).replace("_", "-")), text)
+    return re.sub(r"`(\w+)`", lambda m: flag(m.group(1)), text)
 
 
 def message_for(exc: BaseException) -> str:
@@ -71,6 +78,10 @@ def message_for(exc: BaseException) -> str:
                   errno.EROFS: "read-only file system"}.get(exc.errno or 0, exc.strerror or str(exc))
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return f"{where}{reason}"
+    if isinstance(exc, ParameterError):  # click's own style for a bad value
+        # "`keep_classes` '100' out of range" -> "'100' out of range"
+        problem = exc.problem.removeprefix(f"`{exc.parameter}` ")
+        return " ".join(f"Invalid value for '{flag(exc.parameter)}': {flags(problem)}".split())
     text = flags(str(exc)) or type(exc).__name__
     if exit_code_for(exc) is ExitCode.INTERNAL:
         text = f"internal error ({type(exc).__name__}: {text}); run again with --traceback and report it"

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .output import VERSION, Output
+from .output import VERSION
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -100,7 +100,7 @@ def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
     .pt/.pth state dicts. The format is detected from the file's bytes.
 
     \b
-    Exit codes: 0 ok, 1 differences found (diff), 2 usage, 3 input not found,
+    Exit codes: 0 ok, 1 differences found (diff), 2 usage (a bad option or value), 3 input not found,
     4 bad checkpoint, 5 checkpoint does not fit the model, 6 request cannot be done,
     7 output exists (use --force), 8 unsupported operator/feature, 9 cannot write output,
     70 internal error.

@@ -39,3 +39,71 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def shape_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     """Click callback: a SHAPE option parsed, or a usage error naming the option."""
     return None if value is None else parse_shape(value)
+
+
+#: A value each validating callback refuses (tests/test_cli_ux.py feeds it to every option that has one).
+shape_option.bad_example = "1,3,abc"  # type: ignore[attr-defined]
+
+
+def number_list(kind: type = float, minimum: float | None = None, name: str = "numbers") -> Callable[..., Any]:
+    """A click callback for a comma-separated list (``--weights 0.5,0.25,0.25``): each item a ``kind``
+    of at least ``minimum``, or a usage error naming the option and the bad item.
+
+    >>> parse = number_list(float, minimum=0)
+    >>> parse(None, None, "0.5, 0.25,0.25")
+    [0.5, 0.25, 0.25]
+    """
+
+    def callback(ctx: click.Context | None, param: click.Parameter | None, text: str | None) -> list[Any] | None:
+        if text is None:
+            return None
+        items = [part.strip() for part in text.split(",")]
+        if not any(items):
+            raise click.BadParameter(f"give comma-separated {name}, like 1,2,3")
+        values = []
+        for item in items:
+            try:
+                value = kind(item)
+            except ValueError:
+                raise click.BadParameter(f"{item!r} in {text!r} is not a {kind.__name__}; write {name} "
+                                         "separated by commas") from None
+            if isinstance(value, float) and value != value:  # NaN
+                raise click.BadParameter(f"{item!r} is not a number")
+            if minimum is not None and value < minimum:
+                raise click.BadParameter(f"{item!r} is below {minimum:g}")
+            values.append(value)
+        return values
+
+    callback.bad_example = "1,x"  # type: ignore[attr-defined]
+    return callback
+
+
+def zoo_name_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a model-zoo name, or a usage error listing the names (like ``click.Choice``)."""
+    if value is None:
+        return None
+    from modelsurgeon.core.engine.model_zoo import vision
+    names = vision.model_names()
+    if value.lower() not in names:
+        import difflib
+        close = difflib.get_close_matches(value.lower(), names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint_name = f"'{param.name.upper()}'" if isinstance(param, click.Argument) and param.name else None
+        raise click.BadParameter(f"unknown model {value!r}.{hint} Choose from: {', '.join(names)}",
+                                 param_hint=hint_name)
+    return value
+
+
+zoo_name_option.bad_example = "no-such-model"  # type: ignore[attr-defined]
+
+
+def member_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--member NAME`` for commands that read checkpoints; the command receives ``member``."""
+    return click.option("--member", metavar="NAME",
+                        help="The entry of a PyTorch .pt/.pth checkpoint that holds the state dict (model, "
+                             "model_ema, or a dotted path such as trainer.module; default: found by itself).")(command)
+
+
+def reader_options(member: str | None) -> dict[str, Any]:
+    """What ``binding.open_checkpoint`` passes to the format's reader."""
+    return {"member": member}

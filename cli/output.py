@@ -45,6 +45,7 @@ class Output:
     json: bool = False
     quiet: bool = False
     _notes: list[str] = field(default_factory=list)
+    _bar: Any = field(default=None, repr=False)  # (rich Progress, task id) while a bar is on screen
 
     @property
     def reports(self) -> bool:
@@ -58,7 +59,8 @@ class Output:
     def console(self, stderr: bool = False):
         from rich.console import Console
         stream = sys.stderr if stderr else sys.stdout
-        return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=None)
+        terminal = self.stderr_is_terminal if stderr else self.stdout_is_terminal
+        return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=terminal or None)
 
     def emit(self, command: str, document: dict[str, Any]) -> None:
         """Print the command's JSON document on stdout (only in --json mode)."""
@@ -96,17 +98,57 @@ class Output:
             table.add_row(*(Text(printable(str(c))) for c in row))  # Text: keys are never rich markup
         self.console().print(table)
 
+    @property
+    def stderr_is_terminal(self) -> bool:
+        """Whether progress is drawn: stderr is a terminal (a pipe or a file gets none)."""
+        return sys.stderr.isatty()
+
     @contextlib.contextmanager
-    def progress(self, description: str, total_bytes: int) -> Iterator[Any]:
-        """A progress callback ``(done, total)``; draws a bar on stderr at a terminal for large jobs."""
-        if self.quiet or self.json or total_bytes < PROGRESS_THRESHOLD or not sys.stderr.isatty():
+    def progress(self, description: str, total: int | None, unit: str = "bytes") -> Iterator[Any]:
+        """A progress callback ``(done, total)``, drawn as one bar on stderr at a terminal.
+
+        ``unit`` is ``"bytes"`` (jobs under :data:`PROGRESS_THRESHOLD` get no bar) or ``"tensors"``;
+        ``total=None`` is work of unknown size (building a model, loading weights): a spinner with
+        the time spent. Inside another progress, the same bar moves on to this stage, so a command
+        shows one bar however its steps nest. Nothing is drawn with --json, --quiet or in a pipe.
+        """
+        if self.quiet or self.json or not self.stderr_is_terminal:
             yield None
             return
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        if self._bar is not None:  # a later stage of the job already on screen: the same bar
+            bar, task = self._bar
+            bar.update(task, total=total, completed=0, description=description, unit=unit)
+            yield lambda done, whole: bar.update(task, completed=done, total=whole)
+            return
+        if unit == "bytes" and total is not None and total < PROGRESS_THRESHOLD:
+            yield None
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        with Progress(TextColumn("{task.description}"), BarColumn(), _amount_column(), TimeElapsedColumn(),
                       console=self.console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total_bytes)
-            yield lambda done, total: bar.update(task, completed=done, total=total)
+            task = bar.add_task(description, total=total, unit=unit)
+            self._bar = (bar, task)
+            try:
+                yield lambda done, whole: bar.update(task, completed=done, total=whole)
+            finally:
+                self._bar = None
+
+
+def _amount_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Amount(ProgressColumn):
+        """``12.0 MiB / 45.0 MiB``, ``3/10 tensors``, or nothing while the size is unknown."""
+
+        def render(self, task: Any) -> Text:
+            if task.total is None:
+                return Text("")
+            if task.fields.get("unit") == "bytes":
+                return Text(f"{human_bytes(int(task.completed))} / {human_bytes(int(task.total))}")
+            return Text(f"{int(task.completed)}/{int(task.total)} {task.fields.get('unit')}")
+
+    return Amount()
 
 
 def _finite(value: Any) -> Any:

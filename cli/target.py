@@ -17,12 +17,14 @@ from typing import Any
 
 import click
 
-from modelsurgeon.core.formats import registry
+from modelsurgeon.core.formats import atomic, registry
 from modelsurgeon.core.formats.base import CheckpointReader
 from modelsurgeon.core.surgery import plan as plans
 
+from modelsurgeon.core.errors import WriteError
+
 from .errors import flags
-from .output import Output
+from .output import Output, human_bytes
 
 
 def parse_size(text: str) -> int:
@@ -57,6 +59,18 @@ class Target:
         if self.fmt is not None or (extension and not os.path.isdir(self.output)):
             registry.choose_output(self.output, self.fmt, None, sharded=self.max_shard_size is not None)
 
+    def check_before_work(self) -> None:
+        """For a command that computes before it writes (zoo builds a model): refuse an output that
+        cannot be written (exists without --force, missing or read-only directory...) first."""
+        if self.output is None or self.dry_run:
+            return
+        _, extension = os.path.splitext(self.output.rstrip("/" + os.sep))
+        if not extension or os.path.isdir(self.output):
+            return  # a folder: checked with the plan
+        choice = registry.choose_output(self.output, self.fmt, "h5", sharded=self.max_shard_size is not None)
+        if not choice.sharded and not choice.format.directory:
+            plans.check_paths([self.output], [], self.force)
+
     def destination(self, plan: plans.Plan, reader: CheckpointReader | None = None,
                     default: str | None = None) -> plans.Destination | None:
         """The destination (None for a dry run without -o), checked against the plan's inputs."""
@@ -70,7 +84,11 @@ class Target:
         dest = plans.destination(self.output, self.fmt, default=default, max_shard_size=self.max_shard_size,
                                  overwrite=self.force)
         if not self.dry_run:
+            parent = os.path.dirname(os.path.abspath(self.output))
+            if not os.path.isdir(self.output) and os.path.isdir(parent):
+                atomic.check_writable(self.output)  # named as given (not as its first shard)
             plans.check(plan, dest)
+            check_space(dest.path, least_bytes(plan))
         return dest
 
     def write(self, out: Output, plan: plans.Plan, dest: plans.Destination,
@@ -83,6 +101,29 @@ class Target:
         return notes
 
 
+def least_bytes(plan: plans.Plan) -> int:
+    """The fewest bytes writing ``plan`` can take: its tensors' data, a tensor stored in a narrower
+    dtype than it reads as (bfloat16 read as float32...) counted at one byte an element."""
+    return sum(info.size if info.extra.get("source_dtype") else info.nbytes
+               for info in plan.infos if info.alias_of is None)
+
+
+def check_space(output: str, needed: int) -> None:
+    """Refuse, before any work or report, an output its file system has no room for (a full disk
+    found mid-write is still reported by the writer, naming the output)."""
+    folder = os.path.dirname(os.path.abspath(output.rstrip("/" + os.sep))) if not os.path.isdir(output) else output
+    while folder and not os.path.isdir(folder):  # a folder or shards the write will create
+        folder = os.path.dirname(folder)
+    try:
+        stats = os.statvfs(folder or ".")
+    except OSError:
+        return  # the writer meets and reports whatever this is
+    free = stats.f_bavail * stats.f_frsize
+    if needed > free:
+        raise WriteError(f"{output}: no space left on device: the output needs at least {human_bytes(needed)} and "
+                         f"{folder} has {human_bytes(free)} free")
+
+
 def check_output(output: str, inputs: Sequence[str], force: bool) -> None:
     """The policy for a single-file output of a command (a picture, a report, an array)."""
     plans.check_paths([output], inputs, force)
@@ -90,6 +131,9 @@ def check_output(output: str, inputs: Sequence[str], force: bool) -> None:
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     return None if value is None else parse_size(value)
+
+
+_size.bad_example = "0"  # type: ignore[attr-defined]
 
 
 def write_options(command: Callable[..., Any]) -> Callable[..., Any]:

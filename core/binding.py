@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +42,11 @@ def detect_format(path: str) -> str:
     return registry.detect(os.fspath(path)).name
 
 
-def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
+def open_checkpoint(path: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> CheckpointReader:
     """Open a checkpoint of any supported format for lazy reading, its graph checked.
+
+    ``options`` go to the format's reader (:func:`registry.open_file`), such as
+    ``{"member": "model"}`` for the state dict inside a PyTorch training checkpoint.
 
     The format's own reader (:func:`registry.open_file`); a graph it carries (embedded, or an MXNet
     export's ``-symbol.json``) is validated by the engine, and formats that store tensors sorted by
@@ -57,7 +60,7 @@ def open_checkpoint(path: str | os.PathLike[str]) -> CheckpointReader:
     ...     ckpt.kind, [(i.key, i.shape) for i in ckpt.tensors.values()]
     ('structural', [('weight', (2, 3)), ('bias', (2,))])
     """
-    reader = registry.open_file(path)
+    reader = registry.open_file(path, options)
     try:
         if reader.graph is not None:
             graph_file = reader.metadata.get("graph_file") or reader.path
@@ -338,8 +341,10 @@ def model_from_reader(reader: CheckpointReader) -> "Block":
             extra = sorted(set(keys) - variables)
             raise ModelSurgeonError(f"{reader.path}: tensors {brief_list(extra)} are not in the graph")
     else:
-        raise ModelSurgeonError(f"{reader.path} holds only weights, no architecture or graph to run; for "
-                                "an MXNet file give its -symbol.json (`symbol`)")
+        hint = ("a Hugging Face model folder's architecture is transformers code, which modelsurgeon does not run: "
+                "load it with transformers" if reader.format == "hf-folder" else
+                "for an MXNet file give its -symbol.json (`symbol`)")
+        raise ModelSurgeonError(f"{reader.path} holds only weights, no architecture or graph to run; {hint}")
     available = {k: (reader.tensors[v].shape, reader.tensors[v].dtype) for k, v in keys.items()}
     _load(block, available, lambda k: reader.read(keys[k]), f"'{reader.path}'", False, False, True, "saved")
     return block

@@ -63,6 +63,17 @@ class SurgeryError(ModelSurgeonError):
     """A surgery request cannot be carried out as asked (nothing was written)."""
 
 
+class ParameterError(SurgeryError):
+    """A parameter's value is not valid for this request (``classes=0``, a ``head`` that names no layer,
+    ``keep_classes`` out of range). The command line reports it as a usage error naming the flag.
+    """
+
+    def __init__(self, parameter: str, problem: str):
+        self.parameter = parameter
+        self.problem = problem
+        super().__init__(problem)
+
+
 class WriteError(ModelSurgeonError):
     """The output cannot be written (missing directory, permission, full disk)."""
 

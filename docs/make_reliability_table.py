@@ -236,6 +236,12 @@ CASES = [
     Case("an architecture naming the type `os.system`", lambda d: ["run", _evil_architecture(d, "evil.h5"),
                                                                    "--random-input", "1,3"]),
     Case("an architecture nested 10,000 levels deep", lambda d: ["inspect", _deep_architecture(d, "deep.h5", 10_000)]),
+    # -- commands and option values
+    Case("a mistyped command", lambda d: ["inpsect", _cnn(d)]),
+    Case("`--classes 0`", lambda d: ["replace-head", _cnn(d), "-o", "out.h5", "--classes", "0"]),
+    Case("`--keep-classes` beyond the old head's classes", lambda d: [
+        "replace-head", _cnn(d), "-o", "out.h5", "--keep-classes", "3,12"]),
+    Case("`--random-input` that is not a shape", lambda d: ["run", _cnn(d), "--random-input", "1,3,abc"]),
     # -- outputs
     Case("`-o` naming the input", lambda d: ["convert", _cnn(d), "-o", "model.h5", "--force"]),
     Case("`-o` naming a hard link to the input", lambda d: [

@@ -54,14 +54,21 @@ def _seeded_init() -> Iterator[None]:
 
 # -- real MXNet (through a subprocess only) ---------------------------------------------------
 
+#: How to make the MXNet environment, as .ci/run does (the README's "Running the tests" says the same).
+MXNET_SETUP = ("python3 -m venv .venv-mxnet && .venv-mxnet/bin/pip install numpy==1.23.5 mxnet==1.9.1, "
+               "then run pytest with MS_MXNET_PYTHON=$PWD/.venv-mxnet/bin/python")
+
+
 def mxnet_python() -> str:
-    """The interpreter that has mxnet 1.9.1: $MS_MXNET_PYTHON, else /work/mxnet-venv/bin/python."""
-    return os.environ.get("MS_MXNET_PYTHON") or "/work/mxnet-venv/bin/python"
+    """The interpreter that has mxnet 1.9.1: $MS_MXNET_PYTHON, else .venv-mxnet/bin/python in the checkout
+    (where .ci/run makes it)."""
+    return os.environ.get("MS_MXNET_PYTHON") or str(Path(__file__).resolve().parent.parent / ".venv-mxnet" / "bin" / "python")
 
 
 def _mxnet_available(python: str) -> tuple[bool, str]:
     if not os.path.isfile(python) or not os.access(python, os.X_OK):
-        return False, f"no MXNet interpreter at {python} (set MS_MXNET_PYTHON)"
+        return False, (f"real MXNet 1.9.1 is needed (the oracle) and there is no interpreter at {python}; "
+                       f"to run these tests: {MXNET_SETUP}")
     try:
         # find_spec, not import: importing mxnet takes a second or two
         done = subprocess.run([python, "-c", "import importlib.util, sys; "
@@ -70,7 +77,8 @@ def _mxnet_available(python: str) -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"{python} cannot run: {exc}"
     if done.returncode != 0:
-        return False, f"{python} cannot import mxnet: {done.stderr.decode(errors='replace')[-300:]}"
+        return False, (f"{python} cannot import mxnet: {done.stderr.decode(errors='replace')[-300:]}; "
+                       f"to run these tests: {MXNET_SETUP}")
     return True, ""
 
 

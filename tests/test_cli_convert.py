@@ -198,7 +198,7 @@ def test_alignment_with_the_wrong_model_is_reported_not_guessed(ws, resnet18, tm
 
 def test_unknown_zoo_model(ws):
     result = ws.invoke("convert", ws["tutorial.h5"], "-o", ws.out("x.h5"), "--to", "named", "--model", "nosuch",
-                       code=ExitCode.INVALID)
+                       code=ExitCode.USAGE)
     assert "nosuch" in error_line(result) and "resnet18_v1" in error_line(result)
 
 

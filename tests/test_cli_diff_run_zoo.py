@@ -324,11 +324,11 @@ def test_zoo_dry_run_and_existing_output(ws):
 
 
 def test_zoo_errors(ws):
-    result = ws.invoke("zoo", "nosuch", "-o", ws.out("x.h5"), code=ExitCode.INVALID)
+    result = ws.invoke("zoo", "nosuch", "-o", ws.out("x.h5"), code=ExitCode.USAGE)
     assert "nosuch" in error_line(result) and "resnet18_v1" in error_line(result)
     ws.invoke("zoo", code=ExitCode.USAGE)
     ws.invoke("zoo", "mobilenet0.25", code=ExitCode.USAGE)  # no -o
     ws.invoke("zoo", "mobilenet0.25", "-o", ws.out("x.h5"), "--classes", "0", code=ExitCode.USAGE)
-    error = json_error(ws.invoke("zoo", "nosuch", "-o", ws.out("x.h5"), "--json", code=None), ExitCode.INVALID)
+    error = json_error(ws.invoke("zoo", "nosuch", "-o", ws.out("x.h5"), "--json", code=None), ExitCode.USAGE)
     assert "nosuch" in error["message"]
     assert ws.output_files() == []

@@ -119,7 +119,7 @@ def test_map_and_map_file_combine_in_order(ws, tmp_path):
 def test_bad_rule_file(ws, tmp_path, content):
     rules = tmp_path / "rules.txt"
     rules.write_text(content)
-    result = ws.invoke("rename", ws["cnn.h5"], "-o", ws.out("r.h5"), "--map-file", rules, code=ExitCode.INVALID)
+    result = ws.invoke("rename", ws["cnn.h5"], "-o", ws.out("r.h5"), "--map-file", rules, code=ExitCode.USAGE)
     assert str(rules) in error_line(result) or "rule" in error_line(result)
     assert ws.output_files() == []
 
@@ -133,7 +133,7 @@ def test_missing_rule_file(ws, tmp_path):
 
 @pytest.mark.parametrize("rule", ["no-equals-sign", "=empty-pattern", "(unclosed=x"])
 def test_bad_map_rule(ws, rule):
-    result = ws.invoke("rename", ws["cnn.h5"], "-o", ws.out("r.h5"), "--map", rule, code=ExitCode.INVALID)
+    result = ws.invoke("rename", ws["cnn.h5"], "-o", ws.out("r.h5"), "--map", rule, code=ExitCode.USAGE)
     assert rule in error_line(result) or "(unclosed" in error_line(result)
     assert ws.output_files() == []
 

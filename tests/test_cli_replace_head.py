@@ -151,7 +151,7 @@ def test_head_option_on_a_named_file_uses_structural_path(ws):
 
 def test_head_that_does_not_exist_lists_the_choices(ws):
     result = ws.invoke("replace-head", ws["cnn.h5"], "-o", ws.out("h.h5"), "--classes", "3", "--head", "nothere",
-                       code=ExitCode.INVALID)
+                       code=ExitCode.USAGE)  # a value that names nothing is a bad value
     message = error_line(result)
     assert "'nothere'" in message and "'features'" in message and "'output'" in message
     assert ws.output_files() == []
@@ -236,7 +236,7 @@ def test_keep_classes_on_a_named_file(ws):
 ])
 def test_bad_keep_classes(ws, keep, extra, words):
     result = ws.invoke("replace-head", ws["cnn.h5"], "-o", ws.out("k.h5"), "--keep-classes", keep, *extra,
-                       code=ExitCode.INVALID)
+                       code=ExitCode.USAGE)
     assert words in error_line(result)
     assert ws.output_files() == []
 

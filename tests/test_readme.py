@@ -2,7 +2,8 @@
 
 Every ```console block is a shell session: lines starting with ``$ `` are commands, the lines
 after them (until the next command) are exactly what they print (stdout and stderr, as in a
-pipe). The blocks run in order in one scratch directory holding copies of ``sample_models/``
+pipe), each run by a plain ``bash -c`` as a reader's shell would (no ``pipefail``). The blocks run
+in order in one scratch directory holding copies of ``sample_models/``
 and ``tests/fixtures/``, with the installed ``modelsurgeon`` first on PATH.
 
 ``python tests/test_readme.py --update`` reruns the commands and rewrites the outputs in the
@@ -48,7 +49,8 @@ def scratch(tmp: Path) -> Path:
 def run(command: str, cwd: Path) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                PYTHONUNBUFFERED="1", COLUMNS="100", NO_COLOR="1")
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
+    # plain bash, as a reader's shell runs the line: no pipefail or other option the reader would not have
+    done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=300)
     return done.stdout.rstrip()
 

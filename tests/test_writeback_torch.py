@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from modelsurgeon.core.errors import CheckpointError, MissingDependencyError, ModelSurgeonError
+from modelsurgeon.core.errors import CheckpointError, MissingDependencyError, ModelSurgeonError, ParameterError
 from modelsurgeon.core.formats import isolate, torch_io
 from modelsurgeon.core.formats.base import TensorInfo
 from modelsurgeon.core.formats.torch_io import TorchReader, write_torch
@@ -120,10 +120,10 @@ def test_wrapped_members_default_and_choice(tmp_path):
         assert json.loads(reader.metadata["dropped"]) == ["epoch", "model", "optimizer"]
         write_torch(tmp_path / "ema.pt", list(reader.tensors.values()), lambda i: reader.read(i.key))
     assert list(torch.load(tmp_path / "ema.pt", weights_only=True)) == ["fc.weight", "fc.bias"]
-    with pytest.raises(CheckpointError, match=r"no member 'ema' holding tensors; the file has members: "
-                                              r"'model', 'model_ema' \(choose one with --member\)"):
+    with pytest.raises(ParameterError, match=r"no member 'ema' holding tensors; the file has members: "
+                                              r"'model', 'model_ema' \(choose one with `member`\)"):
         TorchReader(tmp_path / "ckpt.pt", member="ema")
-    with pytest.raises(CheckpointError, match="no member 'optimizer' holding tensors"):
+    with pytest.raises(ParameterError, match="no member 'optimizer' holding tensors"):
         TorchReader(tmp_path / "ckpt.pt", member="optimizer")
 
 
@@ -132,7 +132,7 @@ def test_nested_member_path(tmp_path):
     with TorchReader(tmp_path / "n.pt", member="trainer.module") as reader:
         assert reader.keys() == ["w"] and reader.metadata["wrapper"] == "trainer.module"
     with pytest.raises(CheckpointError, match=r"no state dict found: .*keys: 'trainer', 'step'\); members holding "
-                                              r"tensors: 'trainer.module' \(choose one with --member\)"):
+                                              r"tensors: 'trainer.module' \(choose one with `member`\)"):
         TorchReader(tmp_path / "n.pt")  # 'trainer' is not a usual wrapper name
 
 

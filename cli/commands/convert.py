@@ -13,7 +13,7 @@ from modelsurgeon.core.formats import registry
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, CheckpointReader
 from modelsurgeon.core.surgery import cast
 
-from ..options import output_options, shape_option
+from ..options import member_option, output_options, reader_options, shape_option, zoo_name_option
 from ..output import Output, human_bytes
 from ..target import Target, finish, write_options
 
@@ -31,7 +31,7 @@ def _regexes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--to", "to", type=click.Choice([STRUCTURAL, NAMED]),
               help="Key scheme of the output (default: the input's).")
-@click.option("--model", "model_name", metavar="ZOO_NAME",
+@click.option("--model", "model_name", metavar="ZOO_NAME", callback=zoo_name_option,
               help="Zoo model to trace (structural -> named without an architecture) or to align a graph with.")
 @click.option("--input-shape", callback=shape_option, metavar="SHAPE", help="Input shape for tracing, e.g. 1,3,224,224.")
 @click.option("--dtype", type=click.Choice(list(cast.DTYPES)),
@@ -39,9 +39,10 @@ def _regexes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @click.option("--keep-dtype", "keep_dtype", multiple=True, metavar="REGEX", callback=_regexes,
               help="Leave tensors whose key matches REGEX in their dtype (repeatable; e.g. 'running_|norm').")
 @write_options
+@member_option
 @output_options
 def convert(file: str, to: str | None, model_name: str | None, input_shape: tuple[int, ...] | None,
-            dtype: str | None, keep_dtype: tuple[str, ...], target: Target, out: Output) -> None:
+            dtype: str | None, keep_dtype: tuple[str, ...], target: Target, member: str | None, out: Output) -> None:
     """Convert between key schemes (structural <-> named) and file formats.
 
     Structural -> named traces the model (embedded architecture, or --model) and keys
@@ -58,7 +59,7 @@ def convert(file: str, to: str | None, model_name: str | None, input_shape: tupl
     """
     if keep_dtype and dtype is None:
         raise click.UsageError("--keep-dtype needs --dtype")
-    with binding.open_checkpoint(file) as reader:
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         model = _zoo_model(model_name, reader) if model_name else None
         plan = surgery.plan_convert(reader, to, model, input_shape)
         if dtype is not None:

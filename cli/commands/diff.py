@@ -7,7 +7,7 @@ import click
 from modelsurgeon.core import binding
 
 from ..errors import ExitCode
-from ..options import output_options
+from ..options import member_option, output_options, reader_options
 from ..output import Output, shape_text
 from ..target import check_output
 
@@ -20,8 +20,9 @@ from ..target import check_output
               help="Also write a visual report: B's model with added, removed, renamed, reshaped and "
                    "value-changed tensors coloured (implies --values).")
 @click.option("--force", is_flag=True, help="Overwrite the --html report if it exists.")
+@member_option
 @output_options
-def diff(a: str, b: str, values: bool, report: str | None, force: bool, out: Output) -> int:
+def diff(a: str, b: str, values: bool, report: str | None, force: bool, member: str | None, out: Output) -> int:
     """Compare two checkpoints: keys only in A or B, shape/dtype changes, and (--values) values.
 
     Works across the two key schemes when a name-keyed file records structural names.
@@ -33,11 +34,12 @@ def diff(a: str, b: str, values: bool, report: str | None, force: bool, out: Out
       modelsurgeon diff sample_models/cnn.h5 cnn10.h5 --html report.html
     """
     from modelsurgeon.core.surgery.diff import diff as compare
-    with binding.open_checkpoint(a) as ra, binding.open_checkpoint(b) as rb:
+    options = _member_for(a, b, member)
+    with binding.open_checkpoint(a, options[0]) as ra, binding.open_checkpoint(b, options[1]) as rb:
         if report is not None:
             check_output(report, [*ra.source_files(), *rb.source_files()], force)
             values = True
-        total = ra.total_bytes() if values else 0
+        total = ra.total_bytes() + rb.total_bytes() if values else 0  # the bytes both files give to compare
         with out.progress("comparing", total) as progress:
             result = compare(ra, rb, values=values, progress=progress, renames=values)
         if report is not None:
@@ -77,6 +79,24 @@ def diff(a: str, b: str, values: bool, report: str | None, force: bool, out: Out
         if report is not None:
             out.note(f"wrote {report}")
     return int(ExitCode.OK if result.equal else ExitCode.DIFFERENT)
+
+
+def _member_for(a: str, b: str, member: str | None) -> tuple[dict | None, dict | None]:
+    """--member goes to whichever of A and B is a PyTorch file (to A when neither is: its reader says why)."""
+    if member is None:
+        return None, None
+    from modelsurgeon.core.formats import registry
+    torch = [_is_torch(registry, path) for path in (a, b)]
+    if not any(torch):
+        return reader_options(member), None
+    return tuple(reader_options(member) if t else None for t in torch)  # type: ignore[return-value]
+
+
+def _is_torch(registry, path: str) -> bool:
+    try:
+        return registry.detect(path).name == "torch"
+    except Exception:  # noqa: BLE001 - opening the file reports it properly
+        return False
 
 
 command = diff

@@ -10,7 +10,7 @@ from modelsurgeon.core import binding, visual
 from modelsurgeon.core.formats.atomic import atomic_output
 
 from ..errors import flags
-from ..options import output_options, shape_option
+from ..options import member_option, output_options, reader_options, shape_option
 from ..output import Output
 from ..target import check_output
 
@@ -23,6 +23,10 @@ def picture_format(output: str) -> str:
     if chosen is None:
         raise click.UsageError(f"cannot tell the picture format of {output!r}: name it OUT.html or OUT.svg")
     return chosen
+
+
+def layers_of(picture: visual.Picture) -> int:
+    return sum(1 for layer in picture.layers if layer.kind != "input")
 
 
 def _is_graph_file(path: str) -> bool:
@@ -38,8 +42,9 @@ def _is_graph_file(path: str) -> bool:
               help="Input shape for tracing and output shapes, e.g. 1,3,224,224 (default: the recorded one).")
 @click.option("--symbol", "symbol_file", type=click.Path(dir_okay=False),
               help="Graph (-symbol.json) for a parameter file that has none beside it.")
+@member_option
 @output_options
-def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | None, symbol_file: str | None, out: Output) -> None:
+def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | None, symbol_file: str | None, member: str | None, out: Output) -> None:
     """Draw the model: every layer with its op, output shape and parameter count.
 
     The picture comes from the embedded architecture (structural files), the graph
@@ -56,20 +61,21 @@ def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | No
     """
     chosen = picture_format(output)
     shape = input_shape
-    if _is_graph_file(file):
-        check_output(output, [file], force)
-        picture = visual.picture_from_graph(binding.read_graph_file(file), input_shape=shape, title=file)
-    else:
-        with binding.open_checkpoint(file) as reader:
-            check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else [])], force)
-            if symbol_file is not None:
-                reader.graph = binding.read_graph_file(symbol_file).to_dict()
-            picture = visual.build_picture(reader, shape)
-    drawing = visual.layout(picture)
-    content = visual.render_html(picture, drawing) if chosen == "html" else visual.render_svg(picture, drawing)
-    with atomic_output(output, overwrite=force) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(content)
-    layers = sum(1 for layer in picture.layers if layer.kind != "input")
+    with out.progress(f"drawing {os.path.basename(file)}", None):  # tracing and layout take a while on big models
+        if _is_graph_file(file):
+            check_output(output, [file], force)
+            picture = visual.picture_from_graph(binding.read_graph_file(file), input_shape=shape, title=file)
+        else:
+            with binding.open_checkpoint(file, reader_options(member)) as reader:
+                check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else [])], force)
+                if symbol_file is not None:
+                    reader.graph = binding.read_graph_file(symbol_file).to_dict()
+                picture = visual.build_picture(reader, shape)
+        drawing = visual.layout(picture)
+        content = visual.render_html(picture, drawing) if chosen == "html" else visual.render_svg(picture, drawing)
+        with atomic_output(output, overwrite=force) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(content)
+    layers = layers_of(picture)
     if out.json:
         out.emit("graph", {"file": file, "output": output, "format": chosen, "source": picture.source,
                            "layers": layers, "edges": len(picture.edges), "head": picture.head,

@@ -16,7 +16,7 @@ from modelsurgeon.core.errors import SurgeryError
 from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.keytree import KeyNode, key_tree
 
-from ..options import output_options
+from ..options import member_option, output_options, reader_options
 from ..output import Output, human_bytes, printable, shape_text
 
 
@@ -75,18 +75,31 @@ def tensor_record(info: TensorInfo) -> dict[str, Any]:
     return record
 
 
+def _regex(ctx: click.Context, param: click.Parameter, pattern: str | None) -> re.Pattern[str] | None:
+    """Click callback: --filter compiled, or a usage error."""
+    try:
+        return re.compile(pattern) if pattern is not None else None
+    except re.error as exc:
+        raise click.BadParameter(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+_regex.bad_example = "("  # type: ignore[attr-defined]
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--tree", is_flag=True, help="Group keys by path, with per-subtree counts; fold repeated numbered blocks.")
-@click.option("--filter", "pattern", metavar="REGEX",
+@click.option("--filter", "pattern", metavar="REGEX", callback=_regex,
               help="Only tensors whose key (or recorded structural name) matches REGEX, searched anywhere.")
 @click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "
               "values (reads every tensor, one at a time).")
 @click.option("--ops", "operators", is_flag=True,
               help="List the operators the file's graph uses, how often, and whether modelsurgeon runs each "
                    "(FILE may also be a -symbol.json): whether a model will run, at a glance.")
+@member_option
 @output_options
-def inspect(file: str, tree: bool, pattern: str | None, stats: bool, operators: bool, out: Output) -> None:
+def inspect(file: str, tree: bool, pattern: re.Pattern[str] | None, stats: bool, operators: bool, member: str | None,
+            out: Output) -> None:
     """Show what a checkpoint holds: every tensor's key, shape, dtype and size.
 
     Reads only metadata unless --stats is given. Name-keyed files show each
@@ -100,22 +113,24 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, operators: 
       modelsurgeon inspect model-symbol.json --ops
     """
     if operators:
-        _inspect_operators(file, out)
+        _inspect_operators(file, out, member)
         return
-    try:
-        regex = re.compile(pattern) if pattern is not None else None
-    except re.error as exc:
-        raise click.BadParameter(f"bad regular expression {pattern!r}: {exc}", param_hint="'--filter'") from None
-    with binding.open_checkpoint(file) as reader:
+    regex = pattern
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         infos = [i for i in reader.tensors.values()
                  if regex is None or any(regex.search(name) for name in (i.key, *i.structural))]
         records = [tensor_record(i) for i in infos]
         if stats:
             from modelsurgeon.core.visual.stats import histogram  # not for every inspect: visual is large
-            for record, info in zip(records, infos):
-                array = reader.read(info.key)
-                record["stats"] = tensor_stats(array)
-                record["histogram"] = histogram(array)
+            total, done = sum(i.nbytes for i in infos), 0
+            with out.progress("reading", total) as progress:
+                for record, info in zip(records, infos):
+                    array = reader.read(info.key)
+                    record["stats"] = tensor_stats(array)
+                    record["histogram"] = histogram(array)
+                    done += info.nbytes
+                    if progress is not None:
+                        progress(done, total)
         unique = [i for i in infos if i.alias_of is None]
         summary = {"tensors": len(infos), "parameters": sum(i.size for i in unique),
                    "bytes": sum(i.nbytes for i in unique), "shared": len(infos) - len(unique)}
@@ -132,13 +147,13 @@ def inspect(file: str, tree: bool, pattern: str | None, stats: bool, operators: 
         _print_inspect(out, document, root, reader.kind == "named", stats)
 
 
-def _inspect_operators(file: str, out: Output) -> None:
+def _inspect_operators(file: str, out: Output, member: str | None = None) -> None:
     """``--ops``: the operator census of the file's graph (or of a bare ``-symbol.json``)."""
     from modelsurgeon.core.engine.census import census
     if file.lower().endswith(".json") and not os.path.isdir(file):
         graph: Any = binding.read_graph_file(file)
     else:
-        with binding.open_checkpoint(file) as reader:
+        with binding.open_checkpoint(file, reader_options(member)) as reader:
             graph = reader.graph
     if graph is None:
         raise SurgeryError(f"{file} has no graph (an MXNet export's -symbol.json, or a name-keyed file): "

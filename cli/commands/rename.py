@@ -8,14 +8,25 @@ from modelsurgeon.core import binding, surgery
 from modelsurgeon.core.errors import InputNotFoundError, SurgeryError
 from modelsurgeon.core.formats.h5 import rename_in_place
 
-from ..options import output_options
+from ..options import member_option, output_options, reader_options
 from ..output import Output
 from ..target import Target, finish, write_options
 
 
+def _rules(ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]) -> list[surgery.Rule]:
+    """Click callback: each --map parsed, or a usage error naming the bad rule."""
+    try:
+        return [surgery.parse_rule(text) for text in texts]
+    except SurgeryError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_rules.bad_example = "no-equals-sign"  # type: ignore[attr-defined]
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
-@click.option("--map", "maps", multiple=True, metavar="REGEX=REPLACEMENT",
+@click.option("--map", "maps", multiple=True, metavar="REGEX=REPLACEMENT", callback=_rules,
               help="Rename rule, applied in order to every key (re.sub; \\1 for groups). Repeatable.")
 @click.option("--map-file", type=click.Path(dir_okay=False),
               help="Rules from a file: one REGEX=REPLACEMENT a line (# comments), or JSON {regex: repl}.")
@@ -26,10 +37,11 @@ from ..target import Target, finish, write_options
 @click.option("--drop-architecture", is_flag=True,
               help="Write the renamed keys without the architecture when it cannot follow the rename.")
 @write_options
+@member_option
 @output_options
-def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix: tuple[str, ...],
+def rename(file: str, maps: list[surgery.Rule], map_file: str | None, strip_prefix: tuple[str, ...],
            add_prefix: tuple[str, ...], strict: bool, in_place: bool, drop_architecture: bool, target: Target,
-           out: Output) -> None:
+           member: str | None, out: Output) -> None:
     """Rename keys with regex rules and prefixes; show old -> new.
 
     Two keys becoming one, an empty path segment, or (with --strict) a rule that
@@ -43,19 +55,25 @@ def rename(file: str, maps: tuple[str, ...], map_file: str | None, strip_prefix:
       modelsurgeon rename model.h5 -o out.h5 --map '^output\\.=classifier.' --dry-run
       modelsurgeon rename model.h5 --in-place --map-file renames.txt
     """
-    rules = [surgery.parse_rule(m) for m in maps]
+    rules = list(maps)
     if map_file is not None:
         try:
             with open(map_file, encoding="utf-8") as handle:
-                rules += surgery.parse_rule_file(handle.read(), map_file)
+                text = handle.read()
         except FileNotFoundError:
             raise InputNotFoundError(map_file, "no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {map_file}: {exc}", param_hint="'--map-file'") from None
+        try:
+            rules += surgery.parse_rule_file(text, map_file)
+        except SurgeryError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--map-file'") from None
     rules += surgery.prefix_rules(strip_prefix, add_prefix)
     if not rules:
         raise click.UsageError("give at least one rule: --map, --map-file, --strip-prefix or --add-prefix")
     if in_place and target.output is not None:
         raise click.UsageError("--in-place and -o/--output exclude each other")
-    with binding.open_checkpoint(file) as reader:
+    with binding.open_checkpoint(file, reader_options(member)) as reader:
         if in_place and reader.format != "modelsurgeon-h5":
             raise SurgeryError(f"--in-place works on modelsurgeon HDF5 files; {file} is {reader.format}: use -o")
         plan = surgery.plan_rename(reader, rules, strict=strict, drop_architecture=drop_architecture)

@@ -8,7 +8,7 @@ import numpy as np
 from modelsurgeon.core import binding
 from modelsurgeon.core.errors import InputNotFoundError, SurgeryError
 
-from ..options import output_options, shape_option
+from ..options import member_option, output_options, reader_options, shape_option
 from ..output import Output, shape_text
 from ..target import check_output
 
@@ -17,15 +17,16 @@ from ..target import check_output
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--input", "input_file", type=click.Path(dir_okay=False), help="Input array (.npy).")
 @click.option("--random-input", "random_shape", callback=shape_option, metavar="SHAPE", help="Random input of this shape, e.g. 1,3,224,224.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random-input.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for --random-input.")
 @click.option("--symbol", "symbol_file", type=click.Path(dir_okay=False),
               help="Graph (-symbol.json) for a parameter file that has none beside it.")
 @click.option("--top-k", type=click.IntRange(0), default=5, show_default=True, help="Classes to show per example.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output array here (.npy).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@member_option
 @output_options
 def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None, seed: int, symbol_file: str | None,
-        top_k: int, output: str | None, force: bool, out: Output) -> None:
+        top_k: int, output: str | None, force: bool, member: str | None, out: Output) -> None:
     """Run a forward pass from the checkpoint's architecture or graph.
 
     The quick way to check that surgery kept a model working: prints the output shape
@@ -38,25 +39,28 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
     """
     if input_file is not None and random_shape is not None:
         raise click.UsageError("give --input or --random-input, not both")
-    with binding.open_checkpoint(file) as reader:
-        if output is not None:
-            check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else []),
-                                  *([input_file] if input_file else [])], force)
-        if symbol_file is not None:
-            reader.graph = binding.read_graph_file(symbol_file).to_dict()
-        model = binding.model_from_reader(reader)
-        recorded = getattr(model, "_input_specs", None)
-    if input_file is not None:
-        x = _load_npy(input_file)
-    else:
-        if random_shape is not None:
-            shape = random_shape
-        elif recorded:
-            shape = tuple(recorded[0][0])
+    with out.progress("opening", None):  # one spinner: loading the weights, then running
+        with binding.open_checkpoint(file, reader_options(member)) as reader:
+            if output is not None:
+                check_output(output, [*reader.source_files(), *([symbol_file] if symbol_file else []),
+                                      *([input_file] if input_file else [])], force)
+            if symbol_file is not None:
+                reader.graph = binding.read_graph_file(symbol_file).to_dict()
+            with out.progress(f"loading {len(reader.tensors)} tensors", None):
+                model = binding.model_from_reader(reader)
+            recorded = getattr(model, "_input_specs", None)
+        if input_file is not None:
+            x = _load_npy(input_file)
         else:
-            raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
-        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    y = model(x)
+            if random_shape is not None:
+                shape = random_shape
+            elif recorded:
+                shape = tuple(recorded[0][0])
+            else:
+                raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
+            x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        with out.progress("running", None):
+            y = model(x)
     outputs = list(y) if isinstance(y, tuple) else [y]
     first = np.asarray(outputs[0])
     top = []

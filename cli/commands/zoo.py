@@ -8,15 +8,15 @@ import numpy as np
 from modelsurgeon.core import binding, surgery
 from modelsurgeon.core.formats.base import STRUCTURAL
 
-from ..options import output_options
+from ..options import output_options, zoo_name_option
 from ..output import Output
 from ..target import Target, finish, write_options
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, callback=zoo_name_option)
 @click.option("--classes", type=click.IntRange(1), default=1000, show_default=True, help="Number of output classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random initialisation.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random initialisation.")
 @click.option("--list", "list_models", is_flag=True, help="List the model names.")
 @write_options
 @output_options
@@ -39,19 +39,20 @@ def zoo(name: str | None, classes: int, seed: int, list_models: bool, target: Ta
             for model_name in vision.model_names():
                 out.line(model_name)
         return
-    with out.progress(f"building {name}", 0):
+    target.check_before_work()
+    with out.progress(f"building {name}", None):  # one bar: building, then (the same bar) writing
         net = vision.get_model(name, classes=classes)
         random.seed(seed)
         net.initialize(initializer.Xavier())
         net(np.zeros((1, *vision.INPUT_SHAPE), np.float32))
-    infos, params = binding.parameter_infos(net)
-    plan = surgery.Plan.of([(info, surgery.New(params[info.alias_of or info.key].data())) for info in infos], STRUCTURAL,
-                           architecture=architecture.describe(net),
-                           metadata={"modelsurgeon.zoo": f"{name} classes={classes} seed={seed}"})
-    dest = target.destination(plan, default="h5")
-    notes: list[str] = []
-    if dest is not None and not target.dry_run:
-        notes = target.write(out, plan, dest)
+        infos, params = binding.parameter_infos(net)
+        plan = surgery.Plan.of([(info, surgery.New(params[info.alias_of or info.key].data())) for info in infos],
+                               STRUCTURAL, architecture=architecture.describe(net),
+                               metadata={"modelsurgeon.zoo": f"{name} classes={classes} seed={seed}"})
+        dest = target.destination(plan, default="h5")
+        notes: list[str] = []
+        if dest is not None and not target.dry_run:
+            notes = target.write(out, plan, dest)
     finish(out, "zoo", {"model": name, "classes": classes, "seed": seed, "tensors": len(infos),
                         "parameters": sum(i.size for i in infos if i.alias_of is None)}, notes, target)
 

@@ -14,10 +14,13 @@ line here.
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ..errors import CheckpointError, OutputFormatError
+from ..errors import CheckpointError, OutputFormatError, ParameterError
 from . import h5, hf, keras3, mxnet, onnx_edit, safetensors_io, sharded, torch_io
 from .base import CheckpointReader, input_errors
 from .spec import Format, Probe
@@ -68,7 +71,7 @@ def detect(path: str) -> Format:
         if hf.is_model_dir(path):
             return hf.FORMAT
         raise CheckpointError(path, "is a directory, not a checkpoint file (a model folder holds config.json and "
-                                    "model.safetensors, or an index of shards)")
+                                    "model.safetensors, or an index of shards)" + _files_inside(path))
     with input_errors(path):
         with open(path, "rb") as handle:
             head = handle.read(HEAD_BYTES)
@@ -83,14 +86,48 @@ def detect(path: str) -> Format:
     raise CheckpointError(path, f"not a checkpoint format modelsurgeon reads ({readable})")
 
 
-def open_file(path: str | os.PathLike[str]) -> CheckpointReader:
-    """Open the checkpoint at ``path`` with the reader of its detected format."""
+def _files_inside(folder: str) -> str:
+    """``; name the file to read: folder/model.safetensors`` for a folder holding checkpoints; else ''."""
+    suffixes = tuple({ext for f in formats() for ext in f.extensions} | {INDEX_SUFFIX})
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder)
+                       if entry.name.lower().endswith(suffixes) and entry.is_file())
+    except OSError:
+        return ""
+    indexes = [name for name in names if name.endswith(INDEX_SUFFIX)]
+    chosen = indexes or names  # a folder of shards: the index reads them all
+    if not chosen:
+        return ""
+    shown = ", ".join(os.path.join(folder, name) for name in chosen[:3]) + (", ..." if len(chosen) > 3 else "")
+    return f"; name the file to read: {shown}"
+
+
+def open_file(path: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> CheckpointReader:
+    """Open the checkpoint at ``path`` with the reader of its detected format.
+
+    ``options`` go to that reader (``{"member": "model"}`` chooses an entry of a PyTorch
+    checkpoint); a format whose reader does not take one is a :class:`ParameterError` naming it.
+    """
     path = os.fspath(path)
     fmt = detect(path)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    reader = fmt.open if fmt.open_members is None else None
+    accepted = _options_of(reader) if reader is not None else set()
+    for name in options:
+        if name not in accepted:
+            takers = [f.title for f in formats() if f.open is not None and f.open_members is None
+                      and name in _options_of(f.open)]
+            raise ParameterError(name, f"{path} is a {fmt.title}; `{name}` applies to "
+                                       f"{' and '.join(takers) or 'no format'} files only")
     if fmt.open_members is not None:
         return fmt.open_members(path, _open_member)
-    assert fmt.open is not None  # a format that sniffs can open
-    return fmt.open(path)
+    assert reader is not None  # a format that sniffs can open
+    return reader(path, **options)
+
+
+def _options_of(reader: Callable[..., CheckpointReader]) -> set[str]:
+    """The options a reader takes: its parameters after the path."""
+    return set(list(inspect.signature(reader).parameters)[1:])
 
 
 def _open_member(path: str) -> CheckpointReader:

@@ -234,7 +234,9 @@ def write_sharded(path: str, fmt: Format, infos: Sequence[TensorInfo], fetch: Fe
     """
     assert fmt.write is not None
     index_path, shards = plan_shards(path, fmt, infos, max_shard_size)
-    os.makedirs(os.path.dirname(index_path) or ".", exist_ok=True)
+    folder = os.path.dirname(index_path) or "."
+    made = not os.path.isdir(folder)  # a folder made here goes again if the write fails
+    os.makedirs(folder, exist_ok=True)
     if not overwrite:
         for target in [*(name for name, _ in shards), index_path]:
             if os.path.exists(target):
@@ -267,6 +269,9 @@ def write_sharded(path: str, fmt: Format, infos: Sequence[TensorInfo], fetch: Fe
         for target in commits.committed:
             with contextlib.suppress(OSError):
                 os.unlink(target)
+        if made:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
         raise
     if documents.graph is not None and fmt.name != "h5":
         notes.append("the graph is not carried into non-HDF5 shards")

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, MissingDependencyError, ModelSurgeonError
+from ..errors import CheckpointError, MissingDependencyError, ModelSurgeonError, ParameterError
 from . import isolate
 from .atomic import CommitQueue, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
@@ -216,8 +216,8 @@ def _choose(torch: Any, path: str, loaded: Any, member: str | None) -> tuple[Map
         if not parts or not _holds_tensors(torch, state):
             listed = ", ".join(repr(m) for m in members) or "none"
             top = "the top level, " if _holds_tensors(torch, loaded) else ""
-            raise CheckpointError(path, f"no member {member!r} holding tensors; the file has {top}"
-                                        f"members: {listed} (choose one with --member)")
+            raise ParameterError("member", f"{path}: no member {member!r} holding tensors; the file has {top}"
+                                           f"members: {listed} (choose one with `member`)")
         return state, prefix, dropped, members
     for _ in range(MAX_UNWRAP):
         if any(isinstance(value, torch.Tensor) for value in state.values()):
@@ -229,7 +229,7 @@ def _choose(torch: Any, path: str, loaded: Any, member: str | None) -> tuple[Map
         state, prefix = state[inner_key], f"{prefix}{inner_key}."
     if not any(isinstance(value, torch.Tensor) for value in state.values()):
         keys = ", ".join(repr(_label(k)) for k in list(state)[:8]) + (", ..." if len(state) > 8 else "")
-        hint = f"; members holding tensors: {', '.join(repr(m) for m in members)} (choose one with --member)" \
+        hint = f"; members holding tensors: {', '.join(repr(m) for m in members)} (choose one with `member`)" \
             if members else ""
         raise CheckpointError(path, f"no state dict found: no tensors at the top level or under "
                                     f"{'/'.join(WRAPPER_KEYS[:5])}... (keys: {keys or 'none'}){hint}")
@@ -470,7 +470,37 @@ def write_torch(path: str | os.PathLike[str], infos: Sequence[TensorInfo], fetch
         # a file object, not a path: the archive's inner folder is then always "archive", so the
         # bytes do not depend on the temporary file's name
         with open(tmp, "wb") as handle:
-            torch.save(state, handle)
+            sink = _Sink(handle)
+            try:
+                torch.save(state, sink)
+            except RuntimeError:
+                if sink.error is not None:  # torch reports a failed write (a full disk) as a RuntimeError
+                    raise sink.error from None
+                raise
+
+
+class _Sink:
+    """A file object for ``torch.save`` that keeps the ``OSError`` of a failed write (ENOSPC...), which
+    torch turns into a RuntimeError about positions, so the caller can report the real reason."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def _trust(path: str) -> None:

@@ -42,6 +42,9 @@ def diff(a: CheckpointReader, b: CheckpointReader, values: bool = False, progres
          renames: bool = True) -> DiffResult:
     """Compare two checkpoints key by key; with ``values``, stream the largest absolute difference.
 
+    ``progress(done, total)`` is called after each tensor pair with the bytes read so far (both
+    files) out of the bytes to compare.
+
     With ``renames``, tensors only in A and only in B with the same shape, dtype and bytes are
     reported as renamed (see :func:`find_renames`).
     """
@@ -59,13 +62,19 @@ def diff(a: CheckpointReader, b: CheckpointReader, values: bool = False, progres
     if values:
         changed_keys = {c["key"] for c in changed if c["a"]["shape"] != c["b"]["shape"]}
         todo = [k for k in common if k not in changed_keys]
-        for done, key in enumerate(todo, 1):
+        # progress in bytes read (both sides), the unit of the time it takes
+        total = sum(a.tensors[ka[k]].nbytes + b.tensors[kb[k]].nbytes for k in todo)
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        for key in todo:
             xa, xb = a.read(ka[key]), b.read(kb[key])
             same = bool(np.array_equal(xa, xb, equal_nan=xa.dtype.kind == "f" and xb.dtype.kind == "f"))
             delta = 0.0 if same or xa.size == 0 else float(np.max(np.abs(xa.astype(np.float64) - xb.astype(np.float64))))
             compared.append({"key": key, "max_abs_diff": delta, "equal": same})
+            done += xa.nbytes + xb.nbytes
             if progress is not None:
-                progress(done, len(todo))
+                progress(done, total)
     moved = find_renames(a, b, only_a, only_b, ka, kb) if renames and only_a and only_b else []
     return DiffResult(only_a, only_b, changed, compared, scheme, moved)
 

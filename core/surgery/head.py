@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..binding import structural_view
-from ..errors import SurgeryError, brief_list
+from ..errors import ParameterError, SurgeryError, brief_list
 from ..formats.base import STRUCTURAL, CheckpointReader
 from ..lazy import lazy_module
 from ..formats import hf, keras3
@@ -67,7 +67,7 @@ def _head_at(reader: CheckpointReader, keys: dict[str, str], path: str, reason: 
         if len(weights) != 1:
             if not weights:
                 tops = sorted({k.split(".")[0] for k in keys})
-                raise SurgeryError(f"no layer with a weight at '{path}' (top-level blocks: {brief_list(tops)})")
+                raise ParameterError("head", f"no layer with a weight at '{path}' (top-level blocks: {brief_list(tops)})")
             raise SurgeryError(f"'{path}' holds several layers with weights ({brief_list(weights)}); "
                                "name one with `head`")
         weight = weights[0]
@@ -148,7 +148,7 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     name its output size) is refused unless ``ignore_consumers``.
     """
     if init not in HEAD_INITS:
-        raise SurgeryError(f"unknown `init` {init!r}; choose from {', '.join(HEAD_INITS)}")
+        raise ParameterError("init", f"unknown `init` {init!r}; choose from {', '.join(HEAD_INITS)}")
     chosen = find_head(reader, head)
     _check_replaceable(reader, chosen, ignore_consumers)
     weight_info = reader.tensors[chosen.weight]
@@ -157,17 +157,17 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
     kept = list(keep_classes or [])
     if classes is None:
         if not kept:
-            raise SurgeryError("give `classes` (or `keep_classes` to keep some of the old classes)")
+            raise ParameterError("classes", "give `classes` (or `keep_classes` to keep some of the old classes)")
         classes = len(kept)
     if classes <= 0:
-        raise SurgeryError(f"`classes` must be positive, not {classes}")
+        raise ParameterError("classes", f"`classes` must be positive, not {classes}")
     bad = [i for i in kept if not 0 <= i < old_classes]
     if bad:
-        raise SurgeryError(f"`keep_classes` {brief_list(bad)} out of range: the old head has {old_classes} classes")
+        raise ParameterError("keep_classes", f"`keep_classes` {brief_list(bad)} out of range: the old head has {old_classes} classes")
     if len(kept) > classes:
-        raise SurgeryError(f"`keep_classes` lists {len(kept)} classes but `classes` is {classes}")
+        raise ParameterError("keep_classes", f"`keep_classes` lists {len(kept)} classes but `classes` is {classes}")
     if len(set(kept)) != len(kept):
-        raise SurgeryError("`keep_classes` lists a class twice")
+        raise ParameterError("keep_classes", "`keep_classes` lists a class twice")
     rng = np.random.default_rng(seed)
     initializer = init_mod.create(init)
     assert initializer is not None  # every HEAD_INITS name is an initializer alias
