@@ -14,9 +14,16 @@ import importlib
 from typing import Any
 
 from .engine import persistence as _persistence
-from .errors import (CheckpointError, DeferredInitializationError, MismatchError, ModelSurgeonError,
-                     NotInitializedError, ShapeError, SurgeryError, UnsupportedOpError)
-
+from .errors import (
+    CheckpointError,
+    DeferredInitializationError,
+    MismatchError,
+    ModelSurgeonError,
+    NotInitializedError,
+    ShapeError,
+    SurgeryError,
+    UnsupportedOpError,
+)
 from .version import __version__
 
 # Blocks reach files through the binding layer, loaded the first time a Block saves or loads.

@@ -17,8 +17,8 @@ import numpy as np
 
 from .errors import CheckpointError, MismatchError, ModelSurgeonError, brief_list
 from .formats import mxnet, registry
-from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .formats.atomic import CommitGroup, atomic_output
+from .formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .formats.h5 import write_h5
 from .lazy import lazy_module
 

@@ -12,8 +12,8 @@ import pytest
 
 from modelsurgeon.core.engine import architecture as arch
 from modelsurgeon.core.engine import nn
-from modelsurgeon.core.errors import ModelSurgeonError
 from modelsurgeon.core.engine.model_zoo import vision
+from modelsurgeon.core.errors import ModelSurgeonError
 
 ZOO = ("alexnet", "resnet18_v1", "resnet34_v1", "resnet18_v2", "vgg11", "squeezenet1.1",
        "mobilenet0.25", "mobilenet1.0")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from modelsurgeon.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent

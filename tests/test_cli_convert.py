@@ -8,9 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import (  # noqa: F401
+    CNN_KEYS,
+    TUTORIAL_KEYS,
+    Workspace,
+    digest,
+    error_line,
+    invoke,
+    read_arrays,
+    read_documents,
+    require_format,
+    shared_file,
+    squeezenet,
+    table,
+    write_variant,
+    ws,
+)
 
-from cli_helpers import (CNN_KEYS, TUTORIAL_KEYS, Workspace, digest, error_line, invoke, read_arrays,  # noqa: F401
-                         read_documents, require_format, shared_file, squeezenet, table, write_variant, ws)
 from modelsurgeon.cli.errors import ExitCode
 
 

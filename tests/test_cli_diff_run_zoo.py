@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_helpers import (  # noqa: F401
+    CNN_KEYS,
+    MLP_KEYS,
+    Workspace,
+    digest,
+    error_line,
+    json_error,
+    nonfinite_file,
+    option_names,
+    read_arrays,
+    read_documents,
+    suggested_options,
+    write_variant,
+    ws,
+)
 
-from cli_helpers import (CNN_KEYS, MLP_KEYS, Workspace, digest, error_line, json_error, nonfinite_file,  # noqa: F401
-                         option_names, read_arrays, read_documents, suggested_options, write_variant, ws)
 from modelsurgeon.cli.errors import ExitCode
 
 # -- diff ---------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import re
 import h5py
 import numpy as np
 import pytest
-
 from cli_helpers import Workspace, describe, error_line, invoke, json_error, ws  # noqa: F401
+
 from modelsurgeon.cli.errors import ExitCode
 
 # -- bad inputs, for every command that reads a checkpoint ---------------------------------------

@@ -8,10 +8,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import (  # noqa: F401
+    CNN_KEYS,
+    COMMANDS,
+    ENVELOPE,
+    TUTORIAL_KEYS,
+    Workspace,
+    describe,
+    error_line,
+    invoke,
+    nonfinite_file,
+    parse_json,
+    read_arrays,
+    repeated_blocks_file,
+    shared_file,
+    table,
+    ws,
+)
 
-from cli_helpers import (CNN_KEYS, COMMANDS, ENVELOPE, TUTORIAL_KEYS, Workspace, describe, invoke,  # noqa: F401
-                         error_line, nonfinite_file, parse_json, read_arrays, repeated_blocks_file, shared_file,
-                         table, ws)
 from modelsurgeon.cli.main import cli
 from modelsurgeon.core import __version__
 

@@ -9,9 +9,22 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import (  # noqa: F401
+    CNN_KEYS,
+    MLP_KEYS,
+    TUTORIAL_KEYS,
+    Workspace,
+    assert_same_arrays,
+    digest,
+    error_line,
+    format_available,
+    json_error,
+    read_arrays,
+    read_documents,
+    table,
+    ws,
+)
 
-from cli_helpers import (CNN_KEYS, MLP_KEYS, TUTORIAL_KEYS, Workspace, assert_same_arrays, digest,  # noqa: F401
-                         error_line, format_available, json_error, read_arrays, read_documents, table, ws)
 from modelsurgeon.cli.errors import ExitCode
 
 HEAD_RULE = r"^output\.=classifier."

@@ -7,9 +7,20 @@ import math
 
 import numpy as np
 import pytest
+from cli_helpers import (  # noqa: F401
+    CNN_KEYS,
+    Workspace,
+    assert_same_arrays,
+    digest,
+    error_line,
+    read_arrays,
+    read_documents,
+    shared_file,
+    squeezenet,
+    structural_arrays,
+    ws,
+)
 
-from cli_helpers import (CNN_KEYS, Workspace, assert_same_arrays, digest, error_line, read_arrays,  # noqa: F401
-                         read_documents, shared_file, squeezenet, structural_arrays, ws)
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.surgery import HEAD_INITS
 

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import invoke
 
 from modelsurgeon.core.binding import open_checkpoint
 from modelsurgeon.core.errors import CheckpointError
-from modelsurgeon.core.formats import extents
+from modelsurgeon.core.formats import extents, registry, sharded
 from modelsurgeon.core.formats.base import TensorInfo
 from modelsurgeon.core.formats.h5 import write_h5
-from modelsurgeon.core.formats import registry, sharded
 from modelsurgeon.core.formats.spec import Documents
-
-from cli_helpers import invoke
 
 
 def reader_source(reader):

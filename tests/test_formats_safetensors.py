@@ -20,8 +20,11 @@ from safetensors.numpy import save_file  # noqa: E402
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError, OutputExistsError  # noqa: E402
 from modelsurgeon.core.formats import safetensors_dtypes as sdt  # noqa: E402
 from modelsurgeon.core.formats import safetensors_io as sio  # noqa: E402
+from modelsurgeon.core.formats import (
+    safetensors_write,  # noqa: E402
+    sharded,  # noqa: E402
+)
 from modelsurgeon.core.formats.base import TensorInfo  # noqa: E402
-from modelsurgeon.core.formats import sharded  # noqa: E402
 from modelsurgeon.core.formats.sharded import ShardedReader  # noqa: E402
 from modelsurgeon.core.formats.spec import Documents  # noqa: E402
 
@@ -303,7 +306,7 @@ def test_f8_matches_torch_when_available(tmp_path):
 
 
 def test_large_tensors_are_converted_in_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(sio, "CONVERT_CHUNK", 7)
+    monkeypatch.setattr(safetensors_write, "CONVERT_CHUNK", 7)
     bits = (np.arange(100, dtype=np.uint16) * 331 % 0x7F00).astype(np.uint16)
     ref = spec_file(tmp_path / "ref.safetensors", {"w": ("bfloat16", [10, 10], bits)})
     with sio.SafetensorsReader(tmp_path / "ref.safetensors") as reader:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from modelsurgeon.core.engine.symbol_block import SymbolBlock
 from modelsurgeon.core.errors import UnsupportedOpError
 

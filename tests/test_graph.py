@@ -12,9 +12,9 @@ import pytest
 
 from modelsurgeon import core
 from modelsurgeon.core.engine import nn, ops
-from modelsurgeon.core.errors import ModelSurgeonError, NotInitializedError, UnsupportedOpError
 from modelsurgeon.core.engine.model_zoo import vision
 from modelsurgeon.core.engine.symbol import Graph
+from modelsurgeon.core.errors import ModelSurgeonError, NotInitializedError, UnsupportedOpError
 
 ZOO = ("alexnet", "resnet18_v1", "resnet34_v1", "resnet18_v2", "vgg11", "squeezenet1.1",
        "mobilenet0.25", "mobilenet1.0")

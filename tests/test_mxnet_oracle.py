@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from modelsurgeon import core
-from modelsurgeon.core import binding as checkpoint
 from modelsurgeon.cli.main import cli
+from modelsurgeon.core import binding as checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = ROOT / "tools" / "mxnet_oracle" / "oracle.py"

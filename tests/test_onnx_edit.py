@@ -9,14 +9,16 @@ import warnings
 import numpy as np
 import pytest
 
+from modelsurgeon.core.errors import OutputFormatError
+
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from modelsurgeon.core.errors import CheckpointError, SurgeryError
-from modelsurgeon.core.formats.base import TensorInfo
 from modelsurgeon.core.formats import onnx_edit as edit
-from modelsurgeon.core.onnx import runtime
+from modelsurgeon.core.formats.base import TensorInfo
 from modelsurgeon.core.formats.onnx import OnnxReader, is_onnx, sniff
+from modelsurgeon.core.onnx import runtime
 
 
 def _torch_cnn(tmp_path_factory: pytest.TempPathFactory, dynamo: bool) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
@@ -272,8 +274,8 @@ def test_reader_marks_running_statistics_as_aux(tmp_path, small_zoo_model, small
 def test_format_entry_detects_reads_and_writes(tmp_path, small_zoo_model, small_input):
     from modelsurgeon.core.binding import named_infos
     from modelsurgeon.core.engine import architecture as arch
-    from modelsurgeon.core.formats.spec import Documents, Probe
     from modelsurgeon.core.formats.onnx_edit import FORMAT
+    from modelsurgeon.core.formats.spec import Documents, Probe
     net = small_zoo_model("mobilenet0.25")
     x = small_input("mobilenet0.25")
     graph, params = net.trace(x)
@@ -281,7 +283,10 @@ def test_format_entry_detects_reads_and_writes(tmp_path, small_zoo_model, small_
     documents = Documents("named", arch.describe(net, [{"name": "data", "shape": list(x.shape), "dtype": "float32"}]),
                           graph.to_dict())
     path = str(tmp_path / "m.onnx")
-    assert FORMAT.write(path, infos, lambda info: params[info.key].data(), documents) == []
+    from modelsurgeon.core.onnx.export.exporter import write_documents  # a graph is exported a level up
+    assert write_documents(path, infos, lambda info: params[info.key].data(), documents) == []
+    with pytest.raises(OutputFormatError, match="exported from a graph"):
+        FORMAT.write(str(tmp_path / "x.onnx"), infos, lambda info: params[info.key].data(), documents)
     with open(path, "rb") as handle:
         head = handle.read(64)
     assert FORMAT.sniff(Probe(path, head, os.path.getsize(path)))

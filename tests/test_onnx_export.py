@@ -336,8 +336,8 @@ def test_export_needs_the_input_shape_of_a_bare_graph():
 
 
 def test_a_converter_that_misses_mxnets_dtype_is_corrected_by_a_cast(monkeypatch):
-    from modelsurgeon.core.onnx import export
-    monkeypatch.setitem(export._CONVERTERS, "Cast", lambda c: c.add("Identity", c.inputs))  # forgets the dtype
+    from modelsurgeon.core.onnx.export import builder
+    monkeypatch.setitem(builder._CONVERTERS, "Cast", lambda c: c.add("Identity", c.inputs))  # forgets the dtype
     graph = _graph("Cast", {"dtype": "float16"}, ["data"])
     model = export_graph(graph, {}, {"data": X4.shape})
     assert any(n.op_type == "Cast" and n.name.endswith("/dtype") for n in model.graph.node)

@@ -15,8 +15,13 @@ from modelsurgeon import core
 from modelsurgeon.core.engine import architecture, nn, ops
 from modelsurgeon.core.engine.census import census
 from modelsurgeon.core.engine.symbol import Graph
-from modelsurgeon.core.errors import (CheckpointError, InvalidAttributeError, ModelSurgeonError, ShapeError,
-                                      UnsupportedOpError)
+from modelsurgeon.core.errors import (
+    CheckpointError,
+    InvalidAttributeError,
+    ModelSurgeonError,
+    ShapeError,
+    UnsupportedOpError,
+)
 
 
 def _graph(op: str, attrs: dict[str, str], inputs: list[str], name: str = "bad0") -> dict:

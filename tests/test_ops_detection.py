@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+
 from modelsurgeon.core.engine import ops
 from modelsurgeon.core.errors import (
     InvalidAttributeError,

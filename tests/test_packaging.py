@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import pathlib
+
 import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -22,8 +23,8 @@ def test_pyproject_lists_every_package_folder():
 
 
 def test_no_top_level_core_or_cli_package_is_importable():
-    import modelsurgeon.core
     import modelsurgeon.cli  # noqa: F401
+    import modelsurgeon.core
     for name in ("core", "cli"):
         spec = importlib.util.find_spec(name)
         assert spec is None or "modelsurgeon" in str(spec.origin) or str(ROOT) in str(spec.origin)
@@ -77,6 +78,7 @@ def test_the_console_script_flushes_everything_and_keeps_its_exit_codes(tmp_path
     still arrive whole, and every exit code must survive."""
     import json
     import subprocess
+
     from system_helpers import console_script
     script = console_script()
     sample = str(ROOT / "sample_models" / "cnn.h5")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from modelsurgeon.core.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from modelsurgeon.core.formats.atomic import TEMP_PREFIX
 from system_helpers import console_script, drop_permission_override, tmpfs
+
+from modelsurgeon.core.formats.atomic import TEMP_PREFIX
 
 #: (label, arguments before -o, output file name)
 COMMANDS = [
@@ -238,6 +239,7 @@ def test_temp_names_carry_the_writer(tmp_path, monkeypatch):
 import errno
 
 from cli_helpers import error_line, invoke
+
 from modelsurgeon.cli.errors import ExitCode
 
 

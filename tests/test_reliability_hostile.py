@@ -27,16 +27,17 @@ import h5py
 import numpy as np
 import pytest
 from cli_helpers import SAMPLES, digest, error_line, invoke
+
 from modelsurgeon.cli.errors import ExitCode
-from modelsurgeon.core.engine import architecture as arch
 from modelsurgeon.core.binding import (
     model_from_reader,
     open_checkpoint,
     read_graph_file,
 )
+from modelsurgeon.core.engine import architecture as arch
+from modelsurgeon.core.engine.symbol import Graph
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
 from modelsurgeon.core.formats import h5, h5safe
-from modelsurgeon.core.engine.symbol import Graph
 
 PEERS = Path(__file__).resolve().parent / "fixtures" / "peers"
 BIG_ATTRIBUTE = np.zeros((h5safe.ATTR_LIMIT // 4) + 1024, np.float32)
@@ -491,8 +492,7 @@ def test_keras_model_config_code_is_kept_as_text(tmp_path, monkeypatch, warmed):
 def test_safetensors_documents_build_only_registered_layers(tmp_path, monkeypatch, warmed):
     """Our architecture carried in safetensors metadata goes through the same registry."""
     from modelsurgeon.core.formats.base import TensorInfo
-    from modelsurgeon.core.formats.safetensors_io import write_safetensors
-    from modelsurgeon.core.formats.safetensors_io import ST_ARCHITECTURE, ST_KIND
+    from modelsurgeon.core.formats.safetensors_io import ST_ARCHITECTURE, ST_KIND, write_safetensors
     path = tmp_path / "evil.safetensors"
     document = _doc({"type": "subprocess.Popen", "config": {"args": ["id"]}})
     write_safetensors(str(path), [TensorInfo("0.weight", (2,), np.dtype("f4"))], lambda i: np.zeros(2, np.float32),

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from cli_helpers import error_line, invoke
 from fuzz.harness import isolated
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.binding import open_checkpoint, read_graph_file
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
@@ -249,6 +250,7 @@ def _deep_json(depth: int) -> str:
 def test_deeply_nested_architectures_are_refused(depth, tmp_path):
     """Too deep to build (100 levels > 64) or too deep to parse (10,000): exit 4/6, one line, no crash."""
     import h5py
+
     from modelsurgeon.core.formats.h5 import write_h5
     path = tmp_path / "deep.h5"
     write_h5(str(path), "structural", [TensorInfo("0.weight", (2, 2), np.dtype(np.float32))],
@@ -281,8 +283,7 @@ def test_deeply_nested_graph_json_is_refused(depth, tmp_path):
 
 
 def test_deeply_nested_safetensors_metadata_is_refused(tmp_path):
-    from modelsurgeon.core.formats.safetensors_io import write_safetensors
-    from modelsurgeon.core.formats.safetensors_io import ST_ARCHITECTURE
+    from modelsurgeon.core.formats.safetensors_io import ST_ARCHITECTURE, write_safetensors
     path = tmp_path / "deep.safetensors"
     write_safetensors(str(path), [TensorInfo("w", (1,), np.dtype(np.float32))], lambda i: np.zeros(1, np.float32),
                       metadata={ST_ARCHITECTURE: _deep_json(50_000)})

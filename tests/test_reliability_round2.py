@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from modelsurgeon.core.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -436,6 +437,7 @@ def _raw_safetensors(path: Path, header: dict, data: bytes = b"") -> Path:
 def test_zero_element_tensors_numpy_cannot_hold_are_refused(tmp_path, shape, message):
     """Item 11: these listed fine and then crashed diff/convert (exit 70) in numpy."""
     from cli_helpers import invoke
+
     from modelsurgeon.core.binding import open_checkpoint
     path = _raw_safetensors(tmp_path / "odd.safetensors", {"x": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}})
     with pytest.raises(CheckpointError, match=message):
@@ -460,6 +462,7 @@ def test_zero_element_tensors_numpy_can_hold_still_work(tmp_path):
 def test_a_shard_name_with_a_lone_surrogate_is_refused(tmp_path):
     """Item 11: '\\ud800' in a shard name was an internal error (UnicodeEncodeError)."""
     from cli_helpers import invoke
+
     from modelsurgeon.core.binding import open_checkpoint
     index = tmp_path / "model.safetensors.index.json"
     index.write_text('{"metadata": {}, "weight_map": {"a": "model-\\ud800.safetensors"}}')
@@ -470,8 +473,9 @@ def test_a_shard_name_with_a_lone_surrogate_is_refused(tmp_path):
 
 def test_an_index_with_a_long_metadata_block_is_recognised(tmp_path):
     """Item 12: weight_map after 64 KiB of metadata; looks_like_index parses the whole JSON."""
-    from modelsurgeon.core.formats.safetensors_io import looks_like_index
     from safetensors.numpy import save_file
+
+    from modelsurgeon.core.formats.safetensors_io import looks_like_index
     save_file({"a": np.arange(3, dtype=np.float32)}, str(tmp_path / "model-00001-of-00001.safetensors"))
     index = tmp_path / "model.safetensors.index.json"
     index.write_text(json.dumps({"metadata": {"notes": "x" * 100_000},
@@ -489,8 +493,9 @@ def test_an_index_with_a_long_metadata_block_is_recognised(tmp_path):
 def test_a_malformed_graph_in_safetensors_metadata_is_set_aside_with_a_note(tmp_path):
     """Item 12: the tensors are listed; the graph is dropped with a note (it made inspect exit 6)."""
     from cli_helpers import invoke
-    from modelsurgeon.core.binding import open_checkpoint
     from safetensors.numpy import save_file
+
+    from modelsurgeon.core.binding import open_checkpoint
     path = tmp_path / "g.safetensors"
     save_file({"a": np.zeros(3, np.float32)}, str(path),
               metadata={"modelsurgeon.graph": json.dumps({"nodes": 5}), "modelsurgeon.kind": "named"})

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from modelsurgeon.cli.main import cli
+from modelsurgeon.cli.target import parse_size
 from modelsurgeon.core import binding as checkpoint
 from modelsurgeon.core.engine import nn
-from modelsurgeon.cli.target import parse_size
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 
@@ -104,6 +104,7 @@ def test_a_shard_missing_from_disk_is_a_clear_error(cnn, tmp_path):
 def test_many_shards_are_read_with_few_files_open(cnn, tmp_path, fmt, index_name, monkeypatch):
     """At most MAX_OPEN_SHARDS shards stay open; the rest are reopened on demand, data and kernel copies alike."""
     import os
+
     from modelsurgeon.core.formats import sharded
     monkeypatch.setattr(sharded, "MAX_OPEN_SHARDS", 2)
     out = tmp_path / "shards"
@@ -180,7 +181,6 @@ def test_commit_queue_left_by_an_error_commits_nothing_more(tmp_path):
 def test_commit_queue_raises_a_failed_commit_when_its_block_ends(tmp_path, monkeypatch):
     """Leaving the block normally reports a commit that failed, even without a wait()."""
     import errno
-    import os
 
     from modelsurgeon.core.formats import atomic
     monkeypatch.setattr(atomic.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))

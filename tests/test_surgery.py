@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from modelsurgeon.core import binding as checkpoint, surgery
+from modelsurgeon.core import binding as checkpoint
+from modelsurgeon.core import surgery
 
 PEERS = Path(__file__).resolve().parent / "fixtures" / "peers"
 

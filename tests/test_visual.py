@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from modelsurgeon.cli.main import cli
-from modelsurgeon.core import binding as checkpoint, surgery, visual
-from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
+from modelsurgeon.core import binding as checkpoint
+from modelsurgeon.core import surgery, visual
 from modelsurgeon.core.engine.symbol import Graph
+from modelsurgeon.core.formats.base import CheckpointReader, TensorInfo
 from modelsurgeon.core.visual import placement
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvalidAttributeError, ModelSurgeonError
 from . import nn
 from .block import Block
-from ..errors import InvalidAttributeError, ModelSurgeonError
 from .model_zoo import vision
 
 DOCUMENT_FORMAT = "modelsurgeon-architecture"

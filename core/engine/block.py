@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import naming, persistence, symbol
 from ..errors import ModelSurgeonError
+from . import naming, persistence, symbol
 from .parameter import Parameter, shape_is_known
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DeferredInitializationError, ModelSurgeonError, NotInitializedError, ShapeError
 from . import initializer as _init
 from . import naming, random, symbol
-from ..errors import DeferredInitializationError, ModelSurgeonError, NotInitializedError, ShapeError
 
 UNKNOWN = -1
 

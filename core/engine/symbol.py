@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
 from ..dtypes import MX_FLAG_OF_DTYPE
 from ..errors import ModelSurgeonError, ShapeError, UnsupportedOpError
+from . import ops
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
 #: The MXNet version our graphs claim to follow (1.9.1), as MXNet encodes it.

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import MX_DTYPE_FLAGS
+from ..errors import ModelSurgeonError
 from . import persistence
 from .block import HybridBlock
-from ..errors import ModelSurgeonError
 from .parameter import UNKNOWN, Parameter
-from ..dtypes import MX_DTYPE_FLAGS
 from .symbol import Graph
 
 

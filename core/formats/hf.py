@@ -53,8 +53,7 @@ from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Locate
 from .safetensors_dtypes import BITS
 from .safetensors_write import _target_code, write_safetensors
-from .spec import Documents, Progress
-from .spec import Format
+from .spec import Documents, Format, Progress
 
 Fetch = Callable[[TensorInfo], np.ndarray]
 Opener = Callable[[str], CheckpointReader]

@@ -54,10 +54,31 @@ __all__ = [
     "write_npz",
     "write_params",
 ]
-from .mxnet_common import BF16_FLAG, LIST_MAGIC, MAX_NAME_BYTES, MAX_NDIM, V1_MAGIC, V2_MAGIC, V3_MAGIC, _CHUNK, _LE_FLAGS, _NUM_AUX, _STYPES, _VERSION_NAMES, _check_nbytes, _fresh, _kind, _normalize_bool, _open, _pread, _short, _split_role, sniff
+from .mxnet_common import (
+    _CHUNK,
+    _LE_FLAGS,
+    _NUM_AUX,
+    _STYPES,
+    _VERSION_NAMES,
+    BF16_FLAG,
+    LIST_MAGIC,
+    MAX_NAME_BYTES,
+    MAX_NDIM,
+    V1_MAGIC,
+    V2_MAGIC,
+    V3_MAGIC,
+    _check_nbytes,
+    _fresh,
+    _kind,
+    _normalize_bool,
+    _open,
+    _pread,
+    _short,
+    _split_role,
+    sniff,
+)
 from .mxnet_npz import MXNetNpzReader
 from .mxnet_write import write_npz, write_params
-
 
 # --------------------------------------------------------------------------------------------
 # legacy binary .params

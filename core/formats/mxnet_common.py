@@ -11,11 +11,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import CheckpointError
 from ..dtypes import MX_DTYPE_FLAGS
+from ..errors import CheckpointError
 from .base import NAMED, STRUCTURAL, input_errors
-
-
 
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8

@@ -14,9 +14,21 @@ import numpy as np
 from ..errors import CheckpointError, brief_list
 from .base import MAX_TENSORS, CheckpointReader, TensorInfo
 from .extents import read_exact
-
-from .mxnet_common import INFLATE_CHUNK, MAX_NDIM, _FLAG_OF_LE, _MAX_DEFLATE_RATIO, _ZIP_HEAD, _check_nbytes, _fresh, _kind, _normalize_bool, _open, _pread, _short, _split_role
-
+from .mxnet_common import (
+    _FLAG_OF_LE,
+    _MAX_DEFLATE_RATIO,
+    _ZIP_HEAD,
+    INFLATE_CHUNK,
+    MAX_NDIM,
+    _check_nbytes,
+    _fresh,
+    _kind,
+    _normalize_bool,
+    _open,
+    _pread,
+    _short,
+    _split_role,
+)
 
 # --------------------------------------------------------------------------------------------
 # MXNet 2 / numpy .npz

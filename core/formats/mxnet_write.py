@@ -14,9 +14,7 @@ from ..errors import SurgeryError
 from .atomic import CommitQueue, atomic_output
 from .base import TensorInfo
 from .extents import ExtentCopier, Locate, usable
-
-from .mxnet_common import LIST_MAGIC, MAX_NAME_BYTES, MAX_NDIM, MXNET1_FLAGS, V2_MAGIC, V3_MAGIC, _FLAG_OF_LE
-
+from .mxnet_common import _FLAG_OF_LE, LIST_MAGIC, MAX_NAME_BYTES, MAX_NDIM, MXNET1_FLAGS, V2_MAGIC, V3_MAGIC
 
 # --------------------------------------------------------------------------------------------
 # writing

@@ -193,7 +193,6 @@ class OnnxReader(CheckpointReader):
                          "opset": ",".join(f"{o.domain or 'ai.onnx'}:{o.version}" for o in model.opset_import)}
         props = {p.key: p.value for p in model.metadata_props}
         self.metadata.update({f"prop:{k}": v for k, v in props.items()})
-        from .export import STRUCTURAL_PROP
         try:
             structural = set(json.loads(props.get(STRUCTURAL_PROP, "{}")))
         except ValueError:

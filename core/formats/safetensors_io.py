@@ -68,9 +68,20 @@ Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
 
 #: The safetensors format's limit on the header length (and ours).
-from .safetensors_dtypes import BITS, MAX_DIMS, MAX_HEADER_SIZE, MAX_INDEX_SIZE, MAX_SPAN, NUMPY_DTYPES, REFUSED, UPCAST, _FLOAT32, bf16_to_f32, f8_to_f32
+from .safetensors_dtypes import (
+    _FLOAT32,
+    BITS,
+    MAX_DIMS,
+    MAX_HEADER_SIZE,
+    MAX_INDEX_SIZE,
+    MAX_SPAN,
+    NUMPY_DTYPES,
+    REFUSED,
+    UPCAST,
+    bf16_to_f32,
+    f8_to_f32,
+)
 from .safetensors_write import write_safetensors
-
 
 # ---------------------------------------------------------------------------------------------
 # Reading

@@ -20,8 +20,17 @@ Fetch = Callable[[TensorInfo], np.ndarray]
 Progress = Callable[[int, int], None]
 
 #: The safetensors format's limit on the header length (and ours).
-from .safetensors_dtypes import BITS, MAX_HEADER_SIZE, NUMPY_DTYPES, UPCAST, _CODE_OF, _FLOAT32, _RANK, f32_to_bf16, f32_to_f8
-
+from .safetensors_dtypes import (
+    _CODE_OF,
+    _FLOAT32,
+    _RANK,
+    BITS,
+    MAX_HEADER_SIZE,
+    NUMPY_DTYPES,
+    UPCAST,
+    f32_to_bf16,
+    f32_to_f8,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Writing

@@ -53,7 +53,7 @@ def session(model: str | os.PathLike[str] | ModelProto | bytes, threads: int | N
         options.inter_op_num_threads = 1
     source: Any = model
     if isinstance(model, (str, os.PathLike)):
-        from .reader import OnnxReader
+        from ..formats.onnx import OnnxReader
         with OnnxReader(os.fspath(model)):
             pass  # validates the file and the location of its external data
         source = os.fspath(model)
@@ -112,7 +112,7 @@ def run_file(path: str, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray],
              **export_options: Any) -> list[np.ndarray]:
     """``run --engine onnxruntime``: run an ``.onnx`` file, or any checkpoint with a graph or an
     architecture (exported in memory first, on the shape of the first input), through ONNX Runtime."""
-    from .reader import is_onnx
+    from ..formats.onnx import is_onnx
     if is_onnx(path):
         return run(path, inputs, threads)
     from ..binding import open_checkpoint

@@ -13,12 +13,25 @@ from .average import plan_average
 from .cast import cast_plan, check_storable
 from .convert import plan_convert, plan_to_named, plan_to_structural
 from .diff import DiffResult, comparable_keys, diff, find_renames
-from .head import HEAD_INITS, Head, find_head, plan_replace_head, structural_keys
-from .plan import (Combine, Copy, Destination, New, Plan, Source, Transform, apply, carried_metadata, check,
-                   check_paths, destination, outputs)
-from .rename import plan_rename, rename_architecture
 from .embedding import plan_resize_embedding
 from .fit import fit_mapping, plan_fit, resolve_target
+from .head import HEAD_INITS, Head, find_head, plan_replace_head, structural_keys
+from .plan import (
+                   Combine,
+                   Copy,
+                   Destination,
+                   New,
+                   Plan,
+                   Source,
+                   Transform,
+                   apply,
+                   carried_metadata,
+                   check,
+                   check_paths,
+                   destination,
+                   outputs,
+)
+from .rename import plan_rename, rename_architecture
 from .rules import Rule, parse_rule, parse_rule_file, prefix_rules, rule
 from .select import plan_select
 

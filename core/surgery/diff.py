@@ -12,7 +12,6 @@ from ..formats.base import STRUCTURAL, CheckpointReader
 from .head import structural_keys
 
 
-
 @dataclass
 class DiffResult:
     only_a: list[str]

@@ -10,10 +10,9 @@ import numpy as np
 
 from ..binding import structural_view
 from ..errors import ParameterError, SurgeryError, brief_list
-from ..formats.base import STRUCTURAL, CheckpointReader
-from ..lazy import lazy_module
 from ..formats import hf, keras3
-from ..formats.base import TensorInfo
+from ..formats.base import STRUCTURAL, CheckpointReader, TensorInfo
+from ..lazy import lazy_module
 from .plan import Copy, New, Plan, Source, carried_metadata
 
 arch = lazy_module("modelsurgeon.core.engine.architecture")

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from .diff import diff_picture
 from .picture import DIFF_STATES, Layer, Picture, TensorRow
-from .sources import build_picture, picture_from_graph
 from .placement import Box, Drawing, Frame, layout
 from .render import render_diff_html, render_html, render_svg
+from .sources import build_picture, picture_from_graph
 from .stats import histogram, sparkline
 
 __all__ = ["DIFF_STATES", "Box", "Drawing", "Frame", "Layer", "Picture", "TensorRow", "build_picture",

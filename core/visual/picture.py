@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from ..formats.base import TensorInfo
 
 #: Diff states from the most to the least important; a layer takes the first state any of its

@@ -32,8 +32,17 @@ from ..dtypes import MX_DTYPE_FLAGS
 from ..engine.symbol import Graph
 from ..errors import ModelSurgeonError, ShapeError
 from ..formats.base import NAMED, STRUCTURAL, CheckpointReader, TensorInfo
-from .picture import (_TWO_WORD_SUFFIXES, Layer, Picture, TensorRow, _attr_tuple, _op_word, block_summary,
-                      op_summary, tensor_row)
+from .picture import (
+    _TWO_WORD_SUFFIXES,
+    Layer,
+    Picture,
+    TensorRow,
+    _attr_tuple,
+    _op_word,
+    block_summary,
+    op_summary,
+    tensor_row,
+)
 
 
 def build_picture(reader: CheckpointReader, input_shape: tuple[int, ...] | None = None,

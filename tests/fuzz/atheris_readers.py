@@ -23,11 +23,11 @@ import atheris
 
 with atheris.instrument_imports():
     from modelsurgeon.core.engine import architecture
+    from modelsurgeon.core.engine.symbol import Graph
+    from modelsurgeon.core.engine.symbol_block import SymbolBlock
     from modelsurgeon.core.errors import ModelSurgeonError
     from modelsurgeon.core.formats.mxnet import MXNetNpzReader, MXNetParamsReader
     from modelsurgeon.core.formats.safetensors_io import SafetensorsReader
-    from modelsurgeon.core.engine.symbol import Graph
-    from modelsurgeon.core.engine.symbol_block import SymbolBlock
 
 SCRATCH = os.path.join(tempfile.mkdtemp(prefix="atheris-"), "input")
 

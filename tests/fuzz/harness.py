@@ -137,8 +137,8 @@ def isolated(function: Callable[..., Any], *args: Any, time_limit: int = TIME_LI
 
 def open_and_read(path: str) -> str:
     """What every command does first: open, list, read every tensor; build the documents."""
-    from modelsurgeon.core.engine import architecture as arch
     from modelsurgeon.core.binding import open_checkpoint
+    from modelsurgeon.core.engine import architecture as arch
     from modelsurgeon.core.engine.symbol import Graph
     with open_checkpoint(path) as reader:
         for key in reader.keys():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ...errors import InvalidAttributeError, ModelSurgeonError
 from .. import nd, ops
 from ..block import Block, HybridBlock
-from ...errors import InvalidAttributeError, ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import InvalidAttributeError, ModelSurgeonError
 from .. import nd
 from ..block import HybridBlock
-from ...errors import InvalidAttributeError, ModelSurgeonError
 from ..parameter import UNKNOWN, Parameter
 from .basic_layers import Activation, add_bias_and_activation, check_attrs
 

@@ -17,8 +17,9 @@ them. An operator ONNX cannot express raises :class:`UnsupportedOpError` naming 
 ['weight', 'bias']
 """
 
+from ...formats.onnx import STRUCTURAL_PROP
 from . import activations, arithmetic, detection, numpy_ops, reductions, shapes, structure  # noqa: F401 (converters register)
-from .builder import BATCH, DEFAULT_OPSET, STRUCTURAL_PROP, converts, exportable_ops
+from .builder import BATCH, DEFAULT_OPSET, converts, exportable_ops
 from .exporter import export_block, export_checkpoint, export_file, export_graph, save
 
 __all__ = ["BATCH", "DEFAULT_OPSET", "STRUCTURAL_PROP", "converts", "export_block", "export_checkpoint", "export_file",

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ...engine.symbol import Graph
     from ...formats.base import CheckpointReader
 
-from .builder import BATCH, DEFAULT_OPSET, STRUCTURAL_PROP, _Builder, _converter, _Ctx, _onnx_dtype
+from ...formats.onnx import STRUCTURAL_PROP
+from .builder import BATCH, DEFAULT_OPSET, _Builder, _converter, _Ctx, _onnx_dtype
 
 # -- the exporter -------------------------------------------------------------------------------
 

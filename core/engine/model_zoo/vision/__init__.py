@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...block import HybridBlock
 from ....errors import ModelSurgeonError
+from ...block import HybridBlock
 from .alexnet import AlexNet
 from .mobilenet import MobileNet, mobilenet0_5, mobilenet0_25, mobilenet0_75, mobilenet1_0
-from .resnet import (BasicBlockV1, BasicBlockV2, ResNetV1, ResNetV2, resnet18_v1, resnet18_v2,
-                     resnet34_v1, resnet34_v2)
+from .resnet import BasicBlockV1, BasicBlockV2, ResNetV1, ResNetV2, resnet18_v1, resnet18_v2, resnet34_v1, resnet34_v2
 from .squeezenet import SqueezeNet, squeezenet1_0, squeezenet1_1
 from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg16
 
