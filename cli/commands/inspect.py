@@ -137,7 +137,8 @@ def inspect(file: str, tree: bool, pattern: re.Pattern[str] | None, stats: bool,
         document: dict[str, Any] = {"file": file, "format": reader.format, "kind": reader.kind,
                                     "summary": summary, "tensors": records,
                                     "architecture": describe_architecture(reader), "graph": describe_graph(reader),
-                                    "metadata": {k: v for k, v in reader.metadata.items() if len(v) < 4096}}
+                                    "metadata": {k: v for k, v in reader.metadata.items() if len(v) < 4096},
+                                    "notes": list(reader.notes)}
         root = key_tree(_tree_view(infos)) if tree else None
         if tree:
             document["tree"] = [child.to_dict() for child in root.children]  # type: ignore[union-attr]
@@ -145,6 +146,8 @@ def inspect(file: str, tree: bool, pattern: re.Pattern[str] | None, stats: bool,
             out.emit("inspect", document)
             return
         _print_inspect(out, document, root, reader.kind == "named", stats)
+        for note in document["notes"]:
+            out.note(f"note: {note}")
 
 
 def _inspect_operators(file: str, out: Output, member: str | None = None) -> None:

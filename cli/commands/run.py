@@ -6,11 +6,17 @@ import click
 import numpy as np
 
 from modelsurgeon.core import binding
-from modelsurgeon.core.errors import InputNotFoundError, SurgeryError
+from modelsurgeon.core.engine.budget import check_forward
+from modelsurgeon.core.errors import CheckpointError, InputNotFoundError, SurgeryError
+from modelsurgeon.core.formats.npyfile import read_npy
 
 from ..options import member_option, output_options, reader_options, shape_option
 from ..output import Output, shape_text
-from ..target import check_output
+from ..target import check_output, parse_size
+
+
+def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    return None if value is None else parse_size(value)
 
 
 @click.command()
@@ -23,10 +29,13 @@ from ..target import check_output
 @click.option("--top-k", type=click.IntRange(0), default=5, show_default=True, help="Classes to show per example.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output array here (.npy).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--max-memory", callback=_memory, metavar="SIZE",
+              help="Refuse a forward pass whose activations would need more than SIZE (e.g. 4GB; default: "
+                   "half of this machine's memory), computed from the shapes before running.")
 @member_option
 @output_options
 def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None, seed: int, symbol_file: str | None,
-        top_k: int, output: str | None, force: bool, member: str | None, out: Output) -> None:
+        top_k: int, output: str | None, force: bool, max_memory: int | None, member: str | None, out: Output) -> None:
     """Run a forward pass from the checkpoint's architecture or graph.
 
     The quick way to check that surgery kept a model working: prints the output shape
@@ -59,6 +68,7 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
             else:
                 raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
             x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        check_forward(model, tuple(x.shape), x.dtype, max_memory=max_memory, source=file)
         with out.progress("running", None):
             y = model(x)
     outputs = list(y) if isinstance(y, tuple) else [y]
@@ -89,15 +99,15 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
 
 
 def _load_npy(path: str) -> np.ndarray:
+    """The ``--input`` array, read safely (a header claiming more than the file holds, objects, a FIFO
+    are refused before anything is allocated); a bad file is a usage error naming the option."""
     try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputNotFoundError(path, "no such file") from None
-    except (ValueError, OSError) as exc:
-        raise click.BadParameter(f"{path}: not a .npy array: {exc}", param_hint="'--input'") from None
-    if not isinstance(array, np.ndarray):
-        raise click.BadParameter(f"{path}: expected one array (.npy), not an archive", param_hint="'--input'")
-    return array
+        return read_npy(path)
+    except InputNotFoundError:
+        raise
+    except CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--input'") from None
+
 
 
 command = run

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compare import compare_tensors
 from ..formats.base import STRUCTURAL, CheckpointReader
 from .head import structural_keys
 
@@ -66,12 +67,10 @@ def diff(a: CheckpointReader, b: CheckpointReader, values: bool = False, progres
         done = 0
         if progress is not None:
             progress(0, total)
-        for key in todo:
-            xa, xb = a.read(ka[key]), b.read(kb[key])
-            same = bool(np.array_equal(xa, xb, equal_nan=xa.dtype.kind == "f" and xb.dtype.kind == "f"))
-            delta = 0.0 if same or xa.size == 0 else float(np.max(np.abs(xa.astype(np.float64) - xb.astype(np.float64))))
-            compared.append({"key": key, "max_abs_diff": delta, "equal": same})
-            done += xa.nbytes + xb.nbytes
+        for key in todo:  # in bounded pieces: a tensor is never held twice, nor as float64 whole
+            result = compare_tensors(a, ka[key], b, kb[key])
+            compared.append({"key": key, "max_abs_diff": result.max_abs_diff, "equal": result.equal})
+            done += a.tensors[ka[key]].nbytes + b.tensors[kb[key]].nbytes
             if progress is not None:
                 progress(done, total)
     moved = find_renames(a, b, only_a, only_b, ka, kb) if renames and only_a and only_b else []
