@@ -14,6 +14,7 @@ tests skip locally and fail under CI, like every oracle test.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -118,8 +119,11 @@ def gluoncv_cases(request, mxnet_python_path):
     names = _selected_case_names(request.session)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine", MXNET_HOME=str(ARTIFACTS / ".mxnet"))
-    made = subprocess.run([mxnet_python_path, str(MAKE_CASES), str(ARTIFACTS), "--only", ",".join(names)],
-                          capture_output=True, text=True, env=env, timeout=1800, check=False)
+    # one maker at a time: parallel test workers share the cache (the second finds the cases made)
+    with open(ARTIFACTS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = subprocess.run([mxnet_python_path, str(MAKE_CASES), str(ARTIFACTS), "--only", ",".join(names)],
+                              capture_output=True, text=True, env=env, timeout=1800, check=False)
     if made.returncode != 0:
         pytest.fail(f"make_cases.py failed ({made.returncode}):\n{made.stderr[-3000:]}")
     catalogue = json.loads((ARTIFACTS / "catalogue.json").read_text())

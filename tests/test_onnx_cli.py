@@ -87,3 +87,20 @@ def test_convert_a_structural_file_with_its_architecture_to_onnx(tmp_path):
     with open_checkpoint(str(SAMPLES / "cnn.h5")) as reader:
         expected = model_from_reader(reader)(x)
     np.testing.assert_allclose(runtime.run(str(out), [x], threads=1)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_run_through_onnx_runtime_gives_the_numpy_engines_output(tmp_path):
+    from pathlib import Path
+    sample = Path(__file__).resolve().parent.parent / "sample_models" / "cnn.h5"
+    ours = json.loads(invoke("run", sample, "--seed", "3", "--json").stdout)
+    theirs = json.loads(invoke("run", sample, "--seed", "3", "--json", "--engine", "onnxruntime").stdout)
+    assert ours["outputs"] == theirs["outputs"]
+    for row_a, row_b in zip(ours["top_k"], theirs["top_k"]):
+        assert [c["class"] for c in row_a] == [c["class"] for c in row_b]
+        np.testing.assert_allclose([c["score"] for c in row_a], [c["score"] for c in row_b], rtol=1e-4, atol=1e-5)
+    exported = tmp_path / "cnn.onnx"
+    invoke("convert", sample, "-o", exported)
+    direct = json.loads(invoke("run", exported, "--seed", "3", "--json", "--engine", "onnxruntime").stdout)
+    assert direct["top_k"] == theirs["top_k"]
+    refused = invoke("run", exported, code=6)
+    assert "--engine onnxruntime" in refused.stderr

@@ -8,6 +8,7 @@ where the case generator is not part of the checkout.
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,9 @@ def cases(mxnet_run) -> Path:
     if not TOOL.exists():
         pytest.skip("tools/gluoncv_zoo/make_cases.py is not in this checkout")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    mxnet_run(GENERATE, str(TOOL), str(ARTIFACTS), ",".join(CASES), timeout=600)
+    with open(ARTIFACTS / ".lock", "w") as lock:  # parallel test workers share the cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mxnet_run(GENERATE, str(TOOL), str(ARTIFACTS), ",".join(CASES), timeout=600)
     return ARTIFACTS
 
 

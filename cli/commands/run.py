@@ -32,10 +32,14 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.option("--max-memory", callback=_memory, metavar="SIZE",
               help="Refuse a forward pass whose activations would need more than SIZE (e.g. 4GB; default: "
                    "half of this machine's memory), computed from the shapes before running.")
+@click.option("--engine", type=click.Choice(["numpy", "onnxruntime"]), default="numpy", show_default=True,
+              help="Run on modelsurgeon's numpy engine, or through ONNX Runtime (an .onnx file, or any model "
+                   "exported to ONNX in memory first): the quick way to compare the two.")
 @member_option
 @output_options
 def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None, seed: int, symbol_file: str | None,
-        top_k: int, output: str | None, force: bool, max_memory: int | None, member: str | None, out: Output) -> None:
+        top_k: int, output: str | None, force: bool, max_memory: int | None, engine: str,
+        member: str | None, out: Output) -> None:
     """Run a forward pass from the checkpoint's architecture or graph.
 
     The quick way to check that surgery kept a model working: prints the output shape
@@ -48,6 +52,11 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
     """
     if input_file is not None and random_shape is not None:
         raise click.UsageError("give --input or --random-input, not both")
+    if engine == "onnxruntime":
+        outputs = _run_onnxruntime(file, input_file, random_shape, seed, output, force, member, out)
+        x = outputs.pop(0)
+        _report(out, file, x, outputs, top_k, output, force)
+        return
     with out.progress("opening", None):  # one spinner: loading the weights, then running
         with binding.open_checkpoint(file, reader_options(member)) as reader:
             if output is not None:
@@ -55,6 +64,9 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
                                       *([input_file] if input_file else [])], force)
             if symbol_file is not None:
                 reader.graph = binding.read_graph_file(symbol_file).to_dict()
+            if reader.format == "onnx":
+                raise SurgeryError(f"{file} is an ONNX model: the numpy engine runs MXNet graphs and our "
+                                   "architectures; run it with --engine onnxruntime")
             with out.progress(f"loading {len(reader.tensors)} tensors", None):
                 model = binding.model_from_reader(reader)
             recorded = getattr(model, "_input_specs", None)
@@ -71,7 +83,35 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
         check_forward(model, tuple(x.shape), x.dtype, max_memory=max_memory, source=file)
         with out.progress("running", None):
             y = model(x)
-    outputs = list(y) if isinstance(y, tuple) else [y]
+    _report(out, file, x, list(y) if isinstance(y, tuple) else [y], top_k, output, force)
+
+
+def _run_onnxruntime(file: str, input_file: str | None, random_shape: tuple[int, ...] | None, seed: int,
+                     output: str | None, force: bool, member: str | None, out: Output) -> list[np.ndarray]:
+    """[input, outputs...] of a pass through ONNX Runtime (the model exported to ONNX first if it is not)."""
+    from modelsurgeon.core.formats.onnx import is_onnx
+    from modelsurgeon.core.onnx import runtime
+    if output is not None:
+        check_output(output, [file, *([input_file] if input_file else [])], force)
+    if input_file is not None:
+        x = _load_npy(input_file)
+    else:
+        shape = random_shape
+        if shape is None and is_onnx(file):
+            dims = runtime.input_specs(file)[0].shape
+            shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims)
+        elif shape is None:
+            with binding.open_checkpoint(file, reader_options(member)) as reader:
+                recorded = getattr(binding.model_from_reader(reader), "_input_specs", None)
+            if not recorded:
+                raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
+            shape = tuple(recorded[0][0])
+        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    with out.progress("running in ONNX Runtime", None):
+        return [x, *runtime.run_file(file, [x])]
+
+
+def _report(out: Output, file: str, x: np.ndarray, outputs: list, top_k: int, output: str | None, force: bool) -> None:
     first = np.asarray(outputs[0])
     top = []
     if top_k and first.ndim == 2:
