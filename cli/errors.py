@@ -6,11 +6,19 @@ import errno
 import re
 from enum import IntEnum
 
-from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, MismatchError, MissingDependencyError,
-                                      ModelSurgeonError, OutputExistsError, OutputFormatError, ParameterError,
-                                      SurgeryError,
-                                      UnsupportedOpError,
-                                      WriteError)
+from modelsurgeon.core.errors import (
+    CheckpointError,
+    InputNotFoundError,
+    MismatchError,
+    MissingDependencyError,
+    ModelSurgeonError,
+    OutputExistsError,
+    OutputFormatError,
+    ParameterError,
+    SurgeryError,
+    UnsupportedOpError,
+    WriteError,
+)
 
 
 class ExitCode(IntEnum):

@@ -62,7 +62,7 @@ class SurgeonGroup(click.Group):
             from .errors import ExitCode
             _report(ExitCode.INTERRUPTED, "interrupted", want_json)
             sys.exit(130)
-        except BaseException as exc:  # noqa: BLE001 - the one place that maps every error
+        except BaseException as exc:
             if isinstance(exc, SystemExit):
                 raise
             from .errors import exit_code_for, message_for
@@ -92,7 +92,7 @@ def _report(code: Any, message: str, want_json: bool) -> None:
 @click.group(cls=SurgeonGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(VERSION, "-V", "--version", prog_name="modelsurgeon")
 @click.option("--traceback", is_flag=True, help="Show the full traceback when something fails.")
-def cli(traceback: bool) -> None:  # noqa: ARG001 - read by SurgeonGroup.main
+def cli(traceback: bool) -> None:
     """Inspect, rename, re-head, convert, compare and run model checkpoints.
 
     Reads modelsurgeon HDF5 checkpoints (structural and name-keyed), MXNet .params/.npz with

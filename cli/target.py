@@ -17,11 +17,10 @@ from typing import Any
 
 import click
 
+from modelsurgeon.core.errors import WriteError
 from modelsurgeon.core.formats import atomic, registry
 from modelsurgeon.core.formats.base import CheckpointReader
 from modelsurgeon.core.surgery import plan as plans
-
-from modelsurgeon.core.errors import WriteError
 
 from .errors import flags
 from .output import Output, human_bytes

@@ -186,7 +186,7 @@ def mismatch_error(report: MatchReport, source: str, model: str, allow_missing: 
     return error
 
 
-def _load(block: "Block", available: dict[str, tuple[tuple[int, ...], np.dtype]],
+def _load(block: Block, available: dict[str, tuple[tuple[int, ...], np.dtype]],
           read: Callable[[str], np.ndarray], source: str, allow_missing: bool, ignore_extra: bool,
           cast_dtype: bool, dtype_source: str) -> None:
     params = block.collect_params()
@@ -202,7 +202,7 @@ def _load(block: "Block", available: dict[str, tuple[tuple[int, ...], np.dtype]]
         done.add(id(param))
 
 
-def load_arrays(block: "Block", arrays: dict[str, Any], allow_missing: bool = False,
+def load_arrays(block: Block, arrays: dict[str, Any], allow_missing: bool = False,
                 ignore_extra: bool = False, cast_dtype: bool = False, dtype_source: str = "current",
                 source: str = "param_dict") -> None:
     """Load in-memory arrays keyed by structural name (``arg:``/``aux:`` prefixes stripped)."""
@@ -220,7 +220,7 @@ def structural_view(reader: CheckpointReader) -> dict[str, str]:
     return view
 
 
-def load_parameters(block: "Block", filename: str, allow_missing: bool = False, ignore_extra: bool = False,
+def load_parameters(block: Block, filename: str, allow_missing: bool = False, ignore_extra: bool = False,
                     cast_dtype: bool = False, dtype_source: str = "current") -> None:
     """Load any supported checkpoint into ``block`` by structural name, reading one tensor at a time.
 
@@ -241,7 +241,7 @@ def load_parameters(block: "Block", filename: str, allow_missing: bool = False, 
 
 # -- saving -------------------------------------------------------------------------------------
 
-def parameter_infos(block: "Block", deduplicate: bool = False) -> tuple[list[TensorInfo], dict[str, Parameter]]:
+def parameter_infos(block: Block, deduplicate: bool = False) -> tuple[list[TensorInfo], dict[str, Parameter]]:
     """TensorInfos for a structural checkpoint of ``block``; shared Parameters become aliases."""
     infos: list[TensorInfo] = []
     params: dict[str, Parameter] = {}
@@ -258,7 +258,7 @@ def parameter_infos(block: "Block", deduplicate: bool = False) -> tuple[list[Ten
     return infos, params
 
 
-def save_parameters(block: "Block", filename: str, deduplicate: bool = False,
+def save_parameters(block: Block, filename: str, deduplicate: bool = False,
                     metadata: dict[str, str] | None = None) -> None:
     """Write a structural checkpoint (and the architecture, when every layer is registered)."""
     infos, params = parameter_infos(block, deduplicate)
@@ -266,7 +266,7 @@ def save_parameters(block: "Block", filename: str, deduplicate: bool = False,
              architecture=arch.describe(block), metadata=metadata)
 
 
-def named_infos(block: "HybridBlock", graph: Graph, params: dict[str, Parameter]) -> list[TensorInfo]:
+def named_infos(block: HybridBlock, graph: Graph, params: dict[str, Parameter]) -> list[TensorInfo]:
     """TensorInfos keyed by unique name, with role and the structural names of each tensor."""
     structural: dict[int, list[str]] = {}
     for key, param in block.named_parameters():
@@ -284,7 +284,7 @@ def named_infos(block: "HybridBlock", graph: Graph, params: dict[str, Parameter]
     return infos
 
 
-def export_block(block: "HybridBlock", path: str, epoch: int = 0, format: str = "h5") -> tuple[str, str | None]:
+def export_block(block: HybridBlock, path: str, epoch: int = 0, format: str = "h5") -> tuple[str, str | None]:
     """Trace ``block`` and write ``{path}-symbol.json`` plus name-keyed parameters.
 
     ``format='h5'`` writes ``{path}-{epoch:04d}.h5`` (embedding the graph);
@@ -294,7 +294,7 @@ def export_block(block: "HybridBlock", path: str, epoch: int = 0, format: str = 
         raise ModelSurgeonError(f"export format must be 'h5' or 'mxnet', not {format!r}")
     graph, params = block.trace()
     infos = named_infos(block, graph, params)
-    fetch = lambda info: params[info.key].data()  # noqa: E731
+    fetch = lambda info: params[info.key].data()
     symbol_file = f"{path}-symbol.json"
     params_file = f"{path}-{epoch:04d}.params" if format == "mxnet" else f"{path}-{epoch:04d}.h5"
     with CommitGroup() as unit:  # the graph and its parameters appear together or not at all
@@ -311,7 +311,7 @@ def export_block(block: "HybridBlock", path: str, epoch: int = 0, format: str = 
 
 # -- models from files --------------------------------------------------------------------------
 
-def model_from_reader(reader: CheckpointReader) -> "Block":
+def model_from_reader(reader: CheckpointReader) -> Block:
     """A runnable block from a checkpoint's embedded architecture or graph, weights loaded.
 
     Raises ModelSurgeonError when the file has neither (keys-only files cannot run).

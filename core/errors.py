@@ -96,7 +96,7 @@ def brief_list(items: Iterable[object], limit: int = 7) -> str:
     """
     quoted = [f"'{item}'" for item in items]
     if len(quoted) > limit:
-        quoted = quoted[:3] + ["..."] + quoted[-4:]
+        quoted = [*quoted[:3], "...", *quoted[-4:]]
     return ", ".join(quoted)
 
 

@@ -24,7 +24,7 @@ class KeyNode:
 
     name: str
     info: TensorInfo | None = None
-    children: list["KeyNode"] = field(default_factory=list)
+    children: list[KeyNode] = field(default_factory=list)
     repeat: int = 1
     indices: list[str] = field(default_factory=list)
     tensors: int = 0

@@ -173,9 +173,7 @@ class Workspace:
         taken as unchanged (any write or replace changes them); ``full`` re-hashes everything."""
         changed = []
         for path, (stat_key, hashed) in self._guarded.items():
-            if not path.exists():
-                changed.append(str(path))
-            elif (full or _stat_key(path) != stat_key) and digest(path) != hashed:
+            if not path.exists() or ((full or _stat_key(path) != stat_key) and digest(path) != hashed):
                 changed.append(str(path))
         assert not changed, f"inputs were modified: {changed}"
 

@@ -45,7 +45,7 @@ def saved(tmp_path):
 def _open_all(path):
     """Open a checkpoint and read every tensor and document (what inspect/load would do)."""
     with checkpoint.open_checkpoint(str(path)) as reader:
-        for key in reader.keys():
+        for key in reader:
             reader.read(key)
         return reader.kind
 
@@ -616,7 +616,7 @@ def test_corrupt_files_fail_with_checkpoint_errors_only(saved, tmp_path):
         path.write_bytes(bytes(damaged))
         try:
             with checkpoint.open_checkpoint(str(path)) as reader:
-                for key in reader.keys():
+                for key in reader:
                     reader.read(key)
                 if reader.architecture is not None:
                     checkpoint.model_from_reader(reader)
@@ -625,7 +625,7 @@ def test_corrupt_files_fail_with_checkpoint_errors_only(saved, tmp_path):
                 wrong.append((offset, "CheckpointError without the path"))
         except ModelSurgeonError:
             pass  # e.g. a damaged architecture document that is still valid JSON
-        except Exception as exc:  # noqa: BLE001 - the point is to catch everything else
+        except Exception as exc:
             wrong.append((offset, f"{type(exc).__name__}: {str(exc)[:80]}"))
     assert not wrong, f"{len(wrong)} damaged files raised something else: {wrong[:6]}"
 

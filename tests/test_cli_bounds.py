@@ -8,8 +8,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
-
 from cli_helpers import error_line, invoke
+
 from modelsurgeon.cli.errors import ExitCode
 from modelsurgeon.core.formats.base import TensorInfo
 from modelsurgeon.core.formats.safetensors_io import ST_GRAPH, ST_KIND, write_safetensors

@@ -88,7 +88,7 @@ def test_json_is_one_versioned_document_and_nothing_else(ws):
     for command, args in _json_commands(ws):
         result = ws.invoke(*args, "--json")
         document = parse_json(result, command)  # strict: one document, no trailing text, no NaN
-        assert ENVELOPE <= set(document), args
+        assert set(document) >= ENVELOPE, args
         assert result.stderr == "", f"--json prints nothing on stderr either: {describe(result, args)}"
         keys = list(document)
         assert keys == sorted(keys), "JSON keys are sorted (stable output)"
@@ -265,7 +265,7 @@ def test_filter_selects_keys_and_totals(ws):
 def test_filter_searches_anywhere_in_the_key(ws):
     document = ws.json("inspect", ws["cnn.h5"], "--filter", "running", command="inspect")
     assert len(document["tensors"]) == 4
-    header, rows = table(ws.invoke("inspect", ws["cnn.h5"], "--filter", "bias$"))
+    _header, rows = table(ws.invoke("inspect", ws["cnn.h5"], "--filter", "bias$"))
     assert [r[0] for r in rows] == [k for k in CNN_KEYS if k.endswith("bias")]
 
 

@@ -110,7 +110,7 @@ def opens_or_refuses(path: Path) -> None:
     except CheckpointError:
         return
     with reader:
-        for key in reader.keys():
+        for key in reader:
             try:
                 arr = reader.read(key)
             except CheckpointError:
@@ -239,7 +239,7 @@ def test_real_mxnet_loads_our_files(tmp_path: Path, mxnet_run) -> None:
                           "aux:bn_running_var": named["bn_running_var"]}
     v3 = {"scalar": np.array(2.5, dtype=np.float64), "w": sample("int64", (2, 2))}
     v3_path = str(write_dict(tmp_path / "v3.params", v3, np_shape=True))
-    files = {"v2": [p for p in written], "v3": [v3_path]}
+    files = {"v2": list(written), "v3": [v3_path]}
     written[v3_path] = v3
     proc = mxnet_run(_MXNET_LOADER, json.dumps(files))
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -14,19 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 safetensors = pytest.importorskip("safetensors")
-from safetensors import TensorSpec, serialize  # noqa: E402
-from safetensors.numpy import save_file  # noqa: E402
+from safetensors import TensorSpec, serialize
+from safetensors.numpy import save_file
 
-from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError, OutputExistsError  # noqa: E402
-from modelsurgeon.core.formats import safetensors_dtypes as sdt  # noqa: E402
-from modelsurgeon.core.formats import safetensors_io as sio  # noqa: E402
+from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError, OutputExistsError
+from modelsurgeon.core.formats import safetensors_dtypes as sdt
+from modelsurgeon.core.formats import safetensors_io as sio
 from modelsurgeon.core.formats import (
-    safetensors_write,  # noqa: E402
-    sharded,  # noqa: E402
+    safetensors_write,
+    sharded,
 )
-from modelsurgeon.core.formats.base import TensorInfo  # noqa: E402
-from modelsurgeon.core.formats.sharded import ShardedReader  # noqa: E402
-from modelsurgeon.core.formats.spec import Documents  # noqa: E402
+from modelsurgeon.core.formats.base import TensorInfo
+from modelsurgeon.core.formats.sharded import ShardedReader
+from modelsurgeon.core.formats.spec import Documents
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

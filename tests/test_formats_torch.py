@@ -205,7 +205,7 @@ def test_truncated_and_corrupt_files(torch, tmp_path, name):
         path.write_bytes(data[:size])
         try:
             with TorchReader(path) as reader:
-                for key in reader.keys():
+                for key in reader:
                     reader.read(key)
         except CheckpointError:
             continue

@@ -178,7 +178,7 @@ def test_constant_traces_as_a_variable():
             return core.nd.add(x, self.offset.data())
 
     block = WithConst()
-    graph, params = block.trace(np.zeros((1, 2), np.float32))
+    graph, _params = block.trace(np.zeros((1, 2), np.float32))
     assert graph.variables() == ["data", block.offset.name]
     np.testing.assert_array_equal(block(np.zeros((1, 2), np.float32)), [[3.0, 3.0]])
 
@@ -268,7 +268,7 @@ def test_trace_without_placeholders_needs_weights():
 
 def test_placeholders_do_not_allocate():
     net = vision.vgg11(classes=1000)
-    graph, params = net.trace(np.zeros((1, 3, 32, 32), np.float32), placeholders=True)
+    _graph, params = net.trace(np.zeros((1, 3, 32, 32), np.float32), placeholders=True)
     assert net.output.weight.shape == (1000, 4096)
     assert not any(p.is_initialized for p in params.values())
 

@@ -21,7 +21,7 @@ from modelsurgeon.core.engine import nn
 
 HYPOTHESIS = settings(max_examples=60, derandomize=True, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
-F32 = dict(rtol=1e-5, atol=1e-5)
+F32 = {"rtol": 1e-5, "atol": 1e-5}
 
 
 # -- naive references ----------------------------------------------------------------------
@@ -201,8 +201,8 @@ def conv_cases(draw):
         assume(size + 2 * p - d * (k - 1) - 1 >= 0)
     batch = draw(st.integers(1, 2))
     use_bias = draw(st.booleans())
-    return dict(groups=groups, cin=cin, cout=cout, kernel=kernel, stride=stride, pad=pad,
-                dilation=dilation, shape=(batch, cin, h, w), use_bias=use_bias)
+    return {"groups": groups, "cin": cin, "cout": cout, "kernel": kernel, "stride": stride, "pad": pad,
+                "dilation": dilation, "shape": (batch, cin, h, w), "use_bias": use_bias}
 
 
 @HYPOTHESIS
@@ -279,9 +279,9 @@ def pool_cases(draw):
         assume(size + 2 * p >= k)
         out = pool_out_size(size, k, s, p, ceil_mode)
         assume((out - 1) * s - p < size)  # every window sees at least one real pixel
-    return dict(kernel=kernel, stride=stride, pad=pad, ceil_mode=ceil_mode,
-                shape=(draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w),
-                count_include_pad=draw(st.booleans()))
+    return {"kernel": kernel, "stride": stride, "pad": pad, "ceil_mode": ceil_mode,
+                "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w),
+                "count_include_pad": draw(st.booleans())}
 
 
 @HYPOTHESIS

@@ -69,7 +69,7 @@ def _cases():
             out = (-(-span // s) if conv == "full" else span // s) + 1
             ok &= (out - 1) * s - p < size
         if ok:
-            attrs = dict(kernel=(k, k), stride=(s, s), pad=(p, p), pool_type=pt, pooling_convention=conv)
+            attrs = {"kernel": (k, k), "stride": (s, s), "pad": (p, p), "pool_type": pt, "pooling_convention": conv}
             if pt == "avg":
                 attrs["count_include_pad"] = cip
             add(f"pool_{pt}_k{k}s{s}p{p}_{conv}_{'cip' if cip else 'nocip'}", "Pooling", [x57], **attrs)
@@ -187,7 +187,7 @@ def test_missing_mxnet_skips_locally_and_fails_under_ci(ci, outcome, pytester, m
 
 def test_mxnet_python_default_and_override(monkeypatch, pytester):
     module = pytester.makepyfile(probe=(Path(__file__).parent / "conftest.py").read_text())
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
     spec = importlib.util.spec_from_file_location("conftest_probe", module)
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)

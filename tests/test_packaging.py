@@ -23,7 +23,7 @@ def test_pyproject_lists_every_package_folder():
 
 
 def test_no_top_level_core_or_cli_package_is_importable():
-    import modelsurgeon.cli  # noqa: F401
+    import modelsurgeon.cli
     import modelsurgeon.core
     for name in ("core", "cli"):
         spec = importlib.util.find_spec(name)

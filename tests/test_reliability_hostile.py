@@ -183,17 +183,17 @@ def hostile(request, tmp_path) -> tuple[str, Path, str]:
 
 
 def test_hostile_hdf5_is_refused_by_the_library(hostile):
-    name, path, message = hostile
+    _name, path, message = hostile
     with pytest.raises(CheckpointError, match=message) as info:
         with open_checkpoint(str(path)) as reader:
-            for key in reader.keys():
+            for key in reader:
                 reader.read(key)
     assert info.value.path == str(path)
 
 
 def test_hostile_hdf5_exits_4_with_one_line(hostile, tmp_path):
     """``inspect`` and ``convert``: exit 4, one ``Error:`` line naming the file, nothing written."""
-    name, path, message = hostile
+    _name, path, message = hostile
     before = digest(path)
     result = invoke("inspect", path, code=ExitCode.BAD_CHECKPOINT)
     line = error_line(result)
@@ -301,7 +301,7 @@ class Watch:
         self.monkeypatch = monkeypatch
         self.modules = set(sys.modules)
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         real_import = builtins.__import__
         real_import_module = importlib.import_module
         watch = self
@@ -382,7 +382,7 @@ def warmed(tmp_path_factory) -> None:
     SymbolBlock(Graph.from_json(graph), ["data"])
     _crafted_h5(directory / "g.h5", graph=graph, kind="named")
     with open_checkpoint(str(Path(__file__).resolve().parent / "fixtures" / "mxnet" / "dtypes" / "names.npz")) as reader:
-        for key in reader.keys():
+        for key in reader:
             reader.read(key)
     for module in ("keras", "mxnet", "safetensors_io", "torch_io", "sharded"):
         importlib.import_module(f"modelsurgeon.core.formats.{module}")
@@ -482,7 +482,7 @@ def test_keras_model_config_code_is_kept_as_text(tmp_path, monkeypatch, warmed):
     with Watch(monkeypatch) as watch:
         with open_checkpoint(str(path)) as reader:
             assert json.loads(reader.metadata["model_config"]) == config
-            for key in reader.keys():
+            for key in reader:
                 reader.read(key)
         invoke("inspect", path)
         invoke("convert", path, "-o", tmp_path / "out.safetensors")

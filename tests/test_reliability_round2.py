@@ -64,7 +64,7 @@ def test_a_second_thread_waits_for_a_lazy_module_being_loaded(hooks, monkeypatch
     def use(tag: str) -> None:
         try:
             results[tag] = lazy.build()
-        except BaseException as exc:  # noqa: BLE001 - recorded and asserted below
+        except BaseException as exc:
             results[tag] = exc
 
     first = threading.Thread(target=use, args=("a",))
@@ -99,7 +99,7 @@ def test_many_threads_hitting_fresh_lazy_modules_all_see_them_whole(tmp_path, mo
             barrier.wait()
             try:
                 seen.append(lazy.build())
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 failures.append(exc)
 
         threads = [threading.Thread(target=use) for _ in range(16)]

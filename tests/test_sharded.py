@@ -47,7 +47,7 @@ def test_convert_writes_shards_that_every_command_reads(cnn, tmp_path, fmt, inde
             np.testing.assert_array_equal(reader.read(key), original.read(key))
     assert run("diff", cnn, out / index_name, "--values")[0] == 0
     assert run("run", out / index_name, "--json")[0] == 0
-    code, stdout = run("replace-head", out / index_name, "-o", tmp_path / "three.h5", "--classes", 3, "--json")
+    code, _stdout = run("replace-head", out / index_name, "-o", tmp_path / "three.h5", "--classes", 3, "--json")
     assert code == 0
     assert run("run", tmp_path / "three.h5", "--json")[0] == 0
 

@@ -23,7 +23,7 @@ TUTORIAL_KEYS = ["dense0.weight", "dense0.bias", "dense1.weight", "dense1.bias",
 
 class Model(gluon.HybridBlock):
     def __init__(self):
-        super(Model, self).__init__()
+        super().__init__()
         self.dense0 = gluon.nn.Dense(20)
         self.dense1 = gluon.nn.Dense(20)
         self.mydense = gluon.nn.Dense(20)

@@ -128,7 +128,7 @@ class MemoryReader(CheckpointReader):
 def test_architecture_picture_of_the_cnn_sample():
     picture = picture_of(SAMPLES / "cnn.h5")
     assert picture.source == "architecture"
-    assert [layer.name for layer in picture.layers] == ["data"] + CNN_LAYERS
+    assert [layer.name for layer in picture.layers] == ["data", *CNN_LAYERS]
     layers = layers_by_name(picture)
     assert layers["data"].kind == "input" and layers["data"].shape == (1, 3, 32, 32)
     assert (layers["features.0"].op, layers["features.0"].summary) == ("Conv2D", "3×3, 8 ch, relu")
@@ -255,7 +255,7 @@ def test_layered_layout_of_resnet34(r34):
     assert set(drawing.boxes) == {layer.id for layer in picture.layers}
     assert_no_overlap(drawing)
     for box in drawing.boxes.values():
-        assert 0 <= box.x and box.x + box.w <= drawing.width and 0 <= box.y and box.y + box.h <= drawing.height
+        assert box.x >= 0 and box.x + box.w <= drawing.width and box.y >= 0 and box.y + box.h <= drawing.height
     assert drawing.width < 900  # a column, not a sprawl: shortcuts run in a lane beside the chain
     for edge in drawing.edges:
         source, target = drawing.boxes[edge.source], drawing.boxes[edge.target]

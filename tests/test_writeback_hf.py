@@ -143,7 +143,7 @@ def test_resized_vocabulary_updates_vocab_size(bert, tmp_path):
 def test_max_shard_size_and_single_file_layouts(bert, tmp_path):
     folder, state = bert
     with hf.HFFolderReader(folder) as reader:
-        fetch = lambda i: reader.read(i.key)  # noqa: E731
+        fetch = lambda i: reader.read(i.key)
         infos = list(reader.tensors.values())
         hf.write_folder(tmp_path / "one", infos, fetch, source=reader, max_shard_size=1 << 30)
         hf.write_folder(tmp_path / "many", infos, fetch, source=reader, max_shard_size=6000)

@@ -95,7 +95,7 @@ def _member_for(a: str, b: str, member: str | None) -> tuple[dict | None, dict |
 def _is_torch(registry, path: str) -> bool:
     try:
         return registry.detect(path).name == "torch"
-    except Exception:  # noqa: BLE001 - opening the file reports it properly
+    except Exception:
         return False
 
 

@@ -73,14 +73,14 @@ class Block:
             self._reg_params[name] = value
         object.__setattr__(self, name, value)
 
-    def register_child(self, block: "Block", name: str | None = None) -> None:
+    def register_child(self, block: Block, name: str | None = None) -> None:
         """Register ``block`` under ``name`` (default: the next index); a known name keeps its place."""
         if name is None:
             name = str(len(self._children))
         _check_child_name(name)
         self._children[name] = block
 
-    def _replace_child(self, name: str, block: "Block") -> None:
+    def _replace_child(self, name: str, block: Block) -> None:
         """Put ``block`` in place of child ``name`` (any type), keeping the position."""
         self._children[name] = block
         if name in self.__dict__:
@@ -92,7 +92,7 @@ class Block:
             object.__setattr__(self, name, None)
 
     # -- traversal ----------------------------------------------------------------------------
-    def named_blocks(self, prefix: str = "") -> Iterator[tuple[str, "Block"]]:
+    def named_blocks(self, prefix: str = "") -> Iterator[tuple[str, Block]]:
         """Yield (path, block) for this block and every descendant, depth first, in order."""
         yield prefix, self
         for name, child in self._children.items():
@@ -117,7 +117,7 @@ class Block:
             seen.setdefault(id(param), param)
         return list(seen.values())
 
-    def get_block(self, path: str) -> "Block":
+    def get_block(self, path: str) -> Block:
         """The descendant at dotted ``path`` (``''`` is this block); errors name the failing part."""
         block = self
         walked: list[str] = []
@@ -130,7 +130,7 @@ class Block:
             walked.append(part)
         return block
 
-    def set_block(self, path: str, new: "Block") -> None:
+    def set_block(self, path: str, new: Block) -> None:
         """Replace the descendant at ``path`` by ``new`` in the same position."""
         if not path:
             raise ModelSurgeonError("cannot replace the root block")
@@ -141,13 +141,13 @@ class Block:
         parent._replace_child(name, new)
 
     # -- initialisation ----------------------------------------------------------------------
-    def initialize(self, init: Any = None, force_reinit: bool = False, **_: Any) -> "Block":
+    def initialize(self, init: Any = None, force_reinit: bool = False, **_: Any) -> Block:
         """Initialise every Parameter; ``init`` is the default for those without their own."""
         for param in self.unique_parameters():
             param.initialize(None, default_init=init, force_reinit=force_reinit)
         return self
 
-    def share_parameters(self, shared: dict[str, Parameter]) -> "Block":
+    def share_parameters(self, shared: dict[str, Parameter]) -> Block:
         """Use the Parameters in ``shared`` (keyed by structural name) in place of this block's own."""
         if not isinstance(shared, dict):
             raise ModelSurgeonError(f"share_parameters takes a dict of Parameters, not {type(shared).__name__}")
@@ -158,12 +158,12 @@ class Block:
                     setattr(block, local, shared[key])
         return self
 
-    def cast(self, dtype: Any) -> "Block":
+    def cast(self, dtype: Any) -> Block:
         for param in self.unique_parameters():
             param.cast(dtype)
         return self
 
-    def hybridize(self, active: bool = True, **_: Any) -> "Block":
+    def hybridize(self, active: bool = True, **_: Any) -> Block:
         """Accepted for Gluon compatibility; the numpy engine always runs the same way."""
         for child in self._children.values():
             child.hybridize(active)
@@ -239,7 +239,7 @@ class HybridBlock(Block):
             object.__setattr__(self, "_input_specs", [(a.shape, a.dtype) for a in args])
         return super().__call__(*args)
 
-    def trace(self, *inputs: Any, placeholders: bool = False) -> tuple["symbol.Graph", dict[str, Parameter]]:
+    def trace(self, *inputs: Any, placeholders: bool = False) -> tuple[symbol.Graph, dict[str, Parameter]]:
         """Trace one forward pass into a Graph; inputs are arrays, or taken from the last call.
 
         With ``placeholders=True``, Parameters with known shapes but no data trace as zeros

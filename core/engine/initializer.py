@@ -200,7 +200,7 @@ _BY_ALIAS["zero"] = Zero
 _BY_ALIAS["one"] = One
 
 
-def create(init: "str | Initializer | None") -> Initializer | None:
+def create(init: str | Initializer | None) -> Initializer | None:
     """An initializer from an instance, an alias (``'xavier'``, ``'zeros'``...) or None."""
     if init is None or isinstance(init, Initializer):
         return init

@@ -46,17 +46,17 @@ def softmax(x: Any, axis: int = -1) -> Any:
     return invoke("softmax", [x], {"axis": axis})
 
 
-def Activation(x: Any, act_type: str) -> Any:  # noqa: N802 - MXNet's operator name
+def Activation(x: Any, act_type: str) -> Any:
     return invoke("Activation", [x], {"act_type": act_type})
 
 
-def FullyConnected(x: Any, weight: Any, bias: Any = None, *, num_hidden: int, no_bias: bool = False,  # noqa: N802
+def FullyConnected(x: Any, weight: Any, bias: Any = None, *, num_hidden: int, no_bias: bool = False,
                    flatten: bool = True) -> Any:
     return invoke("FullyConnected", [x, weight, None if no_bias else bias],
                   {"num_hidden": num_hidden, "no_bias": no_bias, "flatten": flatten})
 
 
-def Convolution(x: Any, weight: Any, bias: Any = None, *, kernel: tuple[int, ...], num_filter: int,  # noqa: N802
+def Convolution(x: Any, weight: Any, bias: Any = None, *, kernel: tuple[int, ...], num_filter: int,
                 stride: tuple[int, ...] = (1, 1), dilate: tuple[int, ...] = (1, 1),
                 pad: tuple[int, ...] = (0, 0), num_group: int = 1, no_bias: bool = False,
                 layout: str = "NCHW") -> Any:
@@ -66,7 +66,7 @@ def Convolution(x: Any, weight: Any, bias: Any = None, *, kernel: tuple[int, ...
                    "no_bias": no_bias, "layout": layout})
 
 
-def Pooling(x: Any, *, kernel: tuple[int, ...] = (1, 1), pool_type: str = "max",  # noqa: N802
+def Pooling(x: Any, *, kernel: tuple[int, ...] = (1, 1), pool_type: str = "max",
             stride: tuple[int, ...] = (1, 1), pad: tuple[int, ...] = (0, 0), global_pool: bool = False,
             pooling_convention: str = "valid", count_include_pad: bool | None = None,
             layout: str | None = None) -> Any:
@@ -76,7 +76,7 @@ def Pooling(x: Any, *, kernel: tuple[int, ...] = (1, 1), pool_type: str = "max",
         count_include_pad=count_include_pad, layout=layout))
 
 
-def BatchNorm(x: Any, gamma: Any, beta: Any, moving_mean: Any, moving_var: Any, *,  # noqa: N802
+def BatchNorm(x: Any, gamma: Any, beta: Any, moving_mean: Any, moving_var: Any, *,
               eps: float = 1e-3, momentum: float = 0.9, fix_gamma: bool = True,
               use_global_stats: bool = False, axis: int = 1) -> Any:
     return invoke("BatchNorm", [x, gamma, beta, moving_mean, moving_var],
@@ -84,11 +84,11 @@ def BatchNorm(x: Any, gamma: Any, beta: Any, moving_mean: Any, moving_var: Any, 
                    "use_global_stats": use_global_stats, "axis": axis})
 
 
-def Dropout(x: Any, p: float = 0.5, axes: tuple[int, ...] = ()) -> Any:  # noqa: N802
+def Dropout(x: Any, p: float = 0.5, axes: tuple[int, ...] = ()) -> Any:
     return invoke("Dropout", [x], {"p": p, "axes": tuple(axes)})
 
 
-def Flatten(x: Any) -> Any:  # noqa: N802
+def Flatten(x: Any) -> Any:
     return invoke("Flatten", [x])
 
 
@@ -120,6 +120,26 @@ def random_uniform(low: float = 0.0, high: float = 1.0, shape: Any = (1,), dtype
     return random.generator().uniform(low, high, shape).astype(dtype)
 
 
-__all__ = ["ACTIVATIONS", "relu", "sigmoid", "tanh", "softsign", "softrelu", "softmax", "Activation",
-           "FullyConnected", "Convolution", "Pooling", "BatchNorm", "Dropout", "Flatten", "flatten",
-           "concat", "add", "zeros", "ones", "array", "random_uniform"]
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "BatchNorm",
+    "Convolution",
+    "Dropout",
+    "Flatten",
+    "FullyConnected",
+    "Pooling",
+    "add",
+    "array",
+    "concat",
+    "flatten",
+    "ones",
+    "random_uniform",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "softrelu",
+    "softsign",
+    "tanh",
+    "zeros",
+]

@@ -42,7 +42,7 @@ def _numeric_dtype(dtype: Any, name: str) -> np.dtype:
     """A plain numeric dtype (no strings, objects or sub-arrays)."""
     try:
         result = np.dtype(dtype)
-    except Exception:  # noqa: BLE001 - numpy raises TypeError, ValueError, even SyntaxError on odd strings
+    except Exception:
         result = None
     if result is None or result.kind not in "fiub" or result.shape != ():
         raise ModelSurgeonError(f"Parameter '{name}' needs a numeric dtype, not {dtype!r}")
@@ -62,7 +62,7 @@ class Parameter:
     """
 
     def __init__(self, name: str = "weight", shape: Any = None, dtype: Any = np.float32,
-                 init: "str | _init.Initializer | None" = None, allow_deferred_init: bool = False,
+                 init: str | _init.Initializer | None = None, allow_deferred_init: bool = False,
                  grad_req: str = "write", differentiable: bool = True, lr_mult: float = 1.0,
                  wd_mult: float = 1.0):
         if not isinstance(name, str) or not name:
@@ -137,8 +137,8 @@ class Parameter:
     def is_initialized(self) -> bool:
         return self._data is not None
 
-    def initialize(self, init: "str | _init.Initializer | None" = None,
-                   default_init: "str | _init.Initializer | None" = None,
+    def initialize(self, init: str | _init.Initializer | None = None,
+                   default_init: str | _init.Initializer | None = None,
                    force_reinit: bool = False) -> None:
         """Fill the data now, or at the first forward pass if the shape is not known yet."""
         if self._data is not None and not force_reinit:

@@ -19,7 +19,7 @@ def seed(value: int | None) -> None:
     _generator = np.random.default_rng(value)
 
 
-def generator() -> "np.random.Generator":
+def generator() -> np.random.Generator:
     """The current generator."""
     if _generator is None:
         seed(None)

@@ -53,14 +53,14 @@ class Node:
 class Symbol:
     """A traced value: the numpy array and the (node index, output index) that produced it."""
 
-    __slots__ = ("trace", "node", "index", "value")
+    __slots__ = ("index", "node", "trace", "value")
     __array_ufunc__ = None  # numpy functions on a Symbol fail loudly instead of leaving the graph
 
-    def __init__(self, trace: "Trace", node: int, value: np.ndarray, index: int = 0):
+    def __init__(self, trace: Trace, node: int, value: np.ndarray, index: int = 0):
         self.trace, self.node, self.index, self.value = trace, node, index, value
 
     def record_op(self, spec: ops.OpSpec, inputs: list[Any], parsed: dict[str, Any], given: dict[str, Any],
-                  hint: str | None) -> "Symbol":
+                  hint: str | None) -> Symbol:
         """Record a call of ``spec`` on ``inputs`` (this symbol among them) in the active trace."""
         return record(spec, inputs, parsed, given, hint)
 
@@ -161,7 +161,7 @@ class Trace:
             return [Symbol(self, index, value, i) for i, value in enumerate(result)]  # type: ignore[return-value]
         return Symbol(self, index, result)
 
-    def graph(self, outputs: Sequence[Symbol]) -> tuple["Graph", dict[str, Any]]:
+    def graph(self, outputs: Sequence[Symbol]) -> tuple[Graph, dict[str, Any]]:
         """The recorded graph reduced to what the outputs need, and its Parameters by var name."""
         heads = []
         for out in outputs:
@@ -275,7 +275,7 @@ class Graph:
                 users.setdefault(source, []).append(index)
         return users
 
-    def rename_variables(self, mapping: dict[str, str]) -> "Graph":
+    def rename_variables(self, mapping: dict[str, str]) -> Graph:
         """A copy with variable nodes renamed (names not in ``mapping`` are kept)."""
         nodes = [Node(n.op, mapping.get(n.name, n.name) if n.is_variable else n.name, dict(n.attrs),
                       list(n.inputs)) for n in self.nodes]
@@ -298,7 +298,7 @@ class Graph:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, source: "str | bytes | dict[str, Any]", check_attrs: bool = True) -> "Graph":
+    def from_json(cls, source: str | bytes | dict[str, Any], check_attrs: bool = True) -> Graph:
         """Read and validate MXNet graph JSON (1.x and 2.x spellings); ModelSurgeonError if bad.
 
         Attributes of known operators are checked against their declared types and ranges
@@ -445,7 +445,7 @@ class Graph:
             found[index] = (conv_index, relu)
         return found
 
-    def _run_fused(self, conv_index: int, conv_args: list[Any], norm: "Node", norm_args: list[Any],
+    def _run_fused(self, conv_index: int, conv_args: list[Any], norm: Node, norm_args: list[Any],
                    relu: bool) -> Any:
         conv = self.nodes[conv_index]
         attrs = ops.get(conv.op).parse(conv.attrs)
@@ -462,13 +462,13 @@ class Graph:
                              f"{getattr(data, 'shape', None)}: {exc}") from None
 
 
-def _spec_name(node: "Node") -> str | None:
+def _spec_name(node: Node) -> str | None:
     """The registered operator a node runs (its canonical name), or None for variables and unknown ops."""
     spec = None if node.is_variable else ops.supported_spec(node.op)
     return spec.name if spec is not None else None
 
 
-def _is_relu(node: "Node") -> bool:
+def _is_relu(node: Node) -> bool:
     name = _spec_name(node)
     if len(node.inputs) != 1:
         return False

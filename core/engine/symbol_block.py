@@ -52,7 +52,7 @@ class SymbolBlock(HybridBlock):
     _graph: Graph
     _input_names: list[str]
 
-    def __init__(self, outputs: "Graph | str | dict[str, Any]", inputs: "str | Sequence[str]",
+    def __init__(self, outputs: Graph | str | dict[str, Any], inputs: str | Sequence[str],
                  params: dict[str, Parameter] | None = None) -> None:
         super().__init__()
         graph = outputs if isinstance(outputs, Graph) else Graph.from_json(outputs)
@@ -104,8 +104,8 @@ class SymbolBlock(HybridBlock):
                                 "before running the graph")
 
     @staticmethod
-    def imports(symbol_file: str, input_names: "str | Sequence[str]", param_file: str | None = None,
-                allow_missing: bool = False, ignore_extra: bool = False, **_: Any) -> "SymbolBlock":
+    def imports(symbol_file: str, input_names: str | Sequence[str], param_file: str | None = None,
+                allow_missing: bool = False, ignore_extra: bool = False, **_: Any) -> SymbolBlock:
         """Rebuild a block from ``-symbol.json`` and a parameter file of any supported format."""
         block = SymbolBlock(persistence.binding().read_graph_file(symbol_file), input_names)
         if param_file is not None:

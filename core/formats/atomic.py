@@ -201,7 +201,7 @@ class CommitQueue:
                 continue
             try:
                 commit()
-            except BaseException as exc:  # noqa: BLE001 - handed to the writing thread by wait()
+            except BaseException as exc:
                 self._error = exc
             else:
                 self.committed.append(target)

@@ -95,7 +95,7 @@ class CheckpointReader(ABC):
     def read(self, key: str) -> np.ndarray:
         """The data of tensor ``key`` (a fresh array, or a read-only view of a mapped file)."""
 
-    def extent(self, key: str) -> "Extent | None":
+    def extent(self, key: str) -> Extent | None:
         """Where tensor ``key``'s bytes lie in the file, if stored there exactly as :meth:`read` returns
         them (so a writer may copy them without reading them); None when they are not, or the format
         cannot tell (compressed, chunked, converted on reading...)."""
@@ -104,7 +104,7 @@ class CheckpointReader(ABC):
     def close(self) -> None:
         """Release the file; the default has nothing to release."""
 
-    def __enter__(self) -> "CheckpointReader":
+    def __enter__(self) -> CheckpointReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -164,7 +164,7 @@ def _os_errors(path: str, what: str) -> Iterator[None]:
         raise CheckpointError(path, f"invalid path: {exc}") from None
 
 
-def without_aliases(infos: "Sequence[TensorInfo]", notes: list[str]) -> list[TensorInfo]:
+def without_aliases(infos: Sequence[TensorInfo], notes: list[str]) -> list[TensorInfo]:
     """For formats without links: a tensor stored under several keys is written once per key."""
     flat = [TensorInfo(i.key, i.shape, i.dtype, i.role, i.structural) if i.alias_of else i for i in infos]
     shared = sum(1 for i in infos if i.alias_of)

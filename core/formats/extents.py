@@ -190,7 +190,7 @@ class ExtentCopier:
         self._kernel = hasattr(os, "copy_file_range")
         self._buffer: bytearray | None = None
 
-    def __enter__(self) -> "ExtentCopier":
+    def __enter__(self) -> ExtentCopier:
         return self
 
     def __exit__(self, *exc: object) -> None:

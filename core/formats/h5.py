@@ -193,7 +193,7 @@ class H5Reader(CheckpointReader):
         """Tensor ``key`` as consecutive flat pieces (C order) of at most about ``chunk_bytes``, read
         by hyperslab: a compressed dataset is never whole in memory (only the HDF5 chunks a piece
         touches are inflated)."""
-        info = self.tensors[key] if key in self.tensors else None
+        info = self.tensors.get(key, None)
         if info is None:
             raise ModelSurgeonError(f"no tensor '{key}' in {self.path}")
         if not info.shape or info.size == 0:
@@ -459,7 +459,7 @@ def _create_dataset(group: h5py.Group, name: str, info: TensorInfo, dcpl: Any, l
     return h5py.Dataset(dsid)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_type(dtype: np.dtype) -> Any:
     """The HDF5 type a dtype is stored as (one per dtype: building it costs more than the dataset)."""
     return h5py.h5t.py_create(dtype, logical=1)

@@ -128,7 +128,7 @@ def _child(work: Callable[[], str | None], extra_memory: int) -> bytes:
         return _NO_MEMORY
     except CheckpointError as exc:
         return _ERROR + exc.problem.encode("utf-8", "replace")[:_MESSAGE_LIMIT]
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as the file's problem
+    except BaseException as exc:
         text = (str(exc).splitlines() or [""])[0][:300] or type(exc).__name__
         return _ERROR + f"cannot read it: {type(exc).__name__}: {text}".encode("utf-8", "replace")
     return _OK + (result or "").encode("utf-8", "replace")[:_MESSAGE_LIMIT]

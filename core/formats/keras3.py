@@ -413,7 +413,7 @@ def _installed_keras_version() -> str:
     try:
         from importlib.metadata import version
         return version("keras")
-    except Exception:  # noqa: BLE001 - only a label in metadata.json
+    except Exception:
         return "3"
 
 

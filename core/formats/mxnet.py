@@ -130,7 +130,7 @@ def _sparse_problem(stype_name: str) -> str:
 
 
 class _Record:
-    __slots__ = ("index", "version", "shape", "flag", "offset", "problem")
+    __slots__ = ("flag", "index", "offset", "problem", "shape", "version")
 
     def __init__(self, index: int, version: str):
         self.index, self.version = index, version

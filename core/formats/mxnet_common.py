@@ -82,7 +82,7 @@ def _kind(names: Sequence[str]) -> str:
 
 def _open(path: str) -> BinaryIO:
     with input_errors(path, "parameter file"):
-        return open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the reader
+        return open(path, "rb", buffering=0)
 
 
 def _pread(handle: BinaryIO, path: str, n: int, offset: int) -> bytes:

@@ -63,7 +63,7 @@ class MXNetNpzReader(CheckpointReader):
         try:
             self._zip = zipfile.ZipFile(self._handle)  # type: ignore[arg-type]
             infos = self._zip.infolist()
-        except Exception as exc:  # noqa: BLE001 - hostile input: any parse failure is corruption
+        except Exception as exc:
             raise CheckpointError(path, f"not a readable zip archive: {_short(exc)}") from None
         if len(infos) > MAX_TENSORS:
             raise CheckpointError(path, f"zip archive has {len(infos)} members, more than the {MAX_TENSORS} "
@@ -123,7 +123,7 @@ class MXNetNpzReader(CheckpointReader):
                 header_len = fp.tell()
         except CheckpointError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure parsing hostile bytes
+        except Exception as exc:
             raise CheckpointError(path, f"{where} has no valid .npy header: {_short(exc)}") from None
         dtype = np.dtype(dtype)
         if dtype.hasobject:
@@ -188,7 +188,7 @@ class MXNetNpzReader(CheckpointReader):
                     fp.read(1)  # reaching the end checks the CRC
             except CheckpointError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - corrupt deflate stream, bad CRC...
+            except Exception as exc:
                 raise CheckpointError(self.path, f"cannot read {where} (corrupt?): {_short(exc)}") from None
         if fortran:
             arr = arr.T
@@ -235,7 +235,7 @@ class MXNetNpzReader(CheckpointReader):
                     yield _normalize_bool(piece)
         except CheckpointError:
             raise
-        except Exception as exc:  # noqa: BLE001 - corrupt deflate stream, bad CRC...
+        except Exception as exc:
             raise CheckpointError(self.path, f"cannot read {where} (corrupt?): {_short(exc)}") from None
 
     def close(self) -> None:

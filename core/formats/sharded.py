@@ -155,7 +155,7 @@ def _try_open(opener: Opener) -> Callable[[str], Any]:
     def attempt(path: str) -> Any:
         try:
             return opener(path)
-        except Exception as exc:  # noqa: BLE001 - re-raised by the caller after closing the rest
+        except Exception as exc:
             return exc
     return attempt
 
@@ -275,4 +275,4 @@ def write_sharded(path: str, fmt: Format, infos: Sequence[TensorInfo], fetch: Fe
         raise
     if documents.graph is not None and fmt.name != "h5":
         notes.append("the graph is not carried into non-HDF5 shards")
-    return index_path, notes + [f"{len(shards)} shard(s) and index {index_path}"]
+    return index_path, [*notes, f"{len(shards)} shard(s) and index {index_path}"]

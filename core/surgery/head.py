@@ -278,7 +278,7 @@ def _resize_in_architecture(document: dict[str, Any], head: Head, classes: int) 
         if "classes" in node.get("config", {}):
             node["config"]["classes"] = classes
     for part in parts:
-        children = dict((name, child) for name, child in node.get("children") or [])
+        children = dict(node.get("children") or [])
         if part not in children:
             return None  # the head is not in the recorded tree (e.g. a named file's graph node)
         node = children[part]

@@ -158,7 +158,7 @@ def _rename_edges(node: dict[str, Any], path: tuple[str, ...], edges: dict[tuple
     renamed = False
     for entry in children:
         name = entry[0]
-        _rename_edges(entry[1], path + (name,), edges)
+        _rename_edges(entry[1], (*path, name), edges)
         new = edges.get((path, name), name)
         if new != name:
             entry[0], renamed = new, True

@@ -61,7 +61,7 @@ def diff_picture(a: CheckpointReader, b: CheckpointReader, result: Any, input_sh
         records += [{"state": "removed", "a": keys_a[k], "b": None, "detail": ""} for k in removed]
     for layer in picture.layers:
         layer.state = _layer_state(layer)
-    counts = {state: 0 for state in DIFF_STATES}
+    counts = dict.fromkeys(DIFF_STATES, 0)
     for layer in picture.layers:
         for row in layer.tensors:
             if row.state:

@@ -514,7 +514,7 @@ def _squarify(items: list[_Node], x: float, y: float, w: float, h: float) -> lis
         side = min(w, h)
         row = [areas[i]]
         j = i + 1
-        while j < len(items) and _worst(row + [areas[j]], side) <= _worst(row, side):
+        while j < len(items) and _worst([*row, areas[j]], side) <= _worst(row, side):
             row.append(areas[j])
             j += 1
         thickness = sum(row) / side

@@ -248,5 +248,14 @@ class BatchNorm(HybridBlock):
                 f"in_channels={channels if channels >= 0 else None})")
 
 
-__all__ = ["Concatenate", "HybridConcatenate", "HybridConcurrent",
-           "Identity", "Activation", "Dense", "Dropout", "Flatten", "BatchNorm"]
+__all__ = [
+    "Activation",
+    "BatchNorm",
+    "Concatenate",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "HybridConcatenate",
+    "HybridConcurrent",
+    "Identity",
+]

@@ -174,4 +174,4 @@ class GlobalMaxPool2D(_GlobalPool2D):
     """Maximum of each channel over all pixels: (N, C, H, W) -> (N, C, 1, 1)."""
 
 
-__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
+__all__ = ["AvgPool2D", "Conv2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "MaxPool2D"]

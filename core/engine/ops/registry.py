@@ -69,8 +69,8 @@ def _parse_tuple(value: Any) -> tuple[int, ...]:
         raise AttrError(f"cannot read {value!r} as a tuple of integers") from None
     if len(items) > MAX_TUPLE_ITEMS:
         raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) or
-               isinstance(v, (float, np.floating)) and float(v).is_integer() for v in items):
+    if not all((isinstance(v, (int, np.integer)) and not isinstance(v, bool)) or
+               (isinstance(v, (float, np.floating)) and float(v).is_integer()) for v in items):
         raise AttrError(f"cannot read {value!r} as a tuple of integers")
     return tuple(_checked_int(int(v)) for v in items)
 
@@ -109,7 +109,7 @@ def _parse_optional_tuple(value: Any) -> tuple[int | None, ...]:
         raise AttrError(f"cannot read {value!r} as a tuple of integers or None") from None
     if len(items) > MAX_TUPLE_ITEMS:
         raise AttrError(f"has {len(items)} elements, more than {MAX_TUPLE_ITEMS}")
-    if not all(v is None or isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+    if not all(v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) for v in items):
         raise AttrError(f"cannot read {value!r} as a tuple of integers or None")
     return tuple(None if v is None else _checked_int(int(v)) for v in items)
 

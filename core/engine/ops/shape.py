@@ -72,7 +72,7 @@ def reshape_shape(src: tuple[int, ...], shape: tuple[int, ...], reverse: bool = 
             if j + 2 >= len(shape) or i >= len(src):
                 raise ShapeError("Reshape: -4 must be followed by two values and have an input dimension")
             d1, d2 = shape[j + 1], shape[j + 2]
-            if d1 == -1 and d2 == -1 or d1 < -1 or d2 < -1:
+            if (d1 == -1 and d2 == -1) or d1 < -1 or d2 < -1:
                 raise ShapeError("Reshape: -4 split is ill-defined")
             d1 = src[i] // d2 if d1 == -1 else d1
             d2 = src[i] // d1 if d2 == -1 else d2
@@ -284,12 +284,12 @@ def crop(*data, num_args=1, offset=(), h_w=(), center_crop=False):
     if num_args == 2:
         height, width = data[1].shape[2:4]
     else:
-        height, width = (tuple(h_w) + (0, 0))[:2]
+        height, width = ((*tuple(h_w), 0, 0))[:2]
     if center_crop:
         top, left = (x.shape[2] - height) // 2, (x.shape[3] - width) // 2
     else:
-        top, left = (tuple(offset) + (0, 0))[:2]
-    if not (0 <= top and top + height <= x.shape[2] and 0 <= left and left + width <= x.shape[3]) \
+        top, left = ((*tuple(offset), 0, 0))[:2]
+    if not (top >= 0 and top + height <= x.shape[2] and left >= 0 and left + width <= x.shape[3]) \
             or height <= 0 or width <= 0:
         raise ShapeError(f"Crop: a {height}x{width} window at ({top}, {left}) does not fit input {x.shape}")
     return x[:, :, top:top + height, left:left + width].copy()
@@ -335,7 +335,7 @@ def pick(data, index, *, axis=-1, keepdims=False, mode="clip"):
     expected = data.shape[:axis] + data.shape[axis + 1:]
     if idx.shape == expected:
         idx = np.expand_dims(idx, axis)
-    elif idx.shape != data.shape[:axis] + (1,) + data.shape[axis + 1:]:
+    elif idx.shape != (*data.shape[:axis], 1, *data.shape[axis + 1:]):
         raise ShapeError(f"pick: index shape {index.shape} does not fit data {data.shape} on axis {axis}")
     out = np.take_along_axis(data, idx, axis=axis)
     return out if keepdims else np.squeeze(out, axis)

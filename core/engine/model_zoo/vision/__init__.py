@@ -57,7 +57,31 @@ def alexnet(classes: int = 1000, pretrained: bool = False) -> AlexNet:
     return get_model("alexnet", classes=classes, pretrained=pretrained)  # type: ignore[return-value]
 
 
-__all__ = ["INPUT_SHAPE", "AlexNet", "BasicBlockV1", "BasicBlockV2", "MobileNet", "ResNetV1", "ResNetV2",
-           "SqueezeNet", "VGG", "alexnet", "get_model", "mobilenet0_25", "mobilenet0_5", "mobilenet0_75",
-           "mobilenet1_0", "model_names", "resnet18_v1", "resnet18_v2", "resnet34_v1", "resnet34_v2",
-           "squeezenet1_0", "squeezenet1_1", "vgg11", "vgg11_bn", "vgg13", "vgg16"]
+__all__ = [
+    "INPUT_SHAPE",
+    "VGG",
+    "AlexNet",
+    "BasicBlockV1",
+    "BasicBlockV2",
+    "MobileNet",
+    "ResNetV1",
+    "ResNetV2",
+    "SqueezeNet",
+    "alexnet",
+    "get_model",
+    "mobilenet0_5",
+    "mobilenet0_25",
+    "mobilenet0_75",
+    "mobilenet1_0",
+    "model_names",
+    "resnet18_v1",
+    "resnet18_v2",
+    "resnet34_v1",
+    "resnet34_v2",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg16",
+]

@@ -33,7 +33,7 @@ class SqueezeNet(HybridBlock):
             raise ValueError(f"SqueezeNet version must be '1.0' or '1.1', not {version!r}")
         self._config = {"version": version, "classes": classes}
         f = self.features = nn.HybridSequential()
-        pool = lambda: nn.MaxPool2D(pool_size=3, strides=2, ceil_mode=True)  # noqa: E731
+        pool = lambda: nn.MaxPool2D(pool_size=3, strides=2, ceil_mode=True)
         if version == "1.0":
             f.add(nn.Conv2D(96, kernel_size=7, strides=2), nn.Activation("relu"), pool(),
                   _fire(16, 64, 64), _fire(16, 64, 64), _fire(32, 128, 128), pool(),
