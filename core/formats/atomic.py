@@ -25,7 +25,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import OutputExistsError, WriteError
 
@@ -82,6 +82,25 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = True,
             later.submit(tmp, target, lambda: _commit(tmp, target, directory, overwrite, then))
     else:
         _commit(tmp, target, directory, overwrite, then)
+
+
+def _keep(target: str) -> str:
+    """A hard link to ``target`` if it is a file (to put it back), else ''."""
+    if not os.path.isfile(target):
+        return ""
+    directory = os.path.dirname(os.path.abspath(target))
+    backup = os.path.join(directory, f"{temp_prefix()}{binascii.hexlify(os.urandom(6)).decode()}.keep")
+    try:
+        os.link(target, backup)
+    except OSError:
+        return ""  # no hard links here: a failed group cannot put this file back
+    return backup
+
+
+def _remove_all(paths: Iterable[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _refuse_non_regular(target: str) -> None:
@@ -212,7 +231,8 @@ class CommitGroup:
 
     Used as ``later=`` of :func:`atomic_output`, it holds each finished temporary file; leaving the
     block normally commits them all in the order given, leaving it by an exception removes them
-    all, so no file of the group is put in place unless every one was written.
+    all. If a commit fails after others went through, those are undone: files that did not exist
+    are removed, files they replaced are put back (each was kept as a hard link until the end).
     """
 
     def __init__(self) -> None:
@@ -225,19 +245,30 @@ class CommitGroup:
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         jobs, self._jobs = self._jobs, []
         if kind is not None:
-            for tmp, _target, _commit_job in jobs:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            _remove_all(tmp for tmp, _, _ in jobs)
             return
-        for index, (tmp, target, commit) in enumerate(jobs):
-            try:
-                commit()
-            except BaseException:
-                for later_tmp, _t, _c in jobs[index + 1:]:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(later_tmp)
-                raise
-            self.committed.append(target)
+        backups: dict[str, str] = {}
+        try:
+            for index, (tmp, target, commit) in enumerate(jobs):
+                if target not in backups:
+                    backups[target] = _keep(target)
+                try:
+                    commit()
+                except BaseException:
+                    _remove_all(tmp for tmp, _, _ in jobs[index:])
+                    raise
+                self.committed.append(target)
+        except BaseException:
+            for target in reversed(self.committed):  # undo what went through
+                with contextlib.suppress(OSError):
+                    if backups.get(target):
+                        os.replace(backups[target], target)
+                    else:
+                        os.unlink(target)
+            self.committed = []
+            raise
+        finally:
+            _remove_all(backup for backup in backups.values() if backup)
 
     def submit(self, tmp: str, target: str, commit: Callable[[], None]) -> None:
         self._jobs.append((tmp, target, commit))
