@@ -116,6 +116,10 @@ class CheckpointReader(ABC):
     def __len__(self) -> int:
         return len(self.tensors)
 
+    def __iter__(self) -> Iterator[str]:
+        """The keys, in the file's order (as :meth:`keys`)."""
+        return iter(list(self.tensors))
+
     def keys(self) -> list[str]:
         return list(self.tensors)
 
