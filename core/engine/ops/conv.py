@@ -236,14 +236,15 @@ def convolution_batch_norm(data, weight, bias, gamma, beta, moving_mean, moving_
     backend included): weight * scale and (bias - mean) * scale + beta, with
     scale = gamma / sqrt(var + eps); the ReLU then runs in place on the fresh output.
     """
-    compute = np.promote_types(weight.dtype, np.float32)
+    # scale and shift in float64, rounded once (per filter: cheap); the weights multiply in their dtype
+    compute = np.dtype(np.float64)
     scale = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
     if not fix_gamma:
         scale = scale * gamma.astype(compute)
     shift = beta.astype(compute) - moving_mean.astype(compute) * scale
     if bias is not None:
         shift = shift + bias.astype(compute) * scale
-    folded = (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype, copy=False)
+    folded = (weight * scale.astype(weight.dtype).reshape(-1, 1, 1, 1)).astype(weight.dtype, copy=False)
     return _convolve(data, folded, shift.astype(weight.dtype), relu, **conv)
 
 
