@@ -88,7 +88,9 @@ class _Epilogue:
 #: Bytes of im2col matrix built at a time: small enough to stay in cache while BLAS reads it.
 IM2COL_BLOCK = 4 << 20
 #: Fewest output columns (pixels) of one task's matrix product: narrower products waste BLAS's time.
-MIN_COLUMNS = 192
+MIN_COLUMNS = 96
+#: Fewest tasks a single image's layer is cut into by bands of rows (else by filters, when it has enough).
+MIN_TASKS = 4
 #: Tasks a layer of a single image is cut into at most (enough for the threads to balance their load).
 MAX_TASKS = 8
 #: Fewest filters of one task when a small layer is cut by filters.
@@ -121,7 +123,7 @@ def _band(columns, unit, images):
     """Output units (rows, or pixels when ``unit`` is 1) per task for one image: whole images when
     the batch alone gives enough tasks, else bands of at least MIN_COLUMNS pixels, at most MAX_TASKS."""
     units = -(-columns // unit)
-    if images >= 4:
+    if images >= MIN_TASKS:
         return units
     bands = min(MAX_TASKS, max(1, columns // MIN_COLUMNS))
     return -(-units // bands)
@@ -146,7 +148,7 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
     kernels = weight.reshape(groups, fg, depth)
     row_bytes = c * kh * kw * wo * dtype.itemsize
     build = _Im2col(data, groups, kernel, stride, dilate, pad, wo, dtype)
-    if n == 1 and ho * wo < 2 * MIN_COLUMNS and fg >= 2 * MIN_FILTERS:
+    if n == 1 and ho * wo < MIN_TASKS * MIN_COLUMNS and fg >= 2 * MIN_FILTERS:
         matrix = build(0, 1, 0, ho, "shared")
         target = out.reshape(groups, fg, ho * wo)
         chunk = max(MIN_FILTERS, -(-fg // MAX_TASKS))
