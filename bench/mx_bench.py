@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from findings import why
 import harness
+from findings import why
 from harness import HERE, REPO, Context, json_line, log, measured, median, run, warm
 from report import Row
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from modelsurgeon.core.engine import initializer, ops, random
 from modelsurgeon.core.engine.model_zoo import vision
 from modelsurgeon.core.engine.ops import conv, parallel
@@ -21,7 +20,7 @@ _GEN = np.random.default_rng(7)
 def _reference(x, w, b, stride, pad, dilate, groups):
     """Direct sum over kernel taps in float64."""
     x = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])])
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     k, cg, kh, kw = w.shape
     ho = (h - dilate[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (wd - dilate[1] * (kw - 1) - 1) // stride[1] + 1
@@ -58,7 +57,7 @@ def _case(name):
     x = _GEN.standard_normal((n, c, *hw)).astype(np.float32)
     w = (_GEN.standard_normal((k, c // groups, *kernel)) / np.sqrt(c * kernel[0] * kernel[1])).astype(np.float32)
     b = _GEN.standard_normal(k).astype(np.float32)
-    attrs = dict(kernel=kernel, stride=stride, pad=pad, dilate=dilate, num_group=groups, num_filter=k)
+    attrs = {"kernel": kernel, "stride": stride, "pad": pad, "dilate": dilate, "num_group": groups, "num_filter": k}
     return x, w, b, attrs
 
 

@@ -138,8 +138,8 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
     only the input rows the task reads. A single image too small to cut into bands of rows is cut
     by filters instead, over one shared matrix. The cut depends on the shapes only.
     """
-    (kh, kw), (sh, sw), (ph, pw), (ho, wo) = kernel, stride, pad, out_size
-    n, c, h, w = data.shape
+    (kh, kw), (ho, wo) = kernel, out_size
+    n, c = data.shape[:2]
     num_filter = weight.shape[0]
     fg = num_filter // groups
     depth = c // groups * kh * kw
