@@ -39,7 +39,7 @@ def _reference(x, w, b, stride, pad, dilate, groups):
 # (batch, channels, filters, input hw, kernel, stride, pad, dilate, groups): each reaches one path
 CASES = {
     "bands_of_rows_b1": (1, 5, 7, (29, 27), (3, 3), (1, 1), (1, 1), (1, 1), 1),
-    "filter_groups_b1": (1, 8, 70, (9, 8), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    "filter_groups_b1": (1, 8, 140, (9, 8), (3, 3), (1, 1), (1, 1), (1, 1), 1),
     "several_images_per_task_b16": (16, 6, 9, (7, 9), (3, 3), (1, 1), (1, 1), (1, 1), 1),
     "strided_dilated_b16": (16, 4, 6, (13, 11), (3, 2), (2, 1), (2, 0), (2, 3), 2),
     "grouped_b1": (1, 12, 18, (31, 30), (3, 3), (2, 2), (1, 1), (1, 1), 3),

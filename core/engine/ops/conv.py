@@ -97,7 +97,7 @@ MIN_TASKS = 4
 #: Tasks a layer of a single image is cut into at most (enough for the threads to balance their load).
 MAX_TASKS = 8
 #: Fewest filters of one task when a small layer is cut by filters.
-MIN_FILTERS = 32
+MIN_FILTERS = 64
 
 
 def _pointwise(data, weight, groups, epilogue):
