@@ -164,3 +164,13 @@ def test_blas_threads_are_restored_after_a_parallel_layer(monkeypatch):
     assert seen and set(seen) == {1}
     after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert after == before
+
+
+@pytest.mark.parametrize("shape", [(1, 9216, 4096), (16, 300, 1001), (3, 7, 5), (2, 64, 257)])
+def test_dense_products_cut_by_columns_match_numpy(shape, threads):
+    n, k, m = shape
+    a = _GEN.standard_normal((n, k)).astype(np.float32)
+    b = _GEN.standard_normal((m, k)).astype(np.float32)
+    got = parallel.matmul(a, b.T)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+    assert np.array_equal(got, parallel.matmul(a, b.T))

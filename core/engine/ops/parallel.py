@@ -134,3 +134,29 @@ def scratch(name: str, size: int, dtype: np.dtype) -> np.ndarray:
         buffer = np.empty(size, dtype)
         buffers[key] = buffer
     return buffer[:size]
+
+
+#: Fewest output columns of one task of :func:`matmul`.
+MATMUL_MIN_COLUMNS = 256
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D operands, its output columns cut into tasks (the cut depends on the shapes only).
+
+    Dense layers use it so that no BLAS call of a forward pass runs on BLAS's own threads, whose
+    spinning after each call would take a core from the next layer's tasks.
+    """
+    if a.ndim != 2 or b.ndim != 2 or thread_count() == 1:
+        return a @ b
+    columns = b.shape[1]
+    chunks = min(8, max(1, columns // MATMUL_MIN_COLUMNS))
+    if chunks == 1:
+        return a @ b
+    out = np.empty((a.shape[0], columns), np.result_type(a, b))
+    step = -(-columns // chunks)
+
+    def task(c0: int) -> None:
+        np.matmul(a, b[:, c0:c0 + step], out=out[:, c0:c0 + step])
+
+    run([lambda c0=c0: task(c0) for c0 in range(0, columns, step)])
+    return out
