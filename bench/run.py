@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         header.append(f"- **This run shared the machine**: {len(busy)} of {len(rows)} rows were measured while other "
                       f"processes used more than {harness.BUSY_LIMIT} cores (\"other load\"); their ratios carry "
-                      "that noise (see Findings, \"Run-to-run variation\").")
+                      "that noise (see \"Findings\").")
     block = render(rows, header)
     print(block)
     if args.json:
