@@ -48,10 +48,11 @@ WHY: dict[str, str] = {
         "profile bench/workers/read_ours.py (the reader preadv's each tensor into a fresh array)"
     ),
     "5": (
-        "profile first (cProfile of bench/workers/forward_ours.py with OPENBLAS_NUM_THREADS=1). After the 20:00 "
-        "changes resnet18_v1 b16 at 1 thread spends ~0.7 s of ~0.88 s in the convolution GEMMs and im2col "
-        "copies (cache-sized blocks), ~0.07 s in max pooling, ~0.05 s folding BatchNorm; under machine load "
-        "OpenBLAS's 2 spinning threads slow the default-thread rows 3-5x (compare the 1-thread rows)"
+        "profile first (cProfile with time.process_time of bench/workers/forward_ours.py, MODELSURGEON_THREADS=1 "
+        "OPENBLAS_NUM_THREADS=1). Convolutions are ~75% single-threaded OpenBLAS sgemm at 50-75 GFLOP/s a core "
+        "and ~12% im2col copies, which oneDNN's direct JIT convolutions avoid; Winograd F(2x2,3x3) as numpy "
+        "passes was slower (its transforms are memory-bound). Beside a busy core the tasks' thread on that core "
+        "gets only part of it, so the pass runs at ~1.5 cores' worth against MXNet's OpenMP threads"
     ),
     "6a": (
         "writing shards: each shard is its own file with its own creation and metadata; shards are "

@@ -7,10 +7,13 @@ the workers in bench/workers/ print their timings as one JSON line.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from findings import why
 import harness
+from findings import why
 from harness import HERE, REPO, Context, json_line, log, measured, median, run, warm
 from report import Row
 
@@ -77,7 +80,7 @@ def mxnet_read(ctx: Context) -> list[Row]:
     return rows
 
 
-# -- 5: forward passes ----------------------------------------------------------------------------
+# -- 5: forward passes, idle and beside one busy core ------------------------------------------
 
 def _forward(python: str, worker: str, model: str, reps: int, budget: float,
              env: dict[str, str] | None = None) -> dict:
@@ -91,71 +94,107 @@ def _blas_text(runtime: dict) -> str:
                      f"x{lib.get('num_threads')}" for lib in libs) or "threadpoolctl not installed"
 
 
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: ours / MXNet targets of issue 20: idle, and beside a busy-loop process pinned to one core.
+IDLE_TARGET, BUSY_TARGET = 1.2, 1.5
+
+
+class BusyCore:
+    """A busy-loop process pinned to one core (the last this process may use) while the block runs."""
+
+    def __enter__(self) -> "BusyCore":
+        cores = sorted(os.sched_getaffinity(0))
+        self.core = cores[-1]
+        code = f"import os; os.sched_setaffinity(0, {{{self.core}}})\nwhile True: pass"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # let it start spinning
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
 def forward(ctx: Context) -> list[Row]:
-    """5: numpy engine vs MXNet (and PyTorch): default threads (the target), then one thread each.
+    """5: numpy engine vs MXNet 1.9.1, both with their default threads: idle, then beside one busy core.
 
-    BLAS threads spin while they wait for each other, so on this 2-core machine one busy core elsewhere
-    can slow a 2-thread run several times over; the 1-thread rows stay comparable under such load.
+    For each model the four runs are interleaved (ours, MXNet idle; ours, MXNet with the busy loop),
+    so both sides of a ratio see the same machine. PyTorch, when given, runs beside them idle.
     """
     if not ctx.mxnet_python:
-        return [_not_run("5", "forward passes", ("<=", 2.0), "no MXNet interpreter (--mxnet-python)")]
+        return [_not_run("5", "forward passes", ("<=", IDLE_TARGET), "no MXNet interpreter (--mxnet-python)")]
     reps = ctx.reps(9, 3)
     budget = ctx.reps(12, 4)  # seconds of timed passes per model and batch, at most
+    env = dict(os.environ)
+    set_vars = {k: env[k] for k in OPENBLAS_VARS if k in env}
     rows: list[Row] = []
-    base_env = dict(os.environ)
-    set_vars = {k: base_env[k] for k in OPENBLAS_VARS if k in base_env}
-    for threads in ("default", "1"):
-        env = base_env if threads == "default" else {**base_env, **ONE_THREAD}
-        for model in MODELS:
-            def attempt(model: str = model, env: dict[str, str] = env) -> tuple[dict, dict, dict | None, dict | None]:
-                ours = _forward(ctx.python, "forward_ours.py", model, reps, budget, env)
-                theirs = _forward(ctx.mxnet_python, "forward_mxnet.py", model, reps, budget, env)
-                torch = (_forward(ctx.torch_python, "forward_torch.py", model, reps, budget, env)
-                         if ctx.torch_python else None)
-                unset = None
-                if set_vars:  # the same numpy run with both variables unset, in that command alone
-                    unset = _forward(ctx.python, "forward_ours.py", model, reps, budget,
-                                     {k: v for k, v in env.items() if k not in OPENBLAS_VARS})
-                return ours, theirs, torch, unset
+    for model in MODELS:
+        def attempt(model: str = model) -> dict[str, dict | None]:
+            got: dict[str, dict | None] = {
+                "ours": _forward(ctx.python, "forward_ours.py", model, reps, budget, env),
+                "mxnet": _forward(ctx.mxnet_python, "forward_mxnet.py", model, reps, budget, env),
+                "torch": (_forward(ctx.torch_python, "forward_torch.py", model, reps, budget, env)
+                          if ctx.torch_python else None),
+                "unset": (_forward(ctx.python, "forward_ours.py", model, reps, budget,
+                                   {k: v for k, v in env.items() if k not in OPENBLAS_VARS}) if set_vars else None),
+            }
+            with BusyCore():
+                got["ours_busy"] = _forward(ctx.python, "forward_ours.py", model, reps, budget, env)
+                got["mxnet_busy"] = _forward(ctx.mxnet_python, "forward_mxnet.py", model, reps, budget, env)
+            return got
 
-            log(f"forward passes: {model}, {threads} threads")
-            (ours, theirs, torch, unset), meter = measured(attempt, retries=1, patience=harness.PATIENCE * 3)
-            if threads == "default":
-                ctx.facts.setdefault("blas", {})["numpy"] = _blas_text(ours["runtime"])
-                ctx.facts["blas"]["mxnet"] = (f"MXNet {theirs['runtime']['mxnet']}, MKL-DNN "
-                                              f"{'on' if theirs['runtime']['mkldnn'] else 'off'}")
-                if torch:
-                    ctx.facts["blas"]["torch"] = (f"PyTorch {torch['runtime']['torch']}, "
-                                                  f"{torch['runtime']['threads']} threads")
-            short = "a" if model == "alexnet" else "r"
-            prefix = "" if threads == "default" else "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "
-            for batch in BATCHES:
-                b = str(batch)
-                o, m = ours["median"][b], theirs["median"][b]
-                text = f"numpy {_ms(o)}; MXNet {_ms(m)}"
-                if torch:
-                    p = torch["median"][b]
-                    text += f"; PyTorch {_ms(p)} (numpy/PyTorch {o / p:.1f}x)"
-                text += f"; {len(ours['times'][b])}/{len(theirs['times'][b])} timed passes"
-                label = f"forward {model}, batch {batch}" + ("" if threads == "default" else ", 1 thread each")
+        log(f"forward passes: {model}, idle and beside a busy core")
+        got, meter = measured(attempt, retries=1, patience=harness.PATIENCE * 3)
+        ours, theirs, torch = got["ours"], got["mxnet"], got["torch"]
+        assert ours is not None and theirs is not None
+        ctx.facts.setdefault("blas", {})["numpy"] = _blas_text(ours["runtime"])
+        ctx.facts["blas"]["mxnet"] = (f"MXNet {theirs['runtime']['mxnet']}, MKL-DNN "
+                                      f"{'on' if theirs['runtime']['mkldnn'] else 'off'}")
+        if torch:
+            ctx.facts["blas"]["torch"] = f"PyTorch {torch['runtime']['torch']}, {torch['runtime']['threads']} threads"
+        short = "a" if model == "alexnet" else "r"
+        command = (f"python bench/workers/forward_ours.py {model} 1,16 {reps} {budget}  vs  "
+                   f"{ctx.mxnet_python} bench/workers/forward_mxnet.py {model} 1,16 {reps} {budget}")
+        for batch in BATCHES:
+            b = str(batch)
+            for busy in (False, True):
+                o = (got["ours_busy"] if busy else ours)
+                m = (got["mxnet_busy"] if busy else theirs)
+                assert o is not None and m is not None
+                ot, mt = o["median"][b], m["median"][b]
+                text = f"numpy {_ms(ot)}; MXNet {_ms(mt)}"
+                if not busy:
+                    text += f" (ranges {_range(o['times'][b])} / {_range(m['times'][b])})"
+                    if torch:
+                        p = torch["median"][b]
+                        text += f"; PyTorch {_ms(p)} (numpy/PyTorch {ot / p:.1f}x)"
+                else:
+                    text += (f" (ranges {_range(o['times'][b])} / {_range(m['times'][b])}); idle -> busy: numpy "
+                             f"{ot / ours['median'][b]:.2f}x, MXNet {mt / theirs['median'][b]:.2f}x slower")
+                text += f"; {len(o['times'][b])}/{len(m['times'][b])} timed passes"
+                if not o["runtime"].get("stable", True):
+                    text += "; NUMPY OUTPUTS DIFFERED BETWEEN CALLS"
+                target = BUSY_TARGET if busy else IDLE_TARGET
                 rows.append(_miss(Row(
-                    f"5{short}{batch}" + ("" if threads == "default" else "-1t"), label,
-                    ("<=", 2.0), o / m, text, meter.text(),
-                    f"{prefix}python bench/workers/forward_ours.py {model} 1,16 {reps} {budget}  vs  "
-                    f"{prefix}{ctx.mxnet_python} bench/workers/forward_mxnet.py {model} 1,16 {reps} {budget}",
-                    target_text="≤ 2x MXNet's time")))
-                if unset:
-                    u = unset["median"][b]
-                    rows.append(Row(
-                        f"5{short}{batch}" + ("" if threads == "default" else "-1t") + "u",
-                        f"same, with {' and '.join(OPENBLAS_VARS)} unset", ("<=", 2.0), u / m,
-                        f"numpy {_ms(u)} ({_blas_text(unset['runtime'])}); MXNet {_ms(m)}", meter.text(),
-                        f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE {prefix}python bench/workers/forward_ours.py "
-                        f"{model} 1,16 {reps} {budget}", target_text="≤ 2x MXNet's time"))
+                    f"5{short}{batch}" + ("b" if busy else ""),
+                    f"forward {model}, batch {batch}, " + ("one other core busy" if busy else "idle"),
+                    ("<=", target), ot / mt, text, meter.text(),
+                    ("(a busy loop pinned to one core)  " if busy else "") + command,
+                    target_text=f"≤ {target:g}x MXNet's time")))
+            unset = got["unset"]
+            if unset:
+                u = unset["median"][b]
+                rows.append(Row(
+                    f"5{short}{batch}u", f"same, idle, with {' and '.join(OPENBLAS_VARS)} unset",
+                    ("<=", IDLE_TARGET), u / theirs["median"][b],
+                    f"numpy {_ms(u)} ({_blas_text(unset['runtime'])}); MXNet {_ms(theirs['median'][b])}",
+                    meter.text(), f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/workers/forward_ours.py "
+                    f"{model} 1,16 {reps} {budget}", target_text=f"≤ {IDLE_TARGET:g}x MXNet's time"))
     return rows
+
+
+def _range(times: list[float]) -> str:
+    return f"{min(times) * 1000:.0f}-{max(times) * 1000:.0f} ms"
 
 
 def _miss(row: Row) -> Row:

@@ -38,7 +38,8 @@ ORDER = ["startup", "inspect", "inplace", "stream", "sharded", "mxnet-read", "fo
 BENCHMARKS = {**io_bench.BENCHMARKS, **mx_bench.BENCHMARKS}
 FIRST_ID = {"startup": "1b", "inspect": "1a", "inplace": "3", "stream": "2", "sharded": "6", "mxnet-read": "4",
             "forward": "5", "stream-large": "2L"}
-DEFAULT_MXNET = "/work/mxnet-venv/bin/python"
+DEFAULT_MXNET = next((p for p in ("/work/main/.venv-mxnet/bin/python", "/work/mxnet-venv/bin/python")
+                      if Path(p).exists()), "/work/mxnet-venv/bin/python")
 DEFAULT_TORCH = "/tmp/torchvenv/bin/python"
 
 
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         header.append(f"- **This run shared the machine**: {len(busy)} of {len(rows)} rows were measured while other "
                       f"processes used more than {harness.BUSY_LIMIT} cores (\"other load\"); their ratios carry "
-                      "that noise (see Findings, \"Run-to-run variation\").")
+                      "that noise (see \"Findings\").")
     block = render(rows, header)
     print(block)
     if args.json:

@@ -2,7 +2,8 @@
 
 Sequential containers ask :func:`run_fused` before running each child. When the child is a
 plain ``Conv2D`` followed by a ``BatchNorm`` over channels (and optionally a ReLU), on a
-float32 numpy input with every parameter initialised, the three run as one folded
+float32 numpy input with every parameter initialised (or awaiting a deferred initialisation,
+finished here: the first call is fused like every later one), the three run as one folded
 convolution (:func:`modelsurgeon.core.engine.ops.convolution_batch_norm`): one pass over the output
 instead of three. Tracing, other dtypes and anything unusual take the ordinary path, so
 exported graphs and deferred initialisation are untouched.
@@ -28,10 +29,18 @@ def run_fused(children: Sequence[Block], index: int, x: Any) -> tuple[np.ndarray
     conv, norm = children[index], children[index + 1]
     if type(conv) is not Conv2D or type(norm) is not BatchNorm or conv.act is not None or norm._axis != 1:
         return None
+    if symbol.active_trace() is not None:
+        return None
     params = [conv.weight, norm.gamma, norm.beta, norm.running_mean, norm.running_var]
     if conv.bias is not None:
         params.append(conv.bias)
-    if not all(p.is_initialized and p.dtype == np.float32 for p in params) or symbol.active_trace() is not None:
+    if not all(p.is_initialized or p._deferred is not None for p in params):
+        return None
+    # The first call also runs fused (finishing a deferred initialisation first, in the order the
+    # unfused layers would), so every call of a model gives the same bits.
+    conv._prepare(x)
+    norm._prepare(np.empty((0, conv.weight.shape[0], 0, 0), np.float32))
+    if not all(p.dtype == np.float32 for p in params):
         return None
     following = children[index + 2] if index + 2 < len(children) else None
     relu = type(following) is Activation and following._act_type == "relu"

@@ -1,8 +1,13 @@
 """Convolution kernels: BLAS products over im2col blocks, depthwise taps, folded BatchNorm.
 
 Convolution lowers to BLAS matrix products over im2col blocks built from a strided view, a few
-images (or output rows) at a time so each block is still in cache when BLAS reads it; a depthwise
-convolution is a short loop over kernel taps. For inference, a convolution followed by BatchNorm
+images (or a band of output rows) at a time so each block is still in cache when BLAS reads it; a
+1x1 stride-1 convolution multiplies the weight with the pixels in place (no copy); a depthwise
+convolution is a short loop over kernel taps. Layers are cut into independent tasks that run on
+the free cores with single-threaded BLAS (``parallel.py``); bias, folded BatchNorm shift and ReLU
+are applied by each task to its own block while it is in cache. (Winograd F(2x2, 3x3) was measured
+and left out: its transforms, as numpy passes, cost more than the products they save; see
+bench/README.md.) For inference, a convolution followed by BatchNorm
 (and ReLU) can run as one folded convolution (:func:`convolution_batch_norm`): graph execution does
 so for every such pair, eager passes for those inside Sequential containers
 (``core/engine/nn/fusion.py``); folding changes float32 rounding only (relative differences around
@@ -17,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ShapeError, UnsupportedOpError
+from . import parallel
 from .common import CUDNN, like_input, pad_spatial, pair
 from .registry import REQUIRED, OpSpec, register
 
@@ -27,6 +33,13 @@ def _conv_output_size(size: int, kernel: int, stride: int, pad: int, dilate: int
 
 def convolution(data, weight, bias=None, *, kernel, num_filter, stride=(), dilate=(), pad=(),
                 num_group=1, no_bias=False, layout=None):
+    return _convolve(data, weight, None if no_bias else bias, False, kernel=kernel, num_filter=num_filter,
+                     stride=stride, dilate=dilate, pad=pad, num_group=num_group, layout=layout)
+
+
+def _convolve(data, weight, bias, relu, *, kernel, num_filter, stride=(), dilate=(), pad=(), num_group=1,
+              layout=None, scale=None):
+    """The convolution, then ``* scale + bias`` per filter and a ReLU, applied by each task to its own part."""
     if layout not in (None, "NCHW", "None"):
         raise UnsupportedOpError(f"Convolution layout {layout} is not supported (only NCHW)")
     if data.ndim != 4 or len(kernel) != 2:
@@ -46,64 +59,167 @@ def convolution(data, weight, bias=None, *, kernel, num_filter, stride=(), dilat
     wo = _conv_output_size(w, kw, sw, pw, dw)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Convolution: input {data.shape} is too small for kernel {kernel}")
+    epilogue = _Epilogue(bias, relu, num_group, scale)
     if cg == 1 and fg == 1 and num_group > 1:
         out = _depthwise(pad_spatial(data, [(ph, ph), (pw, pw)]), weight, ho, wo, (sh, sw), (dh, dw))
+        epilogue(out.reshape(n, num_group, 1, ho * wo), 0)
     elif kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
-        cols = data.reshape(n, num_group, cg, ho * wo)
-        out = np.matmul(weight.reshape(num_group, fg, cg), cols).reshape(n, num_filter, ho, wo)
+        out = _pointwise(data, weight, num_group, epilogue)
     else:
-        out = _conv_gemm(data, weight, num_group, (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo))
-    if not no_bias and bias is not None:
-        out += bias.reshape(1, -1, 1, 1)
+        out = _conv_gemm(data, weight, num_group, (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo), epilogue)
     return like_input(out, data)
+
+
+class _Epilogue:
+    """Scale and bias per filter (and ReLU) applied to a block of output rows while it is still in cache."""
+
+    def __init__(self, bias, relu, groups, scale=None):
+        self.bias = None if bias is None else bias.reshape(groups, -1, 1)
+        self.scale = None if scale is None else scale.reshape(groups, -1, 1)
+        self.relu = relu
+
+    def __call__(self, block, f0):
+        """``block``: (..., groups, filters f0.. of each group, columns) of the output, updated in place."""
+        if self.scale is not None:
+            block *= self.scale[:, f0:f0 + block.shape[-2]]
+        if self.bias is not None:
+            block += self.bias[:, f0:f0 + block.shape[-2]]
+        if self.relu:
+            np.maximum(block, 0, out=block)
 
 
 #: Bytes of im2col matrix built at a time: small enough to stay in cache while BLAS reads it.
 IM2COL_BLOCK = 4 << 20
+#: Fewest output columns (pixels) of one task's matrix product: narrower products waste BLAS's time.
+MIN_COLUMNS = 96
+#: Fewest tasks a single image's layer is cut into by bands of rows (else by filters, when it has enough).
+MIN_TASKS = 4
+#: Tasks a layer of a single image is cut into at most (enough for the threads to balance their load).
+MAX_TASKS = 8
+#: Fewest filters of one task when a small layer is cut by filters.
+MIN_FILTERS = 64
 
 
-def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size):
-    """Convolution as BLAS matrix products over im2col blocks built while they fit in cache.
-
-    A block holds a few whole images (written straight into the NCHW output when it is one
-    image), or a band of output rows of one image when a single image's matrix is too large.
-    Padding goes into one reused zero-bordered buffer, never a padded copy of the whole batch.
-    """
-    (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo) = kernel, stride, dilate, pad, out_size
+def _pointwise(data, weight, groups, epilogue):
+    """1x1 stride-1 convolution: a product of the weight with each image's pixels, no copy at all."""
     n, c, h, w = data.shape
     num_filter = weight.shape[0]
-    cg, fg = c // groups, num_filter // groups
-    depth = cg * kh * kw
+    cg, fg, pixels = c // groups, num_filter // groups, h * w
+    kernels = weight.reshape(groups, fg, cg)
+    dtype = np.result_type(data, weight)
+    out = np.empty((n, groups, fg, pixels), dtype)
+    cols = data.reshape(n, groups, cg, pixels)
+    band = _band(pixels, 1, n)
+    tasks = []
+    for i in range(n):
+        for p0 in range(0, pixels, band):
+            def task(i=i, p0=p0):
+                target = out[i, :, :, p0:p0 + band]
+                np.matmul(kernels, cols[i, :, :, p0:p0 + band], out=target)
+                epilogue(target, 0)
+            tasks.append(task)
+    parallel.run(tasks)
+    return out.reshape(n, num_filter, h, w)
+
+
+def _band(columns, unit, images):
+    """Output units (rows, or pixels when ``unit`` is 1) per task for one image: whole images when
+    the batch alone gives enough tasks, else bands of at least MIN_COLUMNS pixels, at most MAX_TASKS."""
+    units = -(-columns // unit)
+    if images >= MIN_TASKS:
+        return units
+    bands = min(MAX_TASKS, max(1, columns // MIN_COLUMNS))
+    return -(-units // bands)
+
+
+def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epilogue):
+    """Convolution as BLAS matrix products over im2col blocks, cut into independent tasks.
+
+    A task builds the im2col matrix of a few whole images, or of a band of output rows of one
+    image, in its thread's own buffer (sized to stay in cache) and multiplies it with the weight
+    straight into the NCHW output; padding is copied into a small zero-bordered buffer holding
+    only the input rows the task reads. A single image too small to cut into bands of rows is cut
+    by filters instead, over one shared matrix. The cut depends on the shapes only.
+    """
+    (kh, kw), (ho, wo) = kernel, out_size
+    n, c = data.shape[:2]
+    num_filter = weight.shape[0]
+    fg = num_filter // groups
+    depth = c // groups * kh * kw
     dtype = np.result_type(data, weight)
     out = np.empty((n, num_filter, ho, wo), dtype)
     kernels = weight.reshape(groups, fg, depth)
     row_bytes = c * kh * kw * wo * dtype.itemsize
-    images = max(1, min(n, IM2COL_BLOCK // (row_bytes * ho)))
-    band = ho if images > 1 or row_bytes * ho <= IM2COL_BLOCK else max(1, IM2COL_BLOCK // row_bytes)
-    padded = np.zeros((images, c, h + 2 * ph, w + 2 * pw), data.dtype) if ph or pw else None
-    space = np.empty(c * kh * kw * images * band * wo, dtype)
-    for i0 in range(0, n, images):
-        m = min(images, n - i0)
-        if padded is None:
-            x = data[i0:i0 + m]
-        else:
-            padded[:m, :, ph:ph + h, pw:pw + w] = data[i0:i0 + m]
-            x = padded[:m]
-        sn, sc, sy, sx = x.strides
-        for r0 in range(0, ho, band):
-            r = min(band, ho - r0)
-            # windows ordered (group, cg, kh, kw, image, row, column): one copy makes the matrix
-            window = as_strided(x[:, :, r0 * sh:], shape=(groups, cg, kh, kw, m, r, wo),
-                                strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw), writeable=False)
-            block = space[:groups * depth * m * r * wo].reshape(groups, cg, kh, kw, m, r, wo)
-            np.copyto(block, window)
-            matrix = block.reshape(groups, depth, m * r * wo)
-            if m == 1:
-                np.matmul(kernels, matrix, out=out[i0, :, r0:r0 + r].reshape(groups, fg, r * wo))
-            else:
-                product = np.matmul(kernels, matrix)
-                out[i0:i0 + m] = product.reshape(num_filter, m, ho, wo).transpose(1, 0, 2, 3)
+    build = _Im2col(data, groups, kernel, stride, dilate, pad, wo, dtype)
+    if n == 1 and ho * wo < MIN_TASKS * MIN_COLUMNS and fg >= 2 * MIN_FILTERS:
+        matrix = build(0, 1, 0, ho, "shared")
+        target = out.reshape(groups, fg, ho * wo)
+        chunk = max(MIN_FILTERS, -(-fg // MAX_TASKS))
+
+        def by_filters(f0):
+            block = target[:, f0:f0 + chunk]
+            np.matmul(kernels[:, f0:f0 + chunk], matrix, out=block)
+            epilogue(block, f0)
+        parallel.run([lambda f0=f0: by_filters(f0) for f0 in range(0, fg, chunk)])
+        return out
+    images = max(1, min(n, IM2COL_BLOCK // max(1, row_bytes * ho)))
+    if images > 1:
+        images = min(images, max(1, n // MAX_TASKS))
+    if images > 1:
+        band = ho
+    else:
+        band = min(max(1, IM2COL_BLOCK // row_bytes), _band(ho * wo, wo, n))
+
+    def task(i0, m, r0, r):
+        matrix = build(i0, m, r0, r, "cols")
+        if m == 1:
+            block = out[i0, :, r0:r0 + r].reshape(groups, fg, r * wo)
+            np.matmul(kernels, matrix, out=block)
+            epilogue(block, 0)
+            return
+        product = parallel.scratch("product", num_filter * m * r * wo, dtype).reshape(groups, fg, m * r * wo)
+        np.matmul(kernels, matrix, out=product)
+        epilogue(product, 0)
+        out[i0:i0 + m] = product.reshape(num_filter, m, ho, wo).transpose(1, 0, 2, 3)
+
+    tasks = [lambda i0=i0, r0=r0: task(i0, min(images, n - i0), r0, min(band, ho - r0))
+             for i0 in range(0, n, images) for r0 in range(0, ho, band)]
+    parallel.run(tasks)
     return out
+
+
+class _Im2col:
+    """Builds the im2col matrix of images [i0, i0+m), output rows [r0, r0+r) in a thread's buffer."""
+
+    def __init__(self, data, groups, kernel, stride, dilate, pad, wo, dtype):
+        self.data, self.groups, self.kernel, self.stride = data, groups, kernel, stride
+        self.dilate, self.pad, self.wo, self.dtype = dilate, pad, wo, dtype
+
+    def __call__(self, i0, m, r0, r, name):
+        (kh, kw), (sh, sw), (dh, dw), (ph, pw) = self.kernel, self.stride, self.dilate, self.pad
+        data, groups, wo = self.data, self.groups, self.wo
+        _, c, h, w = data.shape
+        cg = c // groups
+        y0, y1 = r0 * sh - ph, (r0 + r - 1) * sh + (kh - 1) * dh + 1 - ph  # input rows read (padded coords)
+        if ph or pw:
+            rows = y1 - y0
+            x = parallel.scratch("padded", m * c * rows * (w + 2 * pw), data.dtype).reshape(m, c, rows, w + 2 * pw)
+            lo, hi = max(y0, 0), min(y1, h)
+            x[:, :, :lo - y0] = 0
+            x[:, :, hi - y0:] = 0
+            x[:, :, lo - y0:hi - y0, :pw] = 0
+            x[:, :, lo - y0:hi - y0, pw + w:] = 0
+            x[:, :, lo - y0:hi - y0, pw:pw + w] = data[i0:i0 + m, :, lo:hi]
+        else:
+            x = data[i0:i0 + m, :, y0:y1]
+        sn, sc, sy, sx = x.strides
+        # windows ordered (group, cg, kh, kw, image, row, column): one copy makes the matrix
+        window = as_strided(x, shape=(groups, cg, kh, kw, m, r, wo),
+                            strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw), writeable=False)
+        block = parallel.scratch(name, groups * cg * kh * kw * m * r * wo, self.dtype)
+        block = block.reshape(groups, cg, kh, kw, m, r, wo)
+        np.copyto(block, window)
+        return block.reshape(groups, cg * kh * kw, m * r * wo)
 
 
 def _depthwise(x, weight, ho, wo, stride, dilate):
@@ -121,22 +237,21 @@ def convolution_batch_norm(data, weight, bias, gamma, beta, moving_mean, moving_
                            eps: float, fix_gamma: bool, relu: bool = False) -> np.ndarray:
     """``Convolution`` then inference ``BatchNorm`` (then ``relu``) in one pass over the output.
 
-    The normalisation folds into the convolution, as inference engines do (MXNet's oneDNN
-    backend included): weight * scale and (bias - mean) * scale + beta, with
-    scale = gamma / sqrt(var + eps); the ReLU then runs in place on the fresh output.
+    The normalisation folds into the convolution's epilogue: each task multiplies its fresh block
+    of output by scale = gamma / sqrt(var + eps) and adds (bias - mean) * scale + beta, then the
+    ReLU, while the block is in cache. (Folding the scale into the weights instead would touch
+    every weight on every call: 11M of them for resnet18, ~7% of a batch-1 pass.)
     """
-    compute = np.promote_types(weight.dtype, np.float32)
+    # scale and shift in float64, rounded once (per filter: cheap)
+    compute = np.dtype(np.float64)
     scale = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
     if not fix_gamma:
         scale = scale * gamma.astype(compute)
     shift = beta.astype(compute) - moving_mean.astype(compute) * scale
     if bias is not None:
         shift = shift + bias.astype(compute) * scale
-    folded = (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype, copy=False)
-    out = convolution(data, folded, shift.astype(weight.dtype), **conv, no_bias=False)
-    if relu:
-        np.maximum(out, 0, out=out)
-    return out
+    dtype = np.result_type(data, weight)
+    return _convolve(data, weight, shift.astype(dtype), relu, **conv, scale=scale.astype(dtype))
 
 
 def conv_output_shape(shape, kernel, stride, pad, dilate, num_filter):

@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
+from . import parallel
 from .common import CUDNN, like_input, pair
 from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, between, get, one_of, register
 
@@ -22,7 +23,7 @@ def fully_connected(data, weight, bias=None, *, num_hidden, no_bias=False, flatt
     if x.shape[-1] != weight.shape[1]:
         raise ShapeError(f"FullyConnected: input has {x.shape[-1]} features, weight expects "
                          f"{weight.shape[1]} (input shape {data.shape})")
-    out = x @ weight.T
+    out = parallel.matmul(x, weight.T)
     if not no_bias and bias is not None:
         out += bias
     return like_input(out, data)

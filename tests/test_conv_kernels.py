@@ -1,0 +1,176 @@
+"""Convolution kernels cut into parallel tasks, against a float64 reference; bit-identical repeated calls.
+
+The oracle comparisons with real MXNet are in test_ops_reference.py; here every path of
+``ops/conv.py`` (bands of rows, several images per task, filter groups, 1x1 without copies,
+depthwise, folded BatchNorm + ReLU) runs on one thread and on several, for odd shapes, groups,
+strides, dilations, padding and batches of 1 and 16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from modelsurgeon.core.engine import initializer, ops, random
+from modelsurgeon.core.engine.model_zoo import vision
+from modelsurgeon.core.engine.ops import conv, parallel
+
+_GEN = np.random.default_rng(7)
+
+
+def _reference(x, w, b, stride, pad, dilate, groups):
+    """Direct sum over kernel taps in float64."""
+    x = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])])
+    n, _, h, wd = x.shape
+    k, cg, kh, kw = w.shape
+    ho = (h - dilate[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wd - dilate[1] * (kw - 1) - 1) // stride[1] + 1
+    fg = k // groups
+    out = np.zeros((n, k, ho, wo))
+    for g in range(groups):
+        xs, ws = x[:, g * cg:(g + 1) * cg], w[g * fg:(g + 1) * fg].astype(np.float64)
+        for i in range(kh):
+            for j in range(kw):
+                tap = xs[:, :, i * dilate[0]: i * dilate[0] + stride[0] * (ho - 1) + 1: stride[0],
+                         j * dilate[1]: j * dilate[1] + stride[1] * (wo - 1) + 1: stride[1]]
+                out[:, g * fg:(g + 1) * fg] += np.einsum("nchw,kc->nkhw", tap, ws[:, :, i, j])
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
+
+
+# (batch, channels, filters, input hw, kernel, stride, pad, dilate, groups): each reaches one path
+CASES = {
+    "bands_of_rows_b1": (1, 5, 7, (29, 27), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    "filter_groups_b1": (1, 8, 140, (9, 8), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    "several_images_per_task_b16": (16, 6, 9, (7, 9), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    "strided_dilated_b16": (16, 4, 6, (13, 11), (3, 2), (2, 1), (2, 0), (2, 3), 2),
+    "grouped_b1": (1, 12, 18, (31, 30), (3, 3), (2, 2), (1, 1), (1, 1), 3),
+    "large_kernel_b1": (1, 3, 16, (47, 45), (7, 7), (2, 2), (3, 3), (1, 1), 1),
+    "pointwise_b1": (1, 16, 24, (23, 21), (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    "pointwise_grouped_b16": (16, 8, 12, (5, 7), (1, 1), (1, 1), (0, 0), (1, 1), 4),
+    "pointwise_strided_b16": (16, 8, 10, (9, 9), (1, 1), (2, 2), (0, 0), (1, 1), 1),
+    "depthwise_b16": (16, 6, 6, (11, 10), (3, 3), (1, 1), (1, 1), (1, 1), 6),
+    "odd_b3": (3, 5, 11, (17, 6), (5, 3), (3, 1), (2, 1), (1, 2), 1),
+}
+
+
+def _case(name):
+    n, c, k, hw, kernel, stride, pad, dilate, groups = CASES[name]
+    x = _GEN.standard_normal((n, c, *hw)).astype(np.float32)
+    w = (_GEN.standard_normal((k, c // groups, *kernel)) / np.sqrt(c * kernel[0] * kernel[1])).astype(np.float32)
+    b = _GEN.standard_normal(k).astype(np.float32)
+    attrs = {"kernel": kernel, "stride": stride, "pad": pad, "dilate": dilate, "num_group": groups, "num_filter": k}
+    return x, w, b, attrs
+
+
+@pytest.fixture(params=["1", "3"], ids=["serial", "threads"])
+def threads(request, monkeypatch):
+    monkeypatch.setenv("MODELSURGEON_THREADS", request.param)
+    return int(request.param)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_convolution_matches_the_reference(name, threads):
+    x, w, b, attrs = _case(name)
+    expected = _reference(x, w, b, attrs["stride"], attrs["pad"], attrs["dilate"], attrs["num_group"])
+    got = ops.invoke("Convolution", [x, w, b], attrs)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    again = ops.invoke("Convolution", [x, w, b], attrs)
+    assert np.array_equal(got, again)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_threads_give_the_serial_result(name, monkeypatch):
+    x, w, b, attrs = _case(name)
+    monkeypatch.setenv("MODELSURGEON_THREADS", "1")
+    serial = ops.invoke("Convolution", [x, w, b], attrs)
+    monkeypatch.setenv("MODELSURGEON_THREADS", "4")
+    threaded = ops.invoke("Convolution", [x, w, b], attrs)
+    np.testing.assert_allclose(threaded, serial, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bands_of_rows_b1", "filter_groups_b1", "several_images_per_task_b16",
+                                  "grouped_b1", "pointwise_grouped_b16", "depthwise_b16"])
+@pytest.mark.parametrize("fix_gamma", [False, True])
+def test_folded_batch_norm_and_relu_match_the_layers_one_by_one(name, fix_gamma, threads):
+    x, w, b, attrs = _case(name)
+    k = attrs["num_filter"]
+    gamma, beta = _GEN.uniform(0.5, 2, k).astype(np.float32), _GEN.standard_normal(k).astype(np.float32)
+    mean, var = _GEN.standard_normal(k).astype(np.float32), _GEN.uniform(0.1, 2, k).astype(np.float32)
+    conv_attrs = {key: v for key, v in attrs.items()}
+    got = conv.convolution_batch_norm(x, w, b, gamma, beta, mean, var, conv=conv_attrs, eps=1e-5,
+                                      fix_gamma=fix_gamma, relu=True)
+    plain = _reference(x, w, b, attrs["stride"], attrs["pad"], attrs["dilate"], attrs["num_group"])
+    scale = (1.0 if fix_gamma else gamma.astype(np.float64)) / np.sqrt(var.astype(np.float64) + 1e-5)
+    expected = np.maximum((plain - mean.reshape(1, -1, 1, 1)) * scale.reshape(1, -1, 1, 1)
+                          + beta.reshape(1, -1, 1, 1), 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert (got >= 0).all()
+
+
+def test_small_im2col_blocks_cut_every_layer_the_same_way(monkeypatch):
+    """Blocks of a few rows (the band cut when one image's matrix is too large) give the same sums."""
+    x, w, b, attrs = _case("large_kernel_b1")
+    whole = ops.invoke("Convolution", [x, w, b], attrs)
+    monkeypatch.setattr(conv, "IM2COL_BLOCK", 3 * 7 * 7 * 4 * 24 * 2)
+    banded = ops.invoke("Convolution", [x, w, b], attrs)
+    np.testing.assert_allclose(banded, whole, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, batch", [("resnet18_v1", 1), ("resnet18_v1", 16), ("alexnet", 1), ("alexnet", 3),
+                                         ("mobilenet0.25", 16), ("resnet18_v2", 1)])
+def test_a_model_gives_the_same_bits_on_every_call(name, batch, threads):
+    """The first call (which finishes the deferred initialisation) is fused like the later ones."""
+    net = vision.get_model(name, classes=10)
+    random.seed(0)
+    net.initialize(initializer.Xavier())
+    size = 67 if name == "alexnet" else 32 if batch > 1 else 64
+    x = np.random.default_rng(batch).standard_normal((batch, 3, size, size), dtype=np.float32)
+    first, second, third = net(x), net(x), net(x)
+    assert np.array_equal(first, second) and np.array_equal(second, third)
+
+
+def test_a_failing_task_raises_in_the_caller(monkeypatch):
+    monkeypatch.setenv("MODELSURGEON_THREADS", "3")
+    done = []
+
+    def bad():
+        raise ValueError("task failed")
+
+    with pytest.raises(ValueError, match="task failed"):
+        parallel.run([lambda: done.append(1), bad, lambda: done.append(2)])
+    parallel.run([lambda i=i: done.append(i) for i in range(10)])
+    assert sorted(done[-10:]) == list(range(10))
+
+
+def test_thread_count_follows_the_environment_then_the_cores(monkeypatch):
+    monkeypatch.setenv("MODELSURGEON_THREADS", "5")
+    assert parallel.thread_count() == 5
+    monkeypatch.setenv("MODELSURGEON_THREADS", "nonsense")
+    assert parallel.thread_count() >= 1
+    monkeypatch.delenv("MODELSURGEON_THREADS")
+    assert parallel.thread_count() == len(__import__("os").sched_getaffinity(0))
+
+
+def test_blas_threads_are_restored_after_a_parallel_layer(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setenv("MODELSURGEON_THREADS", "2")
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    seen = []
+
+    def task():
+        seen.extend(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+
+    parallel.run([task, task])
+    assert seen and set(seen) == {1}
+    after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert after == before
+
+
+@pytest.mark.parametrize("shape", [(1, 9216, 4096), (16, 300, 1001), (3, 7, 5), (2, 64, 257)])
+def test_dense_products_cut_by_columns_match_numpy(shape, threads):
+    n, k, m = shape
+    a = _GEN.standard_normal((n, k)).astype(np.float32)
+    b = _GEN.standard_normal((m, k)).astype(np.float32)
+    got = parallel.matmul(a, b.T)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+    assert np.array_equal(got, parallel.matmul(a, b.T))
