@@ -1,0 +1,100 @@
+"""Forward passes of the GluonCV models that run, ours against real MXNet 1.9.1 on the same machine.
+
+Issue 15's guard: over the GluonCV models `run` supports, our numpy engine's forward pass at batch 1
+stays within 2x of MXNet's. The cases are the ones ``tests/test_gluoncv_zoo.py`` builds with
+``tools/gluoncv_zoo/make_cases.py`` (random weights, small inputs, exported by real MXNet), cached in
+``tests/artifacts/gluoncv_zoo/``. For each case both engines load the same ``-symbol.json`` and
+``.params``, warm up twice, and the median of 7 timed passes on the case's own input is kept; the
+MXNet side runs hybridized with static allocation in one subprocess. Only ratios are reported.
+
+    python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--mxnet-python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "tests" / "artifacts" / "gluoncv_zoo"
+TARGET = 2.0
+RUNS, WARMUPS = 7, 2
+
+MXNET_SIDE = r"""
+import json, statistics, sys, time, warnings
+import numpy as np
+import mxnet as mx
+warnings.filterwarnings("ignore")
+runs, warmups = int(sys.argv[1]), int(sys.argv[2])
+results = {}
+for case in sys.argv[3:]:
+    x = np.load(case + "/input.npy")
+    net = mx.gluon.SymbolBlock.imports(case + "/model-symbol.json", ["data"], case + "/model-0000.params")
+    net.hybridize(static_alloc=True, static_shape=True)
+    feed = [mx.nd.array(x)]
+    for _ in range(warmups):
+        mx.nd.waitall(); out = net(*feed); mx.nd.waitall()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter(); out = net(*feed); mx.nd.waitall(); times.append(time.perf_counter() - start)
+    results[case] = statistics.median(times)
+print(json.dumps(results))
+"""
+
+
+def ours(case: Path) -> float:
+    from modelsurgeon.core.engine.symbol_block import SymbolBlock
+    x = np.load(case / "input.npy")
+    net = SymbolBlock.imports(str(case / "model-symbol.json"), ["data"], str(case / "model-0000.params"))
+    for _ in range(WARMUPS):
+        net(x)
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        net(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=CASES)
+    parser.add_argument("--only", help="comma-separated case names")
+    parser.add_argument("--mxnet-python", default=str(ROOT / ".venv-mxnet" / "bin" / "python"))
+    args = parser.parse_args()
+    catalogue = json.loads((args.cases / "catalogue.json").read_text())
+    wanted = set(args.only.split(",")) if args.only else None
+    cases = [args.cases / name for name, entry in sorted(catalogue.items())
+             if (wanted is None or name in wanted) and (args.cases / name / "output0.npy").exists()
+             and not entry.get("inputs") and entry.get("input_shape", [0])[0] == 1]
+    done = subprocess.run([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS), *map(str, cases)],
+                          capture_output=True, text=True, check=True)
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = []
+    for case in cases:
+        try:
+            mine = ours(case)
+        except Exception as exc:  # noqa: BLE001 - a model that does not run here is reported, not timed
+            rows.append((case.name, None, f"does not run: {exc}"[:60]))
+            continue
+        rows.append((case.name, mine / theirs[str(case)], ""))
+    print(f"| model (batch 1) | ours / MXNet | within {TARGET:g}x |")
+    print("|---|---|---|")
+    for name, ratio, note in rows:
+        print(f"| {name} | {'-' if ratio is None else f'{ratio:.2f}x'} | "
+              f"{note or ('yes' if ratio <= TARGET else 'NO')} |")
+    timed = [r for _, r, _ in rows if r is not None]
+    print(f"\n{sum(r <= TARGET for r in timed)} of {len(timed)} within {TARGET:g}x; "
+          f"median {statistics.median(timed):.2f}x, worst {max(timed):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
