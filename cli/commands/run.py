@@ -7,7 +7,8 @@ import numpy as np
 
 from modelsurgeon.core import binding
 from modelsurgeon.core.engine.budget import check_forward
-from modelsurgeon.core.errors import CheckpointError, InputNotFoundError, SurgeryError
+from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, ModelSurgeonError, ResourceLimitError,
+                                      SurgeryError)
 from modelsurgeon.core.formats.npyfile import read_npy
 
 from ..options import member_option, output_options, reader_options, shape_option
@@ -80,7 +81,12 @@ def run(file: str, input_file: str | None, random_shape: tuple[int, ...] | None,
             else:
                 raise SurgeryError("the file records no input shape; give --input x.npy or --random-input SHAPE")
             x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-        check_forward(model, tuple(x.shape), x.dtype, max_memory=max_memory, source=file)
+        try:  # refused from the shapes alone; a model the estimate cannot follow still runs below
+            check_forward(model, tuple(x.shape), x.dtype, max_memory=max_memory, source=file)
+        except ResourceLimitError:
+            raise
+        except ModelSurgeonError:
+            pass
         with out.progress("running", None):
             y = model(x)
     _report(out, file, x, list(y) if isinstance(y, tuple) else [y], top_k, output, force)

@@ -154,6 +154,10 @@ def _as_graph(model: Any, shape: Shape, dtype: Any) -> tuple[Any, dict[str, Any]
         for name in inputs[:1]:
             params.pop(name, None)
         return model, params, {}
+    graph = getattr(model, "graph", None)
+    if isinstance(graph, Graph):  # a SymbolBlock: its graph as it is, its Parameters' shapes
+        known = {name: p for name, p in model.collect_params().items() if p.shape is not None and min(p.shape) > 0}
+        return graph, {name: _Declared(tuple(p.shape), p.dtype) for name, p in known.items()}, {}
     return _trace(model, tuple(shape), dtype)
 
 
