@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
-from .atomic import CommitQueue
+from .atomic import Committer
 from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo, without_aliases
 from .extents import Extent, Locate, file_id
 from .spec import Documents, Format, Probe
@@ -372,7 +372,7 @@ class SafetensorsReader(CheckpointReader):
     def _read_raw(self, key: str, dtype: np.dtype) -> np.ndarray:
         begin, end = self._offsets[key]
         out = np.empty((end - begin) // dtype.itemsize, dtype)
-        view = memoryview(out).cast("B")
+        view = memoryview(out).cast("B")  # type: ignore[arg-type]  # ndarray is a Buffer
         done = 0
         try:
             self._file.seek(self._data_start + begin)
@@ -510,7 +510,7 @@ def open_checkpoint(path: str) -> SafetensorsReader:
 
 def write_checkpoint(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
                      progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
-                     later: CommitQueue | None = None) -> list[str]:
+                     later: Committer | None = None) -> list[str]:
     notes: list[str] = []
     flat = without_aliases(infos, notes)
     metadata = dict(documents.metadata)
