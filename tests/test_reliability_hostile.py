@@ -186,7 +186,7 @@ def test_hostile_hdf5_is_refused_by_the_library(hostile):
     _name, path, message = hostile
     with pytest.raises(CheckpointError, match=message) as info:
         with open_checkpoint(str(path)) as reader:
-            for key in reader:
+            for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
                 reader.read(key)
     assert info.value.path == str(path)
 
@@ -382,7 +382,7 @@ def warmed(tmp_path_factory) -> None:
     SymbolBlock(Graph.from_json(graph), ["data"])
     _crafted_h5(directory / "g.h5", graph=graph, kind="named")
     with open_checkpoint(str(Path(__file__).resolve().parent / "fixtures" / "mxnet" / "dtypes" / "names.npz")) as reader:
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             reader.read(key)
     for module in ("keras", "mxnet", "safetensors_io", "torch_io", "sharded"):
         importlib.import_module(f"modelsurgeon.core.formats.{module}")
@@ -482,7 +482,7 @@ def test_keras_model_config_code_is_kept_as_text(tmp_path, monkeypatch, warmed):
     with Watch(monkeypatch) as watch:
         with open_checkpoint(str(path)) as reader:
             assert json.loads(reader.metadata["model_config"]) == config
-            for key in reader:
+            for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
                 reader.read(key)
         invoke("inspect", path)
         invoke("convert", path, "-o", tmp_path / "out.safetensors")

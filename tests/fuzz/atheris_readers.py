@@ -36,7 +36,7 @@ def _read_file(reader_class, data: bytes) -> None:
     with open(SCRATCH, "wb") as handle:
         handle.write(data)
     with reader_class(SCRATCH) as reader:
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             reader.read(key)
 
 
