@@ -242,7 +242,7 @@ class CommitGroup:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             return
-        for index, (tmp, target, commit) in enumerate(jobs):
+        for index, (_tmp, target, commit) in enumerate(jobs):
             try:
                 commit()
             except BaseException:

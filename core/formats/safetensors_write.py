@@ -15,11 +15,6 @@ from ..errors import ModelSurgeonError
 from .atomic import Committer, atomic_output
 from .base import TensorInfo
 from .extents import ExtentCopier, Locate, usable
-
-Fetch = Callable[[TensorInfo], np.ndarray]
-Progress = Callable[[int, int], None]
-
-#: The safetensors format's limit on the header length (and ours).
 from .safetensors_dtypes import (
     _CODE_OF,
     _FLOAT32,
@@ -31,6 +26,10 @@ from .safetensors_dtypes import (
     f32_to_bf16,
     f32_to_f8,
 )
+
+Fetch = Callable[[TensorInfo], np.ndarray]
+Progress = Callable[[int, int], None]
+
 
 # ---------------------------------------------------------------------------------------------
 # Writing

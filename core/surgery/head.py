@@ -277,9 +277,8 @@ def _resize_in_architecture(document: dict[str, Any], head: Head, classes: int) 
     result = copy.deepcopy(document)
     node = result["root"]
     parts = head.path.split(".") if head.path else []
-    if head.path == "output" or head.path.startswith("output."):
-        if "classes" in node.get("config", {}):
-            node["config"]["classes"] = classes
+    if (head.path == "output" or head.path.startswith("output.")) and "classes" in node.get("config", {}):
+        node["config"]["classes"] = classes
     for part in parts:
         children = dict(node.get("children") or [])
         if part not in children:

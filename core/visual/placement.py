@@ -328,7 +328,7 @@ def _align_links(ranks: list[list[str]], up: dict[str, list[str]], down: dict[st
                  gap: Any) -> None:
     """Where a node is its predecessor's only successor and vice versa, put it right below, if it fits."""
     for nodes in ranks:
-        for i, node in enumerate(nodes):
+        for node in nodes:
             preds = up.get(node, [])
             if node.startswith("\0") or len(preds) != 1 or preds[0].startswith("\0"):
                 continue
