@@ -327,7 +327,7 @@ def test_writer_fetches_each_tensor_once_in_order(tmp_path: Path) -> None:
     for writer, name in ((mxnet.write_params, "o.params"), (mxnet.write_npz, "o.npz")):
         seen: list[str] = []
 
-        def fetch(info: TensorInfo) -> np.ndarray:
+        def fetch(info: TensorInfo, seen: list[str] = seen) -> np.ndarray:
             seen.append(info.key)
             return arrays[info.key]
 

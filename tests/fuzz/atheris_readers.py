@@ -14,6 +14,7 @@ coverage-guided in-process fuzzer would die with the first one. Any exception ot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -68,10 +69,8 @@ def main() -> None:
     target = TARGETS[name]
 
     def one(data: bytes) -> None:
-        try:
+        with contextlib.suppress(ModelSurgeonError):
             target(data)
-        except ModelSurgeonError:
-            pass
 
     atheris.Setup(sys.argv, one)
     atheris.Fuzz()
