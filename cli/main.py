@@ -6,6 +6,7 @@ code from :class:`~modelsurgeon.cli.errors.ExitCode`; tracebacks only with ``--t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -13,12 +14,10 @@ from typing import Any
 
 import click
 
+from .commands import COMMANDS
 from .output import VERSION
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-from .commands import COMMANDS
 
 
 class SurgeonGroup(click.Group):
@@ -127,8 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"{code}\n")
         code = 1
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # a reader that went away (`| head`), or a closed stream
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # a reader that went away (`| head`), or a closed stream
-            pass
     os._exit(code or 0)

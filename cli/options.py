@@ -16,7 +16,8 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--json`` and ``--quiet`` for every command; the command receives ``out: Output``."""
 
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (nothing else).")
-    @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr; commands that write also skip their change report.")
+    @click.option("-q", "--quiet", is_flag=True,
+                  help="No notes on stderr; commands that write also skip their change report.")
     @click.option("--traceback", "_traceback", is_flag=True, hidden=True)  # read by SurgeonGroup.main
     @functools.wraps(command)
     def wrapper(*args: Any, as_json: bool, quiet: bool, _traceback: bool, **kwargs: Any) -> Any:

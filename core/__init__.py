@@ -36,7 +36,8 @@ _LAZY = {
     "Constant": (".engine.parameter", "Constant"), "Parameter": (".engine.parameter", "Parameter"),
     "SymbolBlock": (".engine.symbol_block", "SymbolBlock"),
     "name_scope": (".engine.naming", "name_scope"), "reset_names": (".engine.naming", "reset_names"),
-    "init": (".engine.initializer", None), "initializer": (".engine.initializer", None), "model_zoo": (".engine.model_zoo", None),
+    "init": (".engine.initializer", None), "initializer": (".engine.initializer", None),
+    "model_zoo": (".engine.model_zoo", None),
     "nd": (".engine.nd", None), "nn": (".engine.nn", None), "random": (".engine.random", None),
 }
 

@@ -81,7 +81,8 @@ def _extent_chunks(path: str, file_id: tuple[int, int], offset: int, dtype: np.d
     try:
         for start in range(0, size, step):
             piece = np.empty(min(step, size - start), dtype)
-            read_exact(fd, path, memoryview(piece).cast("B"), offset + start * dtype.itemsize, what)
+            view = memoryview(piece).cast("B")  # type: ignore[arg-type]  # ndarray is a Buffer
+            read_exact(fd, path, view, offset + start * dtype.itemsize, what)
             yield piece
     finally:
         os.close(fd)

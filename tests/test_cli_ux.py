@@ -605,7 +605,7 @@ def test_the_oracle_skip_says_what_to_install(tmp_path):
 def test_the_readme_pipeline_example_needs_no_pipefail():
     """The example prints modelsurgeon's status in a plain bash (no pipefail): the line as written."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    line = next(l for l in readme.splitlines() if "no-such-file.h5 --json | jq" in l)
+    line = next(text for text in readme.splitlines() if "no-such-file.h5 --json | jq" in text)
     assert "PIPESTATUS" in line or "pipefail" in line
     assert re.search(r'"exit \$\?"', line) is None or "pipefail" in line
     assert sys.executable  # the walkthrough test (test_readme.py) runs it with a plain bash -c

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from modelsurgeon.core.engine import initializer, ops, random
 from modelsurgeon.core.engine.model_zoo import vision
 from modelsurgeon.core.engine.ops import conv, parallel
@@ -96,7 +97,7 @@ def test_folded_batch_norm_and_relu_match_the_layers_one_by_one(name, fix_gamma,
     k = attrs["num_filter"]
     gamma, beta = _GEN.uniform(0.5, 2, k).astype(np.float32), _GEN.standard_normal(k).astype(np.float32)
     mean, var = _GEN.standard_normal(k).astype(np.float32), _GEN.uniform(0.1, 2, k).astype(np.float32)
-    conv_attrs = {key: v for key, v in attrs.items()}
+    conv_attrs = dict(attrs)
     got = conv.convolution_batch_norm(x, w, b, gamma, beta, mean, var, conv=conv_attrs, eps=1e-5,
                                       fix_gamma=fix_gamma, relu=True)
     plain = _reference(x, w, b, attrs["stride"], attrs["pad"], attrs["dilate"], attrs["num_group"])

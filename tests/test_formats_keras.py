@@ -28,7 +28,7 @@ def copy(tmp_path, name: str) -> str:
 
 
 def sums(reader) -> list[float]:
-    return [float(reader.read(k).astype(np.float64).sum()) for k in reader]
+    return [float(reader.read(k).astype(np.float64).sum()) for k in reader.keys()]  # noqa: SIM118 - a reader, not a dict
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def test_legacy_full_model_keys_order_values_and_metadata():
         assert reader.keys() == ["conv.kernel", "conv.bias", "bn.gamma", "bn.beta", "bn.moving_mean",
                                  "bn.moving_variance", "logits.kernel", "logits.bias"]
         expected = MANIFEST["cnn"]
-        assert [list(reader.tensors[k].shape) for k in reader] == [row["shape"] for row in expected]
+        assert [list(reader.tensors[k].shape) for k in reader.keys()] == [row["shape"] for row in expected]  # noqa: SIM118 - a reader, not a dict
         np.testing.assert_allclose(sums(reader), [row["sum"] for row in expected], rtol=1e-6, atol=1e-6)
         assert reader.read("conv.kernel").reshape(-1)[0] == pytest.approx(expected[0]["first"])
         assert reader.tensors["conv.kernel"].extra["h5_path"] == "/model_weights/conv/cnn/conv/kernel"
@@ -50,7 +50,7 @@ def test_legacy_full_model_keys_order_values_and_metadata():
         assert reader.metadata["keras_version"] == MANIFEST["keras_version"]
         assert reader.metadata["backend"] == MANIFEST["backend"]
         assert reader.metadata["optimizer_tensors"] == "14"  # iteration, learning rate, 2 x 6 slots
-        assert all(reader.read(k).dtype == np.float32 for k in reader)
+        assert all(reader.read(k).dtype == np.float32 for k in reader.keys())  # noqa: SIM118 - a reader, not a dict
 
 
 def test_legacy_nested_model_keys():
@@ -68,7 +68,7 @@ def test_tf_keras_weights_only_file():
         assert reader.keys() == legacy.keys()
         assert reader.metadata == {"keras_version": "2.15.0", "backend": "tensorflow"}
         assert reader.tensors["bn.gamma"].extra["weight_name"] == "bn/gamma:0"
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             np.testing.assert_array_equal(reader.read(key), legacy.read(key))
 
 
@@ -84,7 +84,7 @@ def test_keras3_weights_file_keys_and_values():
         # the same model saved both ways: match by layer name and variable index
         for key, info in reader.tensors.items():
             layer, index = info.extra["layer_name"], int(key.rsplit(".", 1)[1])
-            legacy_key = [k for k in legacy if k.startswith(layer + ".")][index]
+            legacy_key = [k for k in legacy.keys() if k.startswith(layer + ".")][index]  # noqa: SIM118 - a reader, not a dict
             np.testing.assert_array_equal(reader.read(key), legacy.read(legacy_key))
 
 
@@ -94,7 +94,7 @@ def test_keras3_nested_weights_file():
                                  "layers.dense_1.vars.1", "layers.sequential.layers.dense.vars.0",
                                  "layers.sequential.layers.dense.vars.1", "layers.sequential.layers.dense_1.vars.0",
                                  "layers.sequential.layers.dense_1.vars.1"]
-        names = [reader.tensors[k].extra["layer_name"] for k in reader]
+        names = [reader.tensors[k].extra["layer_name"] for k in reader.keys()]  # noqa: SIM118 - a reader, not a dict
         assert names == ["stem", "stem", "head", "head", "inner_dense", "inner_dense", "dense", "dense"]
         assert reader.metadata["model_name"] == "outer"
 
@@ -217,10 +217,10 @@ def test_keras3_natural_order_and_old_dependency_name(tmp_path):
         f.create_group("vars").attrs["name"] = "m"
     with KerasH5Reader(path) as reader:
         assert reader.format == "keras3-weights-h5"
-        order = [(k.split(".")[1], int(k.split(".")[3])) for k in reader]
+        order = [(k.split(".")[1], int(k.split(".")[3])) for k in reader.keys()]  # noqa: SIM118 - a reader, not a dict
         assert order == sorted(order, key=lambda t: (int(t[0].split("_")[1]), t[1]))
         assert reader.keys()[0] == "_layer_checkpoint_dependencies.dense_0.vars.0"
-        assert [int(k.rsplit(".", 1)[1]) for k in reader if ".dense_0." in k] == [0, 3, 6, 9]
+        assert [int(k.rsplit(".", 1)[1]) for k in reader.keys() if ".dense_0." in k] == [0, 3, 6, 9]  # noqa: SIM118 - a reader, not a dict
 
 
 def test_big_endian_and_scalar_datasets(tmp_path):
@@ -343,7 +343,7 @@ def test_truncated_files_are_refused(tmp_path, name):
         path.write_bytes(data[:size])
         try:
             with KerasH5Reader(path) as reader:
-                for key in reader:
+                for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
                     reader.read(key)
         except CheckpointError:
             continue

@@ -110,7 +110,7 @@ def opens_or_refuses(path: Path) -> None:
     except CheckpointError:
         return
     with reader:
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             try:
                 arr = reader.read(key)
             except CheckpointError:
@@ -327,7 +327,7 @@ def test_writer_fetches_each_tensor_once_in_order(tmp_path: Path) -> None:
     for writer, name in ((mxnet.write_params, "o.params"), (mxnet.write_npz, "o.npz")):
         seen: list[str] = []
 
-        def fetch(info: TensorInfo) -> np.ndarray:
+        def fetch(info: TensorInfo, seen: list[str] = seen) -> np.ndarray:
             seen.append(info.key)
             return arrays[info.key]
 

@@ -11,8 +11,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import error_line, invoke
+
 from modelsurgeon.cli.errors import ExitCode
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"

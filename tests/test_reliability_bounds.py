@@ -274,7 +274,8 @@ def test_shapes_only_tracing_matches_real_execution():
         executed = []  # every operator's real result, computed by its kernel
         with tracing() as tracer:
             record = tracer.apply
-            tracer.apply = lambda *a, **k: executed.append(record(*a, **k)) or executed[-1]
+            # called only inside this `with`, in this iteration
+            tracer.apply = lambda *a, **k: executed.append(record(*a, **k)) or executed[-1]  # noqa: B023
             out = model(tracer.input("data", np.zeros(shape, np.float32)))
             real, _ = tracer.graph([out])
         graph, _ = budget.trace_shapes(model, shape)

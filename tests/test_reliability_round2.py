@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -95,7 +96,8 @@ def test_many_threads_hitting_fresh_lazy_modules_all_see_them_whole(tmp_path, mo
         failures: list[BaseException] = []
         seen: list[int] = []
 
-        def use() -> None:
+        def use(barrier: threading.Barrier = barrier, lazy: Any = lazy, seen: list[int] = seen,
+                failures: list[BaseException] = failures) -> None:
             barrier.wait()
             try:
                 seen.append(lazy.build())

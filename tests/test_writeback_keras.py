@@ -52,12 +52,12 @@ def test_keras_archive_is_read(saved):
             KerasH5Reader(folder / "cnn.weights.h5") as plain:
         assert reader.format == "keras3" and reader.kind == "structural"
         assert reader.keys() == plain.keys()  # the same keys as the .weights.h5 reader gives
-        assert "layers.dense_1.vars.0" in reader
+        assert "layers.dense_1.vars.0" in reader.keys()  # noqa: SIM118 - a reader, not a dict
         assert reader.config["config"]["name"] == "cnn"
         assert json.loads(reader.metadata["model_config"]) == reader.config
         assert reader.metadata["keras_version"] == keras.__version__
         assert reader.tensors["layers.dense_1.vars.0"].extra["layer_name"] == "head"
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             np.testing.assert_array_equal(reader.read(key), plain.read(key))
         probe = types.SimpleNamespace(path=str(folder / "cnn.keras"), head=(folder / "cnn.keras").read_bytes()[:64])
         assert keras3.sniff(probe)
@@ -137,7 +137,7 @@ def test_head_of_a_weights_file_without_config(saved):
 
 def test_bfloat16_weights_written_back_as_keras_stores_them(tmp_path):
     with KerasH5Reader(os.path.join(PEERS, "keras3_bf16.weights.h5")) as reader:
-        values = {key: reader.read(key) for key in reader}
+        values = {key: reader.read(key) for key in reader.keys()}  # noqa: SIM118 - a reader, not a dict
         keras3.write_keras_weights(tmp_path / "bf16.weights.h5", list(reader.tensors.values()), lambda i: values[i.key],
                                    metadata=reader.metadata)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, dtype="bfloat16", name="half")], name="bf16")

@@ -33,7 +33,8 @@ def _regexes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
               help="Key scheme of the output (default: the input's).")
 @click.option("--model", "model_name", metavar="ZOO_NAME", callback=zoo_name_option,
               help="Zoo model to trace (structural -> named without an architecture) or to align a graph with.")
-@click.option("--input-shape", callback=shape_option, metavar="SHAPE", help="Input shape for tracing, e.g. 1,3,224,224.")
+@click.option("--input-shape", callback=shape_option, metavar="SHAPE",
+              help="Input shape for tracing, e.g. 1,3,224,224.")
 @click.option("--dtype", type=click.Choice(list(cast.DTYPES)),
               help="Cast floating tensors to this dtype (rounding as PyTorch's .to(dtype)).")
 @click.option("--keep-dtype", "keep_dtype", multiple=True, metavar="REGEX", callback=_regexes,

@@ -74,7 +74,8 @@ def diff(a: str, b: str, values: bool, report: str | None, force: bool, member: 
                 out.line(f"! {item['key']}: max |a-b| = {item['max_abs_diff']:.6g}")
         same = sum(1 for v in result.values if v["equal"])
         out.note(f"compared by {result.scheme}: {len(result.only_a)} only in A, {len(result.only_b)} only in B, "
-                 f"{len(result.changed)} changed" + (f", {same} of {len(result.values)} equal in value" if values else ""))
+                 f"{len(result.changed)} changed"
+                 + (f", {same} of {len(result.values)} equal in value" if values else ""))
         out.note("same" if result.equal else "different")
         if report is not None:
             out.note(f"wrote {report}")

@@ -44,7 +44,8 @@ def _is_graph_file(path: str) -> bool:
               help="Graph (-symbol.json) for a parameter file that has none beside it.")
 @member_option
 @output_options
-def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | None, symbol_file: str | None, member: str | None, out: Output) -> None:
+def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | None, symbol_file: str | None,
+          member: str | None, out: Output) -> None:
     """Draw the model: every layer with its op, output shape and parameter count.
 
     The picture comes from the embedded architecture (structural files), the graph
@@ -84,7 +85,8 @@ def graph(file: str, output: str, force: bool, input_shape: tuple[int, ...] | No
     for note in picture.notes:
         out.note(f"note: {flags(note)}")
     source = {"architecture": "the embedded architecture", "graph": "the graph", "keys": "the key tree"}[picture.source]
-    out.note(f"wrote {output}: {layers} layers drawn from {source}" + (f"; head {picture.head}" if picture.head else ""))
+    out.note(f"wrote {output}: {layers} layers drawn from {source}"
+             + (f"; head {picture.head}" if picture.head else ""))
 
 
 command = graph

@@ -88,7 +88,8 @@ _regex.bad_example = "("  # type: ignore[attr-defined]
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
-@click.option("--tree", is_flag=True, help="Group keys by path, with per-subtree counts; fold repeated numbered blocks.")
+@click.option("--tree", is_flag=True,
+              help="Group keys by path, with per-subtree counts; fold repeated numbered blocks.")
 @click.option("--filter", "pattern", metavar="REGEX", callback=_regex,
               help="Only tensors whose key (or recorded structural name) matches REGEX, searched anywhere.")
 @click.option("--stats", is_flag=True, help="Add min/max/mean/std, NaN/Inf counts and an 8-bin histogram of the finite "

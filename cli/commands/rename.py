@@ -33,7 +33,8 @@ _rules.bad_example = "no-equals-sign"  # type: ignore[attr-defined]
 @click.option("--strip-prefix", multiple=True, metavar="PREFIX", help="Remove PREFIX where a key starts with it.")
 @click.option("--add-prefix", multiple=True, metavar="PREFIX", help="Put PREFIX before every key.")
 @click.option("--strict", is_flag=True, help="Fail if a rule matches no key.")
-@click.option("--in-place", is_flag=True, help="Rename inside FILE itself (modelsurgeon HDF5 only; no data is rewritten).")
+@click.option("--in-place", is_flag=True,
+              help="Rename inside FILE itself (modelsurgeon HDF5 only; no data is rewritten).")
 @click.option("--drop-architecture", is_flag=True,
               help="Write the renamed keys without the architecture when it cannot follow the rename.")
 @write_options

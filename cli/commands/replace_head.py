@@ -47,7 +47,8 @@ _parse_classes.bad_example = "3,x"  # type: ignore[attr-defined]
 @member_option
 @output_options
 def replace_head(file: str, classes: int | None, head: str | None, init: str, seed: int | None,
-                 keep_classes: list[int] | None, ignore_consumers: bool, target: Target, member: str | None, out: Output) -> None:
+                 keep_classes: list[int] | None, ignore_consumers: bool, target: Target, member: str | None,
+                 out: Output) -> None:
     """Replace the classification head with one of --classes outputs.
 
     Finds the head (--head; else the zoo's 'output'; else the last dense layer) and
@@ -76,7 +77,8 @@ def replace_head(file: str, classes: int | None, head: str | None, init: str, se
             out.line(f"head: {h['path']} ({h['kind']}), {details['old_classes']} -> {details['classes']} classes; "
                      f"chosen as {h['reason']}")
             for item in details["resized"]:
-                out.line(f"  {item['key']}: {shape_text(item['old_shape'])} -> {shape_text(item['new_shape'])} ({init})")
+                out.line(f"  {item['key']}: {shape_text(item['old_shape'])} -> "
+                         f"{shape_text(item['new_shape'])} ({init})")
         notes = list(plan.notes)
         if dest is not None and not target.dry_run:
             notes = target.write(out, plan, dest)

@@ -7,8 +7,13 @@ import numpy as np
 
 from modelsurgeon.core import binding
 from modelsurgeon.core.engine.budget import check_forward
-from modelsurgeon.core.errors import (CheckpointError, InputNotFoundError, ModelSurgeonError, ResourceLimitError,
-                                      SurgeryError)
+from modelsurgeon.core.errors import (
+    CheckpointError,
+    InputNotFoundError,
+    ModelSurgeonError,
+    ResourceLimitError,
+    SurgeryError,
+)
 from modelsurgeon.core.formats.npyfile import read_npy
 
 from ..options import member_option, output_options, reader_options, shape_option
@@ -23,7 +28,8 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option("--input", "input_file", type=click.Path(dir_okay=False), help="Input array (.npy).")
-@click.option("--random-input", "random_shape", callback=shape_option, metavar="SHAPE", help="Random input of this shape, e.g. 1,3,224,224.")
+@click.option("--random-input", "random_shape", callback=shape_option, metavar="SHAPE",
+              help="Random input of this shape, e.g. 1,3,224,224.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for --random-input.")
 @click.option("--symbol", "symbol_file", type=click.Path(dir_okay=False),
               help="Graph (-symbol.json) for a parameter file that has none beside it.")

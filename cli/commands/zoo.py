@@ -16,7 +16,8 @@ from ..target import Target, finish, write_options
 @click.command()
 @click.argument("name", required=False, callback=zoo_name_option)
 @click.option("--classes", type=click.IntRange(1), default=1000, show_default=True, help="Number of output classes.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random initialisation.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed for the random initialisation.")
 @click.option("--list", "list_models", is_flag=True, help="List the model names.")
 @write_options
 @output_options

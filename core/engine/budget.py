@@ -122,7 +122,8 @@ def check_forward(model: Any, shape: Shape, dtype: Any = np.float32, *, max_memo
     except (TypeError, ValueError, OverflowError):
         raise ShapeError(f"invalid input shape {shape!r}") from None
     if input_bytes > budget:
-        raise ResourceLimitError(source, f"the input {tuple(shape)} {np.dtype(dtype)} alone takes {human(input_bytes)}, "
+        raise ResourceLimitError(source, f"the input {tuple(shape)} {np.dtype(dtype)} alone takes "
+                                         f"{human(input_bytes)}, "
                                          f"more than the memory budget of {human(budget)} (--max-memory)")
     graph, params, owners = _as_graph(model, shape, dtype)
     feeds = {name: (tuple(p.shape), p.dtype) for name, p in params.items()}

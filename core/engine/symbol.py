@@ -158,7 +158,7 @@ class Trace:
         base = hint or (f"{self.block_names[-1]}_fwd" if self.block_names else spec.name.lower())
         index = self._add(Node(spec.name, self._unique(base), spec.format(parsed, list(given)), entries))
         if isinstance(result, list):  # a multi-output operator (SliceChannel, topk 'both'...)
-            return [Symbol(self, index, value, i) for i, value in enumerate(result)]  # type: ignore[return-value]
+            return [Symbol(self, index, value, i) for i, value in enumerate(result)]
         return Symbol(self, index, result)
 
     def graph(self, outputs: Sequence[Symbol]) -> tuple[Graph, dict[str, Any]]:

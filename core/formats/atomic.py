@@ -26,6 +26,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from ..errors import OutputExistsError, WriteError
 
@@ -48,9 +49,21 @@ def temp_prefix() -> str:
     return f"{TEMP_PREFIX}{os.getpid()}@{_host_tag()}-"
 
 
+class Committer(Protocol):
+    """Where a finished output's commit goes instead of being done at once (:class:`CommitQueue`, :class:`CommitGroup`).
+
+    :meth:`submit` takes the temporary file, its target and the commit that puts it in place;
+    :attr:`committed` lists the targets put in place so far.
+    """
+
+    committed: list[str]
+
+    def submit(self, tmp: str, target: str, commit: Callable[[], None]) -> None: ...
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], overwrite: bool = True,
-                  later: CommitQueue | CommitGroup | None = None, then: Callable[[], None] | None = None) -> Iterator[str]:
+                  later: Committer | None = None, then: Callable[[], None] | None = None) -> Iterator[str]:
     """Yield a temporary path in ``path``'s directory; on success it is renamed onto ``path``.
 
     On any exception (or a crash) the target is untouched and the temporary file is removed

@@ -101,7 +101,7 @@ class CheckpointReader(ABC):
         cannot tell (compressed, chunked, converted on reading...)."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional override: the default has nothing to release
         """Release the file; the default has nothing to release."""
 
     def __enter__(self) -> CheckpointReader:

@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def file_id(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def usable(extent: Extent | None, dtype: np.dtype, nbytes: int) -> bool:
+def usable(extent: Extent | None, dtype: np.dtype, nbytes: int) -> TypeGuard[Extent]:
     """Whether ``extent`` can stand in for a tensor the writer stores as ``dtype``, ``nbytes`` long."""
     return (extent is not None and extent.nbytes == nbytes
             and np.dtype(extent.dtype) == np.dtype(dtype).newbyteorder("<") and np.dtype(dtype).kind != "b")

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
 from . import h5journal, h5safe
-from .atomic import CommitQueue, atomic_output
+from .atomic import Committer, atomic_output
 from .base import MAX_TENSORS, NAMED, STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Extent, ExtentCopier, Locate, file_id, open_source, read_exact, usable
 from .spec import Documents, Format, Probe
@@ -162,8 +162,8 @@ class H5Reader(CheckpointReader):
             return h5safe.read_dataset(self.dataset(key), self.path)
         array = np.empty(self.tensors[key].shape, extent.dtype)
         # (HDF5 would read past the end of a file cut short after opening as zeros; this refuses)
-        read_exact(self._descriptor(), self.path, memoryview(array.reshape(-1)).cast("B"), extent.offset,
-                   f"tensor {key!r}")
+        view = memoryview(array.reshape(-1)).cast("B")  # type: ignore[arg-type]  # ndarray is a Buffer
+        read_exact(self._descriptor(), self.path, view, extent.offset, f"tensor {key!r}")
         return array
 
     def _descriptor(self) -> int:
@@ -336,7 +336,7 @@ def _write_text(group: h5py.Group, name: str, document: Any) -> None:
 def write_h5(path: str, kind: str, infos: Sequence[TensorInfo], fetch: Fetch, *,
              architecture: dict[str, Any] | None = None, graph: dict[str, Any] | None = None,
              metadata: dict[str, str] | None = None, progress: Progress | None = None,
-             overwrite: bool = True, locate: Locate | None = None, later: CommitQueue | None = None) -> None:
+             overwrite: bool = True, locate: Locate | None = None, later: Committer | None = None) -> None:
     """Write a checkpoint atomically, fetching and writing one tensor at a time.
 
     An info with ``alias_of`` set becomes a hard link to that earlier key (shared tensor).
@@ -573,7 +573,7 @@ def open_hdf5(path: str) -> CheckpointReader:
 
 def write_checkpoint(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
                      progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
-                     later: CommitQueue | None = None) -> list[str]:
+                     later: Committer | None = None) -> list[str]:
     write_h5(path, documents.kind, infos, fetch, architecture=documents.architecture, graph=documents.graph,
              metadata=documents.metadata, progress=progress, overwrite=overwrite, locate=locate, later=later)
     return []

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError, OutputExistsError, SurgeryError, WriteError
-from .atomic import TEMP_PREFIX, CommitQueue, atomic_output
+from .atomic import TEMP_PREFIX, CommitQueue, Committer, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .extents import Locate
 from .safetensors_dtypes import BITS
@@ -363,7 +363,8 @@ def write_folder(directory: str | os.PathLike[str], infos: Sequence[TensorInfo],
     if not overwrite:
         for name in targets:
             if os.path.lexists(os.path.join(target_dir, name)):
-                raise OutputExistsError(f"{os.path.join(target_dir, name)} already exists (use `overwrite` to overwrite it)")
+                raise OutputExistsError(f"{os.path.join(target_dir, name)} already exists "
+                                        "(use `overwrite` to overwrite it)")
     stale = _stale_weights(target_dir, set(targets)) if overwrite else []
     written = _write_files(target_dir, names, groups, fetch, config, copies, is_sharded, header_metadata, progress,
                            locate, created)
@@ -478,7 +479,7 @@ def _stale_weights(directory: str, keep: set[str]) -> list[str]:
 
 def write_folder_file(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
                       progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
-                      later: Any = None, max_shard_size: int | None = None) -> list[str]:
+                      later: Committer | None = None, max_shard_size: int | None = None) -> list[str]:
     """:func:`write_folder` for the registry: the input folder (``documents.origin``) gives the layout
     and the side files, ``documents.config`` the ``config.json``."""
     source = HFFolderReader(documents.origin) if documents.origin and is_model_dir(documents.origin) else None

@@ -56,7 +56,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError, SurgeryError
 from . import h5safe
-from .atomic import CommitQueue, atomic_output
+from .atomic import Committer, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .keras import KerasH5Reader
 from .safetensors_dtypes import f32_to_bf16, f32_to_f8
@@ -172,7 +172,7 @@ def _natural(name: str) -> tuple:
 def write_keras_weights(path: str | os.PathLike[str], infos: Sequence[TensorInfo], fetch: Fetch, *,
                         metadata: dict[str, str] | None = None, progress: Progress | None = None,
                         overwrite: bool = True, keep_source_dtype: bool = True,
-                        later: CommitQueue | None = None) -> None:
+                        later: Committer | None = None) -> None:
     """Write a Keras 3 ``.weights.h5`` that ``model.load_weights`` loads (see the module docstring).
 
     Keys are ``<layer path>.vars.<n>`` (as read from a Keras 3 file); ``extra["layer_name"]``
@@ -297,7 +297,8 @@ class KerasArchiveReader(CheckpointReader):
                 with os.fdopen(fd, "wb") as out, archive.open(weights) as source:
                     copied = _copy_bounded(source, out, weights.file_size)
             except (OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError) as exc:
-                raise CheckpointError(path, f"cannot read {WEIGHTS_NAME} (truncated or corrupt?): {_short(exc)}") from None
+                raise CheckpointError(path, f"cannot read {WEIGHTS_NAME} (truncated or corrupt?): "
+                                            f"{_short(exc)}") from None
             if copied != weights.file_size:
                 raise CheckpointError(path, f"{WEIGHTS_NAME} holds {copied} bytes, not the {weights.file_size} "
                                             "the archive declares")
@@ -352,7 +353,7 @@ def _zip_info(name: str) -> zipfile.ZipInfo:
 def write_keras(path: str | os.PathLike[str], infos: Sequence[TensorInfo], fetch: Fetch, *,
                 metadata: dict[str, str] | None = None, config: dict[str, Any] | None = None,
                 copy_from: str | None = None, progress: Progress | None = None, overwrite: bool = True,
-                keep_source_dtype: bool = True, later: CommitQueue | None = None) -> None:
+                keep_source_dtype: bool = True, later: Committer | None = None) -> None:
     """Write a ``.keras`` archive that ``keras.saving.load_model`` loads.
 
     The model's config is ``config``, else ``metadata["model_config"]`` (JSON text, as
@@ -532,7 +533,7 @@ def _dropped_documents(documents: Any) -> list[str]:
 
 def write_weights_file(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Any, *,
                        progress: Progress | None = None, overwrite: bool = True, locate: Any = None,
-                       later: CommitQueue | None = None) -> list[str]:
+                       later: Committer | None = None) -> list[str]:
     """:func:`write_keras_weights` for the registry; ``documents.metadata`` gives ``model_name``."""
     write_keras_weights(path, infos, fetch, metadata=getattr(documents, "metadata", None), progress=progress,
                         overwrite=overwrite, later=later)
@@ -541,7 +542,7 @@ def write_weights_file(path: str, infos: Sequence[TensorInfo], fetch: Fetch, doc
 
 def write_archive_file(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Any, *,
                        progress: Progress | None = None, overwrite: bool = True, locate: Any = None,
-                       later: CommitQueue | None = None, copy_from: str | None = None) -> list[str]:
+                       later: Committer | None = None, copy_from: str | None = None) -> list[str]:
     """:func:`write_keras` for the registry; the config is ``documents.config``, else
     ``documents.metadata["model_config"]``."""
     write_keras(path, infos, fetch, config=getattr(documents, "config", None),

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import CheckpointError, OutputExistsError
-from .atomic import CommitGroup, CommitQueue, atomic_output
+from .atomic import CommitGroup, Committer, atomic_output
 from .base import MAX_TENSORS, NAMED, CheckpointReader, TensorInfo, input_errors, without_aliases
 from .extents import Extent, Locate, file_id, read_exact
 from .spec import Documents, Fetch, Format, Probe, Progress, Writer
@@ -165,6 +165,8 @@ class MXNetParamsReader(CheckpointReader):
 
     def _index(self) -> None:
         path = self.path
+        if self._handle is None:
+            raise CheckpointError(path, "the file is closed")
         st = os.fstat(self._handle.fileno())
         size, self._file_id = st.st_size, file_id(st)
         cur = _Cursor(self._handle, path, size)
@@ -418,7 +420,7 @@ def _companions(path: str, documents: Documents) -> list[str]:
 def _writer(write: Callable[..., None]) -> Writer:
     def write_export(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
                      progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
-                     later: CommitQueue | None = None) -> list[str]:
+                     later: Committer | None = None) -> list[str]:
         """The parameter file and, with a graph, its ``-symbol.json``: both in place, or neither."""
         notes: list[str] = []
         flat = without_aliases(infos, notes)

@@ -97,7 +97,7 @@ def _pread(handle: BinaryIO, path: str, n: int, offset: int) -> bytes:
 
 def _fresh(dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, memoryview]:
     arr = np.empty(shape, dtype=dtype)
-    return arr, memoryview(arr.reshape(-1).view(np.uint8))
+    return arr, memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a Buffer
 
 
 def _normalize_bool(arr: np.ndarray) -> np.ndarray:

@@ -59,9 +59,11 @@ class MXNetNpzReader(CheckpointReader):
 
     def _index(self) -> None:
         path = self.path
+        if self._handle is None:
+            raise CheckpointError(path, "the file is closed")
         size = os.fstat(self._handle.fileno()).st_size
         try:
-            self._zip = zipfile.ZipFile(self._handle)  # type: ignore[arg-type]
+            self._zip = zipfile.ZipFile(self._handle)
             infos = self._zip.infolist()
         except Exception as exc:
             raise CheckpointError(path, f"not a readable zip archive: {_short(exc)}") from None
@@ -106,6 +108,8 @@ class MXNetNpzReader(CheckpointReader):
 
     def _member(self, info: zipfile.ZipInfo, size: int) -> tuple[tuple[int, ...], np.dtype, bool, int, int]:
         path, name = self.path, info.filename
+        if self._handle is None or self._zip is None:
+            raise CheckpointError(path, "the file is closed")
         where = f"member {name!r}"
         if info.flag_bits & 0x1:
             raise CheckpointError(path, f"{where} is encrypted")
@@ -180,7 +184,7 @@ class MXNetNpzReader(CheckpointReader):
                     while done < len(buf):
                         # bounded pieces: zipfile's readinto reads into a temporary bytes object of the
                         # size asked for, which for the whole tensor doubled the memory of a read
-                        got = fp.readinto(buf[done:done + INFLATE_CHUNK])
+                        got = fp.readinto(buf[done:done + INFLATE_CHUNK])  # type: ignore[attr-defined]  # a ZipExtFile
                         if not got:
                             raise CheckpointError(self.path, f"{where} ended after {done} of "
                                                              f"{len(buf)} bytes")
@@ -223,7 +227,7 @@ class MXNetNpzReader(CheckpointReader):
                     piece, buf = _fresh(stored_dtype, (min(step, remaining) // itemsize,))
                     done = 0
                     while done < len(buf):
-                        got = fp.readinto(buf[done:done + INFLATE_CHUNK])
+                        got = fp.readinto(buf[done:done + INFLATE_CHUNK])  # type: ignore[attr-defined]  # a ZipExtFile
                         if not got:
                             raise CheckpointError(self.path, f"{where} ended early")
                         done += got

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import SurgeryError
-from .atomic import CommitQueue, atomic_output
+from .atomic import Committer, atomic_output
 from .base import TensorInfo
 from .extents import ExtentCopier, Locate, usable
 from .mxnet_common import _FLAG_OF_LE, LIST_MAGIC, MAX_NAME_BYTES, MAX_NDIM, MXNET1_FLAGS, V2_MAGIC, V3_MAGIC
@@ -59,7 +59,7 @@ def _fetched(info: TensorInfo, fetch: Callable[[TensorInfo], np.ndarray]) -> np.
 
 
 def _raw(arr: np.ndarray) -> memoryview:
-    return memoryview(arr.reshape(-1).view(np.uint8))
+    return memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a Buffer
 
 
 def write_params(
@@ -72,7 +72,7 @@ def write_params(
     np_shape: bool = False,
     allow_mxnet2_dtypes: bool = False,
     locate: Locate | None = None,
-    later: CommitQueue | None = None,
+    later: Committer | None = None,
 ) -> None:
     """Write MXNet's legacy binary ``.params`` (dict form), streaming one tensor at a time.
 
@@ -136,7 +136,7 @@ def write_npz(
     *,
     roles: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    later: CommitQueue | None = None,
+    later: Committer | None = None,
 ) -> None:
     """Write an MXNet 2-style ``.npz``: an uncompressed zip of ``<name>.npy``, one member at a time.
 

@@ -47,7 +47,9 @@ def read_npy(path: str | os.PathLike[str], what: str = ".npy array") -> np.ndarr
             raise CheckpointError(path, f"the header declares {shape} {dtype} ({nbytes} bytes) but the file holds "
                                         f"{max(have, 0)} bytes of data: refused")
         array = np.empty(shape, dtype, order="F" if fortran else "C")
-        view = memoryview(array.reshape(-1, order="A")).cast("B") if nbytes else memoryview(b"")
+        view = memoryview(b"")
+        if nbytes:
+            view = memoryview(array.reshape(-1, order="A")).cast("B")  # type: ignore[arg-type]  # ndarray is a Buffer
         got = handle.readinto(view) if nbytes else 0
         if got != nbytes:
             raise CheckpointError(path, f"truncated: {got} of {nbytes} bytes of data")

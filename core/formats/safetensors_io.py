@@ -59,15 +59,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ModelSurgeonError
-from .atomic import CommitQueue
+from .atomic import Committer
 from .base import MAX_TENSORS, STRUCTURAL, CheckpointReader, TensorInfo, without_aliases
 from .extents import Extent, Locate, file_id
-from .spec import Documents, Format, Probe
-
-Fetch = Callable[[TensorInfo], np.ndarray]
-Progress = Callable[[int, int], None]
-
-#: The safetensors format's limit on the header length (and ours).
 from .safetensors_dtypes import (
     _FLOAT32,
     BITS,
@@ -82,6 +76,11 @@ from .safetensors_dtypes import (
     f8_to_f32,
 )
 from .safetensors_write import write_safetensors
+from .spec import Documents, Format, Probe
+
+Fetch = Callable[[TensorInfo], np.ndarray]
+Progress = Callable[[int, int], None]
+
 
 # ---------------------------------------------------------------------------------------------
 # Reading
@@ -191,9 +190,8 @@ def _parse_header(path: str, text: str, data_size: int) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise CheckpointError(path, "the header is not a JSON object")
     meta = header.get("__metadata__")
-    if meta is not None:
-        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-            raise CheckpointError(path, "__metadata__ must map strings to strings")
+    if meta is not None and (not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values())):
+        raise CheckpointError(path, "__metadata__ must map strings to strings")
     for name, entry in header.items():
         if name == "__metadata__":
             continue
@@ -283,7 +281,8 @@ class SafetensorsReader(CheckpointReader):
         self._file: Any = None
         st = _regular_file(self.path)
         try:
-            self._file = open(self.path, "rb", buffering=0)  # unbuffered: reads see the file
+            # unbuffered: reads see the file; kept open until close()
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise CheckpointError(self.path, f"cannot open: {_short(exc)}") from None
         try:
@@ -372,7 +371,7 @@ class SafetensorsReader(CheckpointReader):
     def _read_raw(self, key: str, dtype: np.dtype) -> np.ndarray:
         begin, end = self._offsets[key]
         out = np.empty((end - begin) // dtype.itemsize, dtype)
-        view = memoryview(out).cast("B")
+        view = memoryview(out).cast("B")  # type: ignore[arg-type]  # ndarray is a Buffer
         done = 0
         try:
             self._file.seek(self._data_start + begin)
@@ -510,7 +509,7 @@ def open_checkpoint(path: str) -> SafetensorsReader:
 
 def write_checkpoint(path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
                      progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
-                     later: CommitQueue | None = None) -> list[str]:
+                     later: Committer | None = None) -> list[str]:
     notes: list[str] = []
     flat = without_aliases(infos, notes)
     metadata = dict(documents.metadata)

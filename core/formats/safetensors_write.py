@@ -12,14 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelSurgeonError
-from .atomic import CommitQueue, atomic_output
+from .atomic import Committer, atomic_output
 from .base import TensorInfo
 from .extents import ExtentCopier, Locate, usable
-
-Fetch = Callable[[TensorInfo], np.ndarray]
-Progress = Callable[[int, int], None]
-
-#: The safetensors format's limit on the header length (and ours).
 from .safetensors_dtypes import (
     _CODE_OF,
     _FLOAT32,
@@ -31,6 +26,10 @@ from .safetensors_dtypes import (
     f32_to_bf16,
     f32_to_f8,
 )
+
+Fetch = Callable[[TensorInfo], np.ndarray]
+Progress = Callable[[int, int], None]
+
 
 # ---------------------------------------------------------------------------------------------
 # Writing
@@ -129,7 +128,7 @@ def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: 
             source = by_key.get(info.alias_of, info) if info.alias_of is not None else info
             stored = NUMPY_DTYPES.get(code)  # None for BF16 and F8, converted on writing
             extent = locate(source) if locate is not None and stored is not None else None
-            if usable(extent, stored, size):
+            if stored is not None and usable(extent, stored, size):
                 copier.append(handle, extent)
             else:
                 written = 0
@@ -149,7 +148,7 @@ def _write_tensors(handle: Any, rows: list[tuple[TensorInfo, str, int]], fetch: 
 def write_safetensors(path: str | os.PathLike[str], infos: Iterable[TensorInfo], fetch: Fetch, *,
                       metadata: dict[str, str] | None = None, progress: Progress | None = None,
                       overwrite: bool = True, keep_source_dtype: bool = True,
-                      locate: Locate | None = None, later: CommitQueue | None = None) -> None:
+                      locate: Locate | None = None, later: Committer | None = None) -> None:
     """Write a safetensors file atomically, fetching and writing one tensor at a time.
 
     ``fetch(info)`` returns the tensor's array (for an info with ``alias_of``, the info of the

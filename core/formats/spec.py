@@ -14,7 +14,7 @@ import numpy as np
 from .base import CheckpointReader, TensorInfo
 
 if TYPE_CHECKING:
-    from .atomic import CommitQueue
+    from .atomic import Committer
     from .extents import Locate
 
 Fetch = Callable[[TensorInfo], np.ndarray]
@@ -40,7 +40,7 @@ class Writer(Protocol):
 
     def __call__(self, path: str, infos: Sequence[TensorInfo], fetch: Fetch, documents: Documents, *,
                  progress: Progress | None = None, overwrite: bool = True, locate: Locate | None = None,
-                 later: CommitQueue | None = None) -> list[str]: ...
+                 later: Committer | None = None) -> list[str]: ...
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,13 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
 from ..errors import CheckpointError, MissingDependencyError, ModelSurgeonError, ParameterError
 from . import isolate
-from .atomic import CommitQueue, atomic_output
+from .atomic import Committer, atomic_output
 from .base import STRUCTURAL, CheckpointReader, TensorInfo
 from .spec import Format, Probe
 
@@ -76,7 +76,7 @@ _LOAD_LOCK = threading.Lock()
 _LABELS = reprlib.Repr()
 _LABELS.maxlevel, _LABELS.maxtuple, _LABELS.maxstring, _LABELS.maxother = 3, 4, 60, 60
 #: torch dtype name -> (numpy dtype read() returns, source dtype code when upcast)
-_DTYPES = {
+_DTYPES: dict[str, tuple[np.dtype[Any], str | None]] = {
     "float64": (np.dtype(np.float64), None), "float32": (np.dtype(np.float32), None),
     "float16": (np.dtype(np.float16), None), "int64": (np.dtype(np.int64), None),
     "int32": (np.dtype(np.int32), None), "int16": (np.dtype(np.int16), None),
@@ -414,7 +414,7 @@ def _tensor(torch: Any, info: TensorInfo, array: Any, keep_source_dtype: bool) -
 
 def write_torch(path: str | os.PathLike[str], infos: Sequence[TensorInfo], fetch: Callable[[TensorInfo], np.ndarray],
                 *, metadata: dict[str, str] | None = None, progress: Callable[[int, int], None] | None = None,
-                overwrite: bool = True, keep_source_dtype: bool = True, later: CommitQueue | None = None) -> None:
+                overwrite: bool = True, keep_source_dtype: bool = True, later: Committer | None = None) -> None:
     """Write a PyTorch state dict with ``torch.save``, atomically (see the module docstring).
 
     ``fetch(info)`` returns the tensor's array, of exactly ``info.shape`` and ``info.dtype``; an
@@ -472,7 +472,7 @@ def write_torch(path: str | os.PathLike[str], infos: Sequence[TensorInfo], fetch
         with open(tmp, "wb") as handle:
             sink = _Sink(handle)
             try:
-                torch.save(state, sink)
+                torch.save(state, cast(IO[bytes], sink))  # torch.save only calls write() and flush()
             except RuntimeError:
                 if sink.error is not None:  # torch reports a failed write (a full disk) as a RuntimeError
                     raise sink.error from None
@@ -514,7 +514,7 @@ def _trust(path: str) -> None:
 
 def write_file(path: str, infos: Sequence[TensorInfo], fetch: Callable[[TensorInfo], np.ndarray], documents: Any, *,
                progress: Callable[[int, int], None] | None = None, overwrite: bool = True, locate: Any = None,
-               later: CommitQueue | None = None) -> list[str]:
+               later: Committer | None = None) -> list[str]:
     """:func:`write_torch` with the registry's writer signature (``documents`` has ``architecture``,
     ``graph``, ``metadata``); returns notes on what a state dict cannot keep."""
     write_torch(path, infos, fetch, progress=progress, overwrite=overwrite, later=later)

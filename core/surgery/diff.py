@@ -35,7 +35,8 @@ def comparable_keys(a: CheckpointReader, b: CheckpointReader) -> tuple[dict[str,
         return {k: k for k in a.tensors}, {k: k for k in b.tensors}, f"{a.kind} keys"
     if va and vb and complete:
         return va, vb, "structural names (one file is name-keyed and records them)"
-    return {k: k for k in a.tensors}, {k: k for k in b.tensors}, "raw keys (schemes differ and no structural names are recorded)"
+    return ({k: k for k in a.tensors}, {k: k for k in b.tensors},
+            "raw keys (schemes differ and no structural names are recorded)")
 
 
 def diff(a: CheckpointReader, b: CheckpointReader, values: bool = False, progress=None,

@@ -66,7 +66,8 @@ def _head_at(reader: CheckpointReader, keys: dict[str, str], path: str, reason: 
         if len(weights) != 1:
             if not weights:
                 tops = sorted({k.split(".")[0] for k in keys})
-                raise ParameterError("head", f"no layer with a weight at '{path}' (top-level blocks: {brief_list(tops)})")
+                raise ParameterError("head", f"no layer with a weight at '{path}' "
+                                             f"(top-level blocks: {brief_list(tops)})")
             raise SurgeryError(f"'{path}' holds several layers with weights ({brief_list(weights)}); "
                                "name one with `head`")
         weight = weights[0]
@@ -162,7 +163,8 @@ def plan_replace_head(reader: CheckpointReader, classes: int | None, head: str |
         raise ParameterError("classes", f"`classes` must be positive, not {classes}")
     bad = [i for i in kept if not 0 <= i < old_classes]
     if bad:
-        raise ParameterError("keep_classes", f"`keep_classes` {brief_list(bad)} out of range: the old head has {old_classes} classes")
+        raise ParameterError("keep_classes", f"`keep_classes` {brief_list(bad)} out of range: "
+                                             f"the old head has {old_classes} classes")
     if len(kept) > classes:
         raise ParameterError("keep_classes", f"`keep_classes` lists {len(kept)} classes but `classes` is {classes}")
     if len(set(kept)) != len(kept):
@@ -238,7 +240,8 @@ def _check_replaceable(reader: CheckpointReader, head: Head, ignore_consumers: b
     elif reader.graph is not None:
         graph = symbol.Graph.from_json(reader.graph)
         users = [node for node in graph.op_nodes()
-                 if any(graph.nodes[i].is_variable and graph.nodes[i].name in reader.tensors for i, _, _ in node.inputs)]
+                 if any(graph.nodes[i].is_variable and graph.nodes[i].name in reader.tensors
+                        for i, _, _ in node.inputs)]
         index = next((n for n, node in enumerate(users)
                       if any(graph.nodes[i].name == head.weight for i, _, _ in node.inputs)), None)
         if index is not None:
@@ -274,9 +277,8 @@ def _resize_in_architecture(document: dict[str, Any], head: Head, classes: int) 
     result = copy.deepcopy(document)
     node = result["root"]
     parts = head.path.split(".") if head.path else []
-    if head.path == "output" or head.path.startswith("output."):
-        if "classes" in node.get("config", {}):
-            node["config"]["classes"] = classes
+    if (head.path == "output" or head.path.startswith("output.")) and "classes" in node.get("config", {}):
+        node["config"]["classes"] = classes
     for part in parts:
         children = dict(node.get("children") or [])
         if part not in children:

@@ -133,7 +133,7 @@ def rename_architecture(document: dict[str, Any], mapping: dict[str, str]) -> di
         wrap = wrappers.pop()
         pairs = [(o, n, p, q[delta:]) for o, n, p, q in pairs]
     edges: dict[tuple[tuple[str, ...], str], str] = {}
-    for old, new, p, q in pairs:
+    for _old, _new, p, q in pairs:
         for i, (before, after) in enumerate(zip(p, q)):
             known = edges.setdefault((p[:i], before), after)
             if known != after:

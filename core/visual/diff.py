@@ -47,7 +47,8 @@ def diff_picture(a: CheckpointReader, b: CheckpointReader, result: Any, input_sh
         elif key in changed:
             c = changed[key]
             row.state = "reshaped"
-            row.detail = f"{shape_text(c['a']['shape'])} {c['a']['dtype']} → {shape_text(c['b']['shape'])} {c['b']['dtype']}"
+            row.detail = (f"{shape_text(c['a']['shape'])} {c['a']['dtype']} → "
+                          f"{shape_text(c['b']['shape'])} {c['b']['dtype']}")
         elif key in values and not values[key]["equal"]:
             row.state, row.detail = "changed", f"max |a−b| = {values[key]['max_abs_diff']:.4g}"
         else:

@@ -328,7 +328,7 @@ def _align_links(ranks: list[list[str]], up: dict[str, list[str]], down: dict[st
                  gap: Any) -> None:
     """Where a node is its predecessor's only successor and vice versa, put it right below, if it fits."""
     for nodes in ranks:
-        for i, node in enumerate(nodes):
+        for node in nodes:
             preds = up.get(node, [])
             if node.startswith("\0") or len(preds) != 1 or preds[0].startswith("\0"):
                 continue
@@ -538,7 +538,8 @@ def _cells(layer: Layer, area: Box) -> list[tuple[str, Box]]:
     """A layer's tensors as a small treemap inside its box (area by bytes, every tensor visible)."""
     total = sum(row.nbytes for row in layer.tensors)
     items = [_Node(row.key, row.key, weight=row.nbytes + max(total * 0.04, 1.0)) for row in layer.tensors]
-    return [(item.label, Box(round(b.x + 1, 1), round(b.y + 1, 1), round(max(b.w - 2, 0), 1), round(max(b.h - 2, 0), 1)))
+    return [(item.label, Box(round(b.x + 1, 1), round(b.y + 1, 1),
+                             round(max(b.w - 2, 0), 1), round(max(b.h - 2, 0), 1)))
             for item, b in _squarify(items, area.x, area.y, area.w, area.h)]
 
 

@@ -111,7 +111,8 @@ def _layer_svg(index: int, layer: Layer, box: Box, treemap: bool, key_column: st
         out.append(f'<text class="t1" x="{_num(x + w / 2)}" y="{_num(y + h / 2 + 4.5)}" text-anchor="middle">'
                    f'{text(label_lines(layer)[0])}</text>')
     else:
-        out.append(f'<rect class="accent" x="{_num(x + 5)}" y="{_num(y + 6)}" width="4" height="{_num(h - 12)}" rx="2"/>')
+        out.append(f'<rect class="accent" x="{_num(x + 5)}" y="{_num(y + 6)}" width="4" '
+                   f'height="{_num(h - 12)}" rx="2"/>')
         for number, line in enumerate(label_lines(layer, w)):
             out.append(f'<text class="t{min(number + 1, 3)}" x="{_num(x + 17)}" y="{_num(y + 19 + 15 * number)}">'
                        f"{text(line)}</text>")
@@ -175,7 +176,8 @@ def render_svg(picture: Picture, drawing: Drawing | None = None, standalone: boo
                    f'y="{_num(frame.y)}" width="{_num(frame.w)}" height="{_num(frame.h)}" rx="4"/>')
         if label_ok:
             chars = max(3, int((frame.w - 8) / 6.6))
-            out.append(f'<text x="{_num(frame.x + 5)}" y="{_num(frame.y + 13)}">{text(shorten(frame.label, chars))}</text>')
+            out.append(f'<text x="{_num(frame.x + 5)}" y="{_num(frame.y + 13)}">'
+                       f'{text(shorten(frame.label, chars))}</text>')
         out.append("</g>")
     out.append('</g><g class="edges">')
     index_of = {layer.id: i for i, layer in enumerate(picture.layers)}

@@ -14,6 +14,7 @@ coverage-guided in-process fuzzer would die with the first one. Any exception ot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -36,7 +37,7 @@ def _read_file(reader_class, data: bytes) -> None:
     with open(SCRATCH, "wb") as handle:
         handle.write(data)
     with reader_class(SCRATCH) as reader:
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             reader.read(key)
 
 
@@ -68,10 +69,8 @@ def main() -> None:
     target = TARGETS[name]
 
     def one(data: bytes) -> None:
-        try:
+        with contextlib.suppress(ModelSurgeonError):
             target(data)
-        except ModelSurgeonError:
-            pass
 
     atheris.Setup(sys.argv, one)
     atheris.Fuzz()

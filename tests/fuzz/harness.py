@@ -141,7 +141,7 @@ def open_and_read(path: str) -> str:
     from modelsurgeon.core.engine import architecture as arch
     from modelsurgeon.core.engine.symbol import Graph
     with open_checkpoint(path) as reader:
-        for key in reader:
+        for key in reader.keys():  # noqa: SIM118 - a reader, not a dict
             reader.read(key)
         if reader.architecture is not None:
             arch.build(reader.architecture)

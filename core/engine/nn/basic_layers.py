@@ -24,7 +24,7 @@ class _ConcatenateMixin:
     """Runs every child on the same input and concatenates the outputs along ``axis``."""
 
     def __init__(self, axis: int = -1) -> None:
-        super().__init__()  # type: ignore[call-arg]
+        super().__init__()
         self.axis = axis
 
     def add(self, *blocks: Block) -> None:

@@ -42,7 +42,7 @@ class _SequentialMixin:
         return len(self._children)  # type: ignore[attr-defined]
 
     def __iter__(self):
-        return iter(list(self._children.values()))  # type: ignore[attr-defined]
+        return iter(list(self._children.values()))
 
 
 class Sequential(_SequentialMixin, Block):

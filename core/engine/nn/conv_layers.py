@@ -17,7 +17,7 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     pair = tuple(int(v) for v in value)
     if len(pair) != 2:
         raise ModelSurgeonError(f"{name} must be an int or a pair of ints, not {value!r}")
-    return pair  # type: ignore[return-value]
+    return pair
 
 
 def _check_layout(layout: str) -> None:

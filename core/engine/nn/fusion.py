@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops, symbol
-from ..block import Block, HybridBlock
+from ..block import Block
 from .basic_layers import Activation, BatchNorm
 from .conv_layers import Conv2D
 
@@ -39,7 +39,7 @@ def run_fused(children: Sequence[Block], index: int, x: Any) -> tuple[np.ndarray
     # The first call also runs fused (finishing a deferred initialisation first, in the order the
     # unfused layers would), so every call of a model gives the same bits.
     conv._prepare(x)
-    norm._prepare(np.empty((0, conv.weight.shape[0], 0, 0), np.float32))
+    norm._prepare(np.empty((0, conv.weight.dims[0], 0, 0), np.float32))
     if not all(p.dtype == np.float32 for p in params):
         return None
     following = children[index + 2] if index + 2 < len(children) else None
@@ -52,11 +52,11 @@ def run_fused(children: Sequence[Block], index: int, x: Any) -> tuple[np.ndarray
         eps=norm._epsilon, fix_gamma=not norm._scale, relu=relu)
     _seen(conv, x)
     _seen(norm, out)
-    if relu:
+    if relu and following is not None:
         _seen(following, out)
     return out, index + (3 if relu else 2)
 
 
-def _seen(block: HybridBlock, x: np.ndarray) -> None:
+def _seen(block: Block, x: np.ndarray) -> None:
     """Record the input a skipped ``__call__`` would have (``export`` without inputs uses it)."""
     object.__setattr__(block, "_input_specs", [(x.shape, x.dtype)])

@@ -412,7 +412,8 @@ def roi_pooling(data, rois, *, pooled_size, spatial_scale):
     n, c, height, width = data.shape
     batch = rois[:, 0].astype(np.int64)
     if batch.size and (batch.min() < 0 or batch.max() >= n):
-        raise ShapeError(f"ROIPooling: ROI batch indices must lie in [0, {n}) (got {int(batch.min())}..{int(batch.max())})")
+        raise ShapeError(f"ROIPooling: ROI batch indices must lie in [0, {n}) "
+                         f"(got {int(batch.min())}..{int(batch.max())})")
     corners = _round_half_away(rois[:, 1:].astype(data.dtype) * t(spatial_scale)).astype(np.int64)
     x0, y0, x1, y1 = corners.T
     roi_h, roi_w = np.maximum(y1 - y0 + 1, 1), np.maximum(x1 - x0 + 1, 1)
@@ -420,7 +421,8 @@ def roi_pooling(data, rois, *, pooled_size, spatial_scale):
     lowest = np.finfo(data.dtype).min if data.dtype.kind == "f" else np.iinfo(data.dtype).min
     for index in range(rois.shape[0]):  # ROIs, each vectorised over channels and bins
         bins = []
-        for pooled, size, start, extent in ((ph, height, y0[index], roi_h[index]), (pw, width, x0[index], roi_w[index])):
+        for pooled, size, start, extent in ((ph, height, y0[index], roi_h[index]),
+                                            (pw, width, x0[index], roi_w[index])):
             bin_size = t(extent) / t(pooled)
             steps = np.arange(pooled, dtype=t)
             lo = np.clip(np.floor(steps * bin_size).astype(np.int64) + start, 0, size)

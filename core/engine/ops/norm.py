@@ -92,5 +92,6 @@ register(OpSpec("GroupNorm", group_norm, {"num_groups": ("int", 1, at_least(1)),
                 inputs=_NORM_INPUTS, num_outputs=lambda attrs: 3 if attrs["output_mean_var"] else 1),
          "_npx_group_norm")
 register(OpSpec("L2Normalization", l2_normalization,
-                {"eps": ("float", 1e-10, at_least(0)), "mode": ("str", "instance", one_of("instance", "channel", "spatial"))}),
+                {"eps": ("float", 1e-10, at_least(0)),
+                 "mode": ("str", "instance", one_of("instance", "channel", "spatial"))}),
          "_npx_l2_normalization")

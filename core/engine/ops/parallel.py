@@ -155,8 +155,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((a.shape[0], columns), np.result_type(a, b))
     step = -(-columns // chunks)
 
-    def task(c0: int) -> None:
-        np.matmul(a, b[:, c0:c0 + step], out=out[:, c0:c0 + step])
+    def task(c0: int) -> Callable[[], None]:
+        def product() -> None:
+            np.matmul(a, b[:, c0:c0 + step], out=out[:, c0:c0 + step])
+        return product
 
-    run([lambda c0=c0: task(c0) for c0 in range(0, columns, step)])
+    run([task(c0) for c0 in range(0, columns, step)])
     return out

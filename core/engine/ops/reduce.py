@@ -47,7 +47,8 @@ def _reduction(fn: Callable, name: str, legacy: bool = True) -> Callable:
     return kernel
 
 
-_REDUCTIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {"sum": (np.sum, ("sum_axis", "_npi_sum", "_np_sum")), "mean": (np.mean, ("_npi_mean",)),
+_REDUCTIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "sum": (np.sum, ("sum_axis", "_npi_sum", "_np_sum")), "mean": (np.mean, ("_npi_mean",)),
     "max": (np.max, ("max_axis", "_npi_max", "_np_max")), "min": (np.min, ("min_axis", "_npi_min", "_np_min")),
     "prod": (np.prod, ("_npi_prod", "_np_prod")), "nansum": (np.nansum, ()), "nanprod": (np.nanprod, ())}
 for _name, (_fn, _aliases) in _REDUCTIONS.items():

@@ -193,7 +193,8 @@ def squeeze(data, *, axis=None):
 
 
 def swapaxes(data, *, dim1=0, dim2=0):
-    return np.ascontiguousarray(np.swapaxes(data, _axis(dim1, data.ndim, "swapaxes"), _axis(dim2, data.ndim, "swapaxes")))
+    return np.ascontiguousarray(np.swapaxes(data, _axis(dim1, data.ndim, "swapaxes"),
+                                            _axis(dim2, data.ndim, "swapaxes")))
 
 
 def flip(data, *, axis):
