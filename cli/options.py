@@ -108,3 +108,16 @@ def member_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def reader_options(member: str | None) -> dict[str, Any]:
     """What ``binding.open_checkpoint`` passes to the format's reader."""
     return {"member": member}
+
+
+def regex_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Click callback: every value of a repeatable REGEX option compiles, else a usage error naming it."""
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"bad regular expression {value!r}: {exc}") from None
+    return values
+
+
+regex_list.bad_example = "("  # type: ignore[attr-defined]

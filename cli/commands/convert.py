@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import click
@@ -13,18 +12,9 @@ from modelsurgeon.core.formats import registry
 from modelsurgeon.core.formats.base import NAMED, STRUCTURAL, CheckpointReader
 from modelsurgeon.core.surgery import cast
 
-from ..options import member_option, output_options, reader_options, shape_option, zoo_name_option
+from ..options import member_option, output_options, reader_options, regex_list, shape_option, zoo_name_option
 from ..output import Output, human_bytes
 from ..target import Target, finish, write_options
-
-
-def _regexes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    for value in values:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise click.BadParameter(f"bad regular expression {value!r}: {exc}") from None
-    return values
 
 
 @click.command()
@@ -37,7 +27,7 @@ def _regexes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
               help="Input shape for tracing, e.g. 1,3,224,224.")
 @click.option("--dtype", type=click.Choice(list(cast.DTYPES)),
               help="Cast floating tensors to this dtype (rounding as PyTorch's .to(dtype)).")
-@click.option("--keep-dtype", "keep_dtype", multiple=True, metavar="REGEX", callback=_regexes,
+@click.option("--keep-dtype", "keep_dtype", multiple=True, metavar="REGEX", callback=regex_list,
               help="Leave tensors whose key matches REGEX in their dtype (repeatable; e.g. 'running_|norm').")
 @write_options
 @member_option

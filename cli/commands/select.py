@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import click
@@ -10,7 +9,7 @@ import click
 from modelsurgeon.core import binding
 from modelsurgeon.core.surgery import select as selection
 
-from ..options import output_options
+from ..options import output_options, regex_list
 from ..output import Output
 from ..target import Target, finish, write_options
 
@@ -37,13 +36,6 @@ class _InOrder(click.Command):
         return super().parse_args(ctx, args)
 
 
-def _regexes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    for value in values:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise click.BadParameter(f"bad regular expression {value!r}: {exc}") from None
-    return values
 
 
 def in_order(order: list[str], keep: tuple[str, ...], drop: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -55,9 +47,9 @@ def in_order(order: list[str], keep: tuple[str, ...], drop: tuple[str, ...]) -> 
 
 @click.command("select", cls=_InOrder)
 @click.argument("file", type=click.Path(dir_okay=True))
-@click.option("--keep", multiple=True, metavar="REGEX", callback=_regexes,
+@click.option("--keep", multiple=True, metavar="REGEX", callback=regex_list,
               help="Keep the tensors whose key matches REGEX (repeatable; applied in order with --drop).")
-@click.option("--drop", multiple=True, metavar="REGEX", callback=_regexes,
+@click.option("--drop", multiple=True, metavar="REGEX", callback=regex_list,
               help="Drop the tensors whose key matches REGEX (repeatable; applied in order with --keep).")
 @click.option("--root", metavar="PREFIX",
               help="Keep only the tensors under block PREFIX and make it the root (strip 'PREFIX.').")
