@@ -7,6 +7,7 @@ Every kernel is a numpy view, index or copy over the whole array: no loops over 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -485,8 +486,16 @@ register(OpSpec("BlockGrad", lambda data: data), "stop_gradient", "_npi_stop_gra
 register(OpSpec("MakeLoss", lambda data, **_: data,
                 {"grad_scale": ("float", 1.0), "valid_thresh": ("float", 0.0), "normalization": ("str", "null")}),
          "make_loss")
-register(OpSpec("zeros_like", np.zeros_like), "_npi_zeros_like", "_np_zeros_like")
-register(OpSpec("ones_like", np.ones_like), "_npi_ones_like", "_np_ones_like")
+def _filled_like(value: int) -> Callable[..., np.ndarray]:
+    def like(data, *, dtype="None"):  # GluonCV's CenterNet decoder passes dtype='int64'
+        return np.full(data.shape, value, data.dtype if dtype in (None, "None") else dtype_of(dtype))
+    return like
+
+
+register(OpSpec("zeros_like", _filled_like(0), {"dtype": ("str", "None", _DTYPE_CHECK)}),
+         "_npi_zeros_like", "_np_zeros_like")
+register(OpSpec("ones_like", _filled_like(1), {"dtype": ("str", "None", _DTYPE_CHECK)}),
+         "_npi_ones_like", "_np_ones_like")
 register(OpSpec("shape_array", lambda data: np.array(data.shape, np.int64)), "_npx_shape_array", "_np_shape")
 register(OpSpec("size_array", lambda data: np.array([data.size], np.int64)))
 
