@@ -121,3 +121,18 @@ def test_dev_null_is_never_replaced():
     assert result.exit_code == ExitCode.IO_ERROR
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev)
+
+
+@pytest.mark.parametrize("name, formats", [
+    ("model.unknown", "cannot tell the output format"),
+    ("model.index.json.txt", "cannot tell the output format"),
+    ("model.keras.zip", "cannot tell the output format"),
+])
+def test_an_output_whose_format_is_unknown_is_refused_before_any_work(tmp_path, name, formats):
+    """exit 2, naming the formats that can be written; nothing created, not even a temporary file."""
+    for command in (["convert", SAMPLES / "cnn.h5"], ["rename", SAMPLES / "cnn.h5", "--add-prefix", "m."],
+                    ["replace-head", SAMPLES / "cnn.h5", "--classes", "3"], ["zoo", "alexnet"]):
+        result = invoke(*command, "-o", tmp_path / name, code=ExitCode.USAGE)
+        message = result.stderr
+        assert formats in message and "safetensors (.safetensors)" in message and "h5 (.h5, .hdf5)" in message
+        assert result.stdout == "" and os.listdir(tmp_path) == []
