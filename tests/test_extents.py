@@ -280,29 +280,28 @@ def test_the_real_writeback_call_is_harmless(tmp_path):
 
 
 def test_writeback_close_stops_its_thread_before_the_file_closes(tmp_path, monkeypatch):
-    """The helper thread's last call ends before close() returns, and none starts after it: the
-    descriptor may then be closed (and its number reused) safely."""
+    """A request made while a call runs is served by one more call before close() returns, none
+    starts after it: the descriptor may then be closed (and its number reused) safely. Events order
+    the threads; nothing depends on how they are scheduled."""
     import threading
-    import time
-    calls, inside = [], threading.Event()
+    calls, inside, release = [], threading.Event(), threading.Event()
 
-    def slow(fd: int, *args: int) -> int:
+    def held(fd: int, *args: int) -> int:
         inside.set()
-        time.sleep(0.05)
+        assert release.wait(5)
         calls.append(fd)
         return 0
 
-    monkeypatch.setattr(extents.Writeback, "_call", slow)
+    monkeypatch.setattr(extents.Writeback, "_call", held)
     writeback = extents.Writeback(123)
     writeback.start()
     assert inside.wait(5)
-    writeback.start()  # arrives during the call: folded into one more call, or dropped by close()
+    writeback.start()  # arrives during the call
+    release.set()
     writeback.close()
-    done = len(calls)
-    assert 1 <= done <= 2 and not any(t.name == "modelsurgeon-writeback" for t in threading.enumerate())
-    writeback.start()  # after close: nothing
-    time.sleep(0.1)
-    assert len(calls) == done
+    assert calls == [123, 123] and not any(t.name == "modelsurgeon-writeback" for t in threading.enumerate())
+    writeback.start()  # after close: nothing, and no thread
+    assert calls == [123, 123] and not any(t.name == "modelsurgeon-writeback" for t in threading.enumerate())
 
 
 def test_reading_a_tensor_cut_off_after_opening_is_an_error_not_zeros(source):

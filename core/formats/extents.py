@@ -154,10 +154,11 @@ class Writeback:
         while True:
             self._wake.wait()
             self._wake.clear()
-            if self._requested:
+            closing = self._closing  # read first: every request made before close() is already set
+            while self._requested:
                 self._requested = False
                 call(self._fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # the whole file; errors are ignored: a hint
-            if self._closing:
+            if closing:
                 return
 
     @staticmethod
