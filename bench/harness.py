@@ -134,7 +134,7 @@ def _own_cpu() -> float:
 class LoadMeter:
     """CPU that other processes used while a block ran, in cores (0 = the machine was ours)."""
 
-    def __enter__(self) -> "LoadMeter":
+    def __enter__(self) -> LoadMeter:
         self.loadavg = os.getloadavg()[0]
         self._busy, _ = _cpu_seconds()
         self._own = _own_cpu()

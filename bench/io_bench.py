@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from findings import why
-from harness import MiB, Context, log, measured, median, remove, run, shell_text, sync_disk, warm
+from harness import Context, MiB, log, measured, median, remove, run, shell_text, sync_disk, warm
 from report import Row
 
 WORKERS = Path(__file__).resolve().parent / "workers"
@@ -60,7 +60,7 @@ def inspect(ctx: Context) -> list[Row]:
     """1a: ``inspect --json`` on the big file vs the 1 MiB file with the same 200 tensors (<= 1.2x)."""
     big, small = ctx.synthetic(ctx.main_bytes), ctx.synthetic(ctx.small_bytes)
     reps = ctx.reps(11, 5)
-    cmd = lambda path: [ctx.cli, "inspect", path.name, "--json"]  # noqa: E731
+    cmd = lambda path: [ctx.cli, "inspect", path.name, "--json"]
 
     def attempt() -> tuple[float, float]:
         warm(big)
@@ -179,7 +179,7 @@ def streaming(ctx: Context, size: int, group: str) -> list[Row]:
         return f"per repetition {ratios[0]:.2f}-{ratios[-1]:.2f}x, ratio of medians {t['cp+fsync'] / t[name]:.2f}x"
 
     rss = {name: max(m for _, m in v) for name, v in times.items()}
-    rate = lambda seconds: f"{data / seconds / 1e6:.0f} MB/s"  # noqa: E731
+    rate = lambda seconds: f"{data / seconds / 1e6:.0f} MB/s"
     cp_text = f"cp+fsync {_ms(t['cp+fsync'])} = {rate(t['cp+fsync'])} (it took {min(base):.2f}-{max(base):.2f} s)"
     rows = []
     for suffix, label, _, _ in STREAMING:
@@ -214,7 +214,7 @@ def rename_in_place(ctx: Context) -> list[Row]:
     big, small = ctx.synthetic(ctx.main_bytes), ctx.synthetic(ctx.small_bytes)
     reps = ctx.reps(7, 3)
     work = {big: ctx.workdir / "inplace-big.h5", small: ctx.workdir / "inplace-small.h5"}
-    cmd = lambda path: [ctx.cli, "rename", path.name, "--in-place", "--add-prefix", "module."]  # noqa: E731
+    cmd = lambda path: [ctx.cli, "rename", path.name, "--in-place", "--add-prefix", "module."]
 
     def attempt() -> tuple[float, float]:
         b, s = [], []

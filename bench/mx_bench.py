@@ -101,7 +101,7 @@ IDLE_TARGET, BUSY_TARGET = 1.2, 1.5
 class BusyCore:
     """A busy-loop process pinned to one core (the last this process may use) while the block runs."""
 
-    def __enter__(self) -> "BusyCore":
+    def __enter__(self) -> BusyCore:
         cores = sorted(os.sched_getaffinity(0))
         self.core = cores[-1]
         code = f"import os; os.sched_setaffinity(0, {{{self.core}}})\nwhile True: pass"

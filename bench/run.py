@@ -7,7 +7,8 @@
 
 It installs this checkout into a fresh venv in its work directory (``pip install .``, as the README
 does) and times that; ``--current-env`` times the modelsurgeon installed beside the interpreter running
-it instead. A full run rewrites the table in bench/README.md; --quick and --only print it (use --readme to write it anyway).
+it instead. A full run rewrites the table in bench/README.md; --quick and --only print it (use --readme to
+write it anyway).
 Every figure is a ratio against its baseline measured in the same run; see bench/README.md.
 """
 
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 import harness  # noqa: E402
 import io_bench  # noqa: E402
 import mx_bench  # noqa: E402
-from harness import GiB, MiB, Context, log  # noqa: E402
+from harness import Context, GiB, MiB, log  # noqa: E402
 from report import Row, render, write_readme  # noqa: E402
 
 #: In the order they run; the 4 GiB streaming run goes last (it is the longest).
@@ -86,8 +87,8 @@ def _install(workdir: Path) -> tuple[str, str, str]:
     harness.run([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    harness.run(pip + [str(REPO)])
-    harness.run(pip + ["threadpoolctl"], check=False)  # optional: names the BLAS kernel in the header
+    harness.run([*pip, str(REPO)])
+    harness.run([*pip, "threadpoolctl"], check=False)  # optional: names the BLAS kernel in the header
     return python, str(venv / "bin" / "modelsurgeon"), (
         "modelsurgeon installed for this run into a fresh venv with `pip install .` (as the README does: "
         "not editable, modules compiled to bytecode at install)")

@@ -35,6 +35,7 @@ CORPUS = ROOT / "tests" / "fuzz_corpus"
 
 sys.path.insert(0, str(ROOT / "tests"))
 from system_helpers import console_script, drop_permission_override, tmpfs  # noqa: E402
+
 START, END = "<!-- bad-inputs:start -->", "<!-- bad-inputs:end -->"
 
 
@@ -90,6 +91,7 @@ def _tensor(f, name: str) -> None:
 
 def _architecture(directory: Path, name: str, document: object) -> str:
     import numpy as np
+
     from modelsurgeon.core.formats.base import TensorInfo
     from modelsurgeon.core.formats.h5 import write_h5
     write_h5(str(directory / name), "structural", [TensorInfo("0.weight", (4, 3), np.dtype(np.float32)),
@@ -145,6 +147,7 @@ def _safetensors(directory: Path, name: str, header: bytes, data: bytes = b"") -
 
 def _long_key(directory: Path, name: str, length: int) -> str:
     import numpy as np
+
     from modelsurgeon.core.formats.base import TensorInfo
     from modelsurgeon.core.formats.h5 import write_h5
     key = "k" * (length - len(".weight")) + ".weight"
@@ -162,6 +165,7 @@ def _locked(directory: Path) -> str:
 def _big_model(directory: Path) -> str:
     """A ~4 MB checkpoint (too big for a 1 MiB file system)."""
     import numpy as np
+
     from modelsurgeon.core.formats.base import TensorInfo
     from modelsurgeon.core.formats.h5 import write_h5
     write_h5(str(directory / "model.h5"), "structural",
@@ -181,8 +185,8 @@ CASES = [
     Case("an empty file", lambda d: ["inspect", _write(d, "empty.h5", b"")]),
     Case("a text file named `.h5`", lambda d: ["inspect", _write(d, "notes.h5", "just some text\n" * 20)]),
     Case("HDF5 cut in half", lambda d: ["inspect", _truncated(d, SAMPLES / "cnn.h5", "cut.h5")]),
-    Case("HDF5 that is neither ours nor Keras", lambda d: ["inspect", _h5_edit(d, "foreign.h5",
-                                                                               lambda f: f.attrs.__delitem__("format"))]),
+    Case("HDF5 that is neither ours nor Keras", lambda d: ["inspect", _h5_edit(
+        d, "foreign.h5", lambda f: f.attrs.__delitem__("format"))]),
     Case("HDF5 whose metadata segfaults the HDF5 library (corpus)",
          lambda d: ["inspect", _copy(d, CORPUS / "h5-named-role-attribute-segfault.h5", "segv.h5")]),
     Case("HDF5 whose metadata makes the HDF5 library loop forever (corpus)",
@@ -208,7 +212,8 @@ CASES = [
     # -- other formats
     Case("MXNet `.params` cut short", lambda d: ["inspect", _truncated(
         d, FIXTURES / "mxnet" / "convbn" / "convbn-0000.params", "cut.params", 0.7)]),
-    Case("MXNet `.params` claiming 3 million arrays", lambda d: ["inspect", _params_claiming(d, "many.params", 3_000_000)]),
+    Case("MXNet `.params` claiming 3 million arrays",
+         lambda d: ["inspect", _params_claiming(d, "many.params", 3_000_000)]),
     Case("MXNet `.params` holding bfloat16", lambda d: ["inspect", _copy(
         d, FIXTURES / "mxnet" / "dtypes" / "dtype_bfloat16.params", "bf16.params")]),
     Case("MXNet `.params` with a sparse array", lambda d: ["inspect", _copy(
@@ -232,7 +237,8 @@ CASES = [
             "attrs"].update(__shape__="(1e999,)")), "--random-input", "2,3,8,8"]),
     Case("`-symbol.json` nested 100,000 levels deep", lambda d: [
         "run", _copy(d, FIXTURES / "mxnet" / "convbn" / "convbn-0000.params", "convbn-0000.params"), "--symbol",
-        _write(d, "deep-symbol.json", '{"nodes": [' + "[" * 100_000 + "]" * 100_000 + "]}"), "--random-input", "2,3,8,8"]),
+        _write(d, "deep-symbol.json", '{"nodes": [' + "[" * 100_000 + "]" * 100_000 + "]}"),
+        "--random-input", "2,3,8,8"]),
     Case("an architecture naming the type `os.system`", lambda d: ["run", _evil_architecture(d, "evil.h5"),
                                                                    "--random-input", "1,3"]),
     Case("an architecture nested 10,000 levels deep", lambda d: ["inspect", _deep_architecture(d, "deep.h5", 10_000)]),
@@ -265,7 +271,10 @@ def run_subprocess(args: list[str], directory: Path, privileged: str = "") -> tu
     return done.returncode, done.stderr.strip()
 
 
-def run_case(case: Case, scratch: Path, runner: Callable[[list[str], Path, str], tuple[int, str]]) -> tuple[int, str] | None:
+Runner = Callable[[list[str], Path, str], tuple[int, str]]
+
+
+def run_case(case: Case, scratch: Path, runner: Runner) -> tuple[int, str] | None:
     """(exit code, what the user sees) for one case; None where its conditions cannot be made here."""
     directory = scratch / f"case{CASES.index(case)}"
     directory.mkdir()

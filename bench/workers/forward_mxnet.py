@@ -2,7 +2,6 @@
 
 import mxnet as mx
 import numpy as np
-
 from timing import blas_info, emit, parse_args, time_passes
 
 model, batches, reps, budget = parse_args()

@@ -1,10 +1,10 @@
 """Worker: forward passes of modelsurgeon's numpy engine (a zoo model, random weights)."""
 
 import numpy as np
+from timing import blas_info, emit, parse_args, time_passes
 
 from modelsurgeon.core.engine import initializer, random
 from modelsurgeon.core.engine.model_zoo import vision
-from timing import blas_info, emit, parse_args, time_passes
 
 model, batches, reps, budget = parse_args()
 net = vision.get_model(model, classes=1000)

@@ -6,9 +6,8 @@ Written here from the Gluon model zoo's definitions (torchvision is not needed):
 
 import numpy as np
 import torch
-from torch import nn
-
 from timing import emit, parse_args, time_passes
+from torch import nn
 
 
 def alexnet(classes):

@@ -94,9 +94,9 @@ try:
     from mxnet import gluon
 except ImportError as _exc:  # pragma: no cover - environment problem
     sys.stderr.write(
-        "oracle.py: cannot import mxnet (%s).\n"
+        f"oracle.py: cannot import mxnet ({_exc}).\n"
         "Run this script with the MXNet venv interpreter, e.g.\n"
-        "  /work/mxnet-venv/bin/python tools/mxnet_oracle/oracle.py ...\n" % _exc)
+        "  /work/mxnet-venv/bin/python tools/mxnet_oracle/oracle.py ...\n")
     sys.exit(1)
 
 EXPECTED_MXNET_VERSION = "1.9.1"
@@ -144,7 +144,7 @@ class UsageError(Exception):
 # ----------------------------------------------------------------------------
 
 def _log(msg):
-    sys.stderr.write("oracle.py: %s\n" % msg)
+    sys.stderr.write(f"oracle.py: {msg}\n")
     sys.stderr.flush()
 
 
@@ -158,8 +158,7 @@ def _dtype_name(dtype):
 
 def _check_version():
     if mx.__version__ != EXPECTED_MXNET_VERSION:
-        _log("warning: running MXNet %s, fixtures are defined for %s"
-             % (mx.__version__, EXPECTED_MXNET_VERSION))
+        _log(f"warning: running MXNet {mx.__version__}, fixtures are defined for {EXPECTED_MXNET_VERSION}")
 
 
 def _is_flat(obj):
@@ -175,7 +174,7 @@ def _dumps(obj, indent=0):
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = ["%s%s: %s" % (pad1, json.dumps(k), _dumps(v, indent + 1)) for k, v in obj.items()]
+        items = [f"{pad1}{json.dumps(k)}: {_dumps(v, indent + 1)}" for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, list) and obj and not all(
             not isinstance(o, (list, dict)) for o in obj):
@@ -194,7 +193,7 @@ def _write_json(path, obj):
 
 def _ensure_dir(path):
     if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError("%s exists and is not a directory" % path)
+        raise UsageError(f"{path} exists and is not a directory")
     os.makedirs(path, exist_ok=True)
 
 
@@ -212,7 +211,7 @@ class Model(gluon.HybridBlock):
     """
 
     def __init__(self, **kwargs):
-        super(Model, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         with self.name_scope():
             self.dense0 = gluon.nn.Dense(20)
             self.dense1 = gluon.nn.Dense(20)
@@ -253,14 +252,13 @@ def build_model(name, classes, size, batch):
     if name in CUSTOM_MODELS:
         net, shape = _build_custom(name)
         if batch:
-            shape = (batch,) + tuple(shape[1:])
+            shape = (batch, *tuple(shape[1:]))
         return net, shape
     try:
         net = gluon.model_zoo.vision.get_model(name, classes=classes)
     except ValueError:
-        raise UsageError("unknown model %r: not a gluon.model_zoo.vision model nor one of "
-                         "%s (tested zoo models: %s)"
-                         % (name, ", ".join(CUSTOM_MODELS), ", ".join(ZOO_DEFAULT_SIZE)))
+        raise UsageError(f"unknown model {name!r}: not a gluon.model_zoo.vision model nor one of "
+                         f"{', '.join(CUSTOM_MODELS)} (tested zoo models: {', '.join(ZOO_DEFAULT_SIZE)})") from None
     return net, (batch or 1, 3, size, size)
 
 
@@ -311,17 +309,15 @@ def collect_keys_checked(net):
     file_keys = list(loaded.keys())
     coll_keys = [k for k, _ in collected]
     if set(file_keys) != set(coll_keys):
+        only_file, only_collected = sorted(set(file_keys) - set(coll_keys)), sorted(set(coll_keys) - set(file_keys))
         raise RuntimeError("save_parameters keys differ from _collect_params_with_prefix: "
-                           "only in file %s, only collected %s"
-                           % (sorted(set(file_keys) - set(coll_keys)),
-                              sorted(set(coll_keys) - set(file_keys))))
+                           f"only in file {only_file}, only collected {only_collected}")
     if file_keys != coll_keys:
         _log("warning: mx.nd.load key order differs from _collect_params_with_prefix "
              "order; reporting the collect (structural) order")
     for key, param in collected:
         if tuple(loaded[key].shape) != tuple(param.shape):
-            raise RuntimeError("shape mismatch for %s: file %s, parameter %s"
-                               % (key, loaded[key].shape, param.shape))
+            raise RuntimeError(f"shape mismatch for {key}: file {loaded[key].shape}, parameter {param.shape}")
     return collected
 
 
@@ -394,7 +390,7 @@ def calibrate_batchnorm(net, x, seed):
             continue
         src, idx = node["inputs"][0][0], node["inputs"][0][1]
         if idx >= len(positions.get(src, ())):
-            raise RuntimeError("cannot locate the data input of %s" % node["name"])
+            raise RuntimeError("cannot locate the data input of {}".format(node["name"]))
         entry = internals[positions[src][idx]]
         args = {n: (x if n == "data" else params[n].data()) for n in entry.list_arguments()}
         aux = {n: params[n].data() for n in entry.list_auxiliary_states()}
@@ -441,7 +437,7 @@ def _params_summary(path):
     """[[key, shape, dtype], ...] in file order for a legacy .params file."""
     loaded, _ = _load_any(path)
     items = loaded.items() if isinstance(loaded, dict) else \
-        (("arr_%d" % i, v) for i, v in enumerate(loaded))
+        ((f"arr_{i}", v) for i, v in enumerate(loaded))
     return [[k, list(v.shape), _dtype_name(v.dtype)] for k, v in items]
 
 
@@ -468,11 +464,11 @@ def cmd_export(args):
     t0 = time.time()
     out = net(xin)  # not under autograd.record(): inference mode
     if isinstance(out, (list, tuple)):
-        raise RuntimeError("model %s has several outputs; not supported by export" % name)
+        raise RuntimeError(f"model {name} has several outputs; not supported by export")
     y = out.asnumpy()
     timings["forward_s"] = round(time.time() - t0, 3)
     if not np.all(np.isfinite(y)):
-        raise RuntimeError("non-finite output for %s" % name)
+        raise RuntimeError(f"non-finite output for {name}")
 
     t0 = time.time()
     net.export(base)
@@ -492,7 +488,7 @@ def cmd_export(args):
     timings["selfcheck_s"] = round(time.time() - t0, 3)
     diff = float(np.max(np.abs(y2 - y))) if y.size else 0.0
     if diff > 1e-4 * max(1.0, float(np.max(np.abs(y)))):
-        raise RuntimeError("self-check failed: imported export differs by %g" % diff)
+        raise RuntimeError(f"self-check failed: imported export differs by {diff:g}")
 
     with open(sym_file) as f:
         graph = json.load(f)
@@ -524,19 +520,17 @@ def cmd_export(args):
         "saved_keys": _params_summary(base + ".params"),
         "structural_to_export": key_map,
         "selfcheck_max_abs_diff": diff,
-        "command": "oracle.py export %s OUTDIR%s --batch %d --seed %d%s"
-                   % (name, "" if name in CUSTOM_MODELS else
-                      " --classes %d --size %d" % (args.classes, size),
-                      shape[0], args.seed, " --prefix %s" % prefix if prefix != name else ""),
+        "command": (f"oracle.py export {name} OUTDIR"
+                    + ("" if name in CUSTOM_MODELS else f" --classes {args.classes:d} --size {size:d}")
+                    + f" --batch {shape[0]:d} --seed {args.seed:d}"
+                    + (f" --prefix {prefix}" if prefix != name else "")),
     }
     if name in ZOO_SIZE_NOTES:
-        info["default_size_note"] = "default size %d: %s" % (default_size(name),
-                                                            ZOO_SIZE_NOTES[name])
+        info["default_size_note"] = f"default size {default_size(name):d}: {ZOO_SIZE_NOTES[name]}"
     _write_json(os.path.join(args.outdir, "info.json"), info)
-    _log("exported %s (input %s) to %s: %s; timings %s"
-         % (name, "x".join(map(str, shape)), args.outdir,
-            ", ".join("%s %d B" % (f, s) for f, s in info["files"].items()),
-            ", ".join("%s %.3f" % kv for kv in timings.items())))
+    _log("exported {} (input {}) to {}: {}; timings {}".format(name, "x".join(map(str, shape)), args.outdir,
+            ", ".join(f"{f} {s:d} B" for f, s in info["files"].items()),
+            ", ".join("{} {:.3f}".format(*kv) for kv in timings.items())))
     return 0
 
 
@@ -551,8 +545,7 @@ def _read_inputs(path, input_names):
         with np.load(path) as z:
             missing = [n for n in input_names if n not in z.files]
             if missing:
-                raise UsageError("%s has no arrays named %s (has %s)"
-                                 % (path, missing, z.files))
+                raise UsageError(f"{path} has no arrays named {missing} (has {z.files})")
             return [z[n] for n in input_names]
     if len(input_names) != 1:
         raise UsageError("several --input-name given: INPUT must be an .npz keyed by them")
@@ -565,7 +558,7 @@ def cmd_run(args):
     arrays = _read_inputs(args.input, input_names)
     for path in (args.symbol_json, args.params):
         if not os.path.isfile(path):
-            raise UsageError("no such file: %s" % path)
+            raise UsageError(f"no such file: {path}")
     with warnings.catch_warnings():
         # imports() warns that the untyped input var's dtype is unknown; harmless
         warnings.filterwarnings("ignore", message="Cannot decide type")
@@ -579,9 +572,9 @@ def cmd_run(args):
     if len(results) == 1 and not args.output.endswith(".npz"):
         np.save(args.output, results[0])
     elif args.output.endswith(".npz"):
-        np.savez(args.output, **{"out%d" % i: r for i, r in enumerate(results)})
+        np.savez(args.output, **{f"out{i}": r for i, r in enumerate(results)})
     else:
-        raise UsageError("graph has %d outputs: OUTPUT must end in .npz" % len(results))
+        raise UsageError(f"graph has {len(results):d} outputs: OUTPUT must end in .npz")
     summary = {
         "inputs": [[n, list(a.shape), a.dtype.name] for n, a in zip(input_names, arrays)],
         "outputs": [[list(r.shape), r.dtype.name] for r in results],
@@ -597,7 +590,7 @@ def _load_any(path):
     Returns (dict-or-list, np_shape_used).
     """
     if not os.path.isfile(path):
-        raise UsageError("no such file: %s" % path)
+        raise UsageError(f"no such file: {path}")
     try:
         return mx.nd.load(path), False
     except mx.base.MXNetError as exc:
@@ -612,7 +605,7 @@ def cmd_load_params(args):
     if isinstance(loaded, dict):
         items, kind = list(loaded.items()), "dict"
     else:
-        items, kind = [("arr_%d" % i, v) for i, v in enumerate(loaded)], "list"
+        items, kind = [(f"arr_{i}", v) for i, v in enumerate(loaded)], "list"
     out, rows = {}, []
     for key, arr in items:
         stype = arr.stype
@@ -631,32 +624,30 @@ def cmd_load_params(args):
 
 def cmd_save_params(args):
     if not os.path.isfile(args.npz_in):
-        raise UsageError("no such file: %s" % args.npz_in)
+        raise UsageError(f"no such file: {args.npz_in}")
     with np.load(args.npz_in) as z:
         items = [(k, z[k]) for k in z.files]
 
     bf16_keys = set(args.bfloat16 or ())
     unknown = bf16_keys - {k for k, _ in items}
     if unknown:
-        raise UsageError("--bfloat16 keys not in %s: %s" % (args.npz_in, sorted(unknown)))
+        raise UsageError(f"--bfloat16 keys not in {args.npz_in}: {sorted(unknown)}")
 
     def convert():
         res = []
         for key, val in items:
             if not args.np_shape and (val.ndim == 0 or val.size == 0):
-                raise UsageError("array %r has shape %s: the legacy (V2) format cannot store "
-                                 "0-d or zero-size arrays; use --np-shape" % (key, val.shape))
+                raise UsageError(f"array {key!r} has shape {val.shape}: the legacy (V2) format cannot store "
+                                 "0-d or zero-size arrays; use --np-shape")
             if key in bf16_keys:
                 if val.dtype != np.uint16:
-                    raise UsageError("--bfloat16 array %r must hold uint16 bit patterns, got %s"
-                                     % (key, val.dtype))
+                    raise UsageError(f"--bfloat16 array {key!r} must hold uint16 bit patterns, got {val.dtype}")
                 as_f32 = (val.astype(np.uint32) << 16).view(np.float32)
                 res.append((key, mx.nd.array(as_f32, dtype="float32").astype(_BF16)))
                 continue
             if val.dtype.type not in _SAVEABLE:
-                raise UsageError("array %r has dtype %s, which mx.nd.save cannot write "
-                                 "(supported: %s; bfloat16 via --bfloat16 KEY)"
-                                 % (key, val.dtype, ", ".join(sorted(_TYPE_FLAG))))
+                raise UsageError(f"array {key!r} has dtype {val.dtype}, which mx.nd.save cannot write "
+                                 f"(supported: {', '.join(sorted(_TYPE_FLAG))}; bfloat16 via --bfloat16 KEY)")
             res.append((key, mx.nd.array(val, dtype=val.dtype)))
         return res
 
@@ -698,7 +689,7 @@ def cmd_dtypes(args):
         np.savez(npz, **(npz_arrays if npz_arrays is not None else dict(arrays)))
         with open(params, "rb") as f:
             head = f.read(28)  # u64 list magic, u64 reserved, u64 count, u32 record magic
-        magic = "0x%08x" % int.from_bytes(head[24:28], "little") if arrays else None
+        magic = "0x{:08x}".format(int.from_bytes(head[24:28], "little")) if arrays else None
         manifest["files"][stem + ".params"] = {
             "description": desc,
             "container": kind,
@@ -713,7 +704,7 @@ def cmd_dtypes(args):
     for dname, val in samples:
         stem = "dtype_" + dname
         mx.nd.save(os.path.join(out, stem + ".params"), {dname: mx.nd.array(val, dtype=val.dtype)})
-        record(stem, "one %s array (type_flag %d)" % (dname, _TYPE_FLAG[dname]), [(dname, val)])
+        record(stem, f"one {dname} array (type_flag {_TYPE_FLAG[dname]:d})", [(dname, val)])
 
     # bfloat16 (type flag 12): created by casting on CPU; npz holds the raw uint16 bits.
     src = np.array([[-1.5, 0.0, 2.25], [1.0, 3.0e38, -7.0]], dtype=np.float32)
@@ -733,7 +724,7 @@ def cmd_dtypes(args):
     lst = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([7, 8], dtype=np.int64)]
     mx.nd.save(os.path.join(out, "list_nonames.params"), [mx.nd.array(v, dtype=v.dtype) for v in lst])
     record("list_nonames", "mx.nd.save of a list: two arrays, empty names list; npz keys arr_0, arr_1",
-           [("arr_%d" % i, v) for i, v in enumerate(lst)], kind="list")
+           [(f"arr_{i}", v) for i, v in enumerate(lst)], kind="list")
 
     # single NDArray (saved as a one-element list)
     single = np.array([[1.0, 2.0]], dtype=np.float32)
@@ -751,7 +742,7 @@ def cmd_dtypes(args):
              ("aux:net0_batchnorm0_running_mean", np.zeros((2,), np.float32)),
              ("features.0.weight", np.full((1, 1, 1, 1), 0.5, np.float32)),
              ("name with spaces", np.array([3.0], np.float32)),
-             (u"\u00fcn\u00efc\u00f8d\u00e9_\u4e2d", np.array([4.0], np.float32))]
+             ("\u00fcn\u00efc\u00f8d\u00e9_\u4e2d", np.array([4.0], np.float32))]
     mx.nd.save(os.path.join(out, "names.params"), {k: mx.nd.array(v) for k, v in named})
     record("names", "keys with arg:/aux: prefixes, dots, spaces and non-ASCII UTF-8", named)
 
@@ -779,7 +770,7 @@ def cmd_dtypes(args):
            "dense equivalents", [("row_sparse", rs.asnumpy()), ("csr", csr.asnumpy())])
 
     _write_json(os.path.join(out, "manifest.json"), manifest)
-    _log("wrote %d .params files to %s" % (len(manifest["files"]), out))
+    _log(f"wrote {len(manifest['files']):d} .params files to {out}")
     return 0
 
 
@@ -794,7 +785,7 @@ _BF16 = np.dtype([("bfloat16", np.uint16)])  # MXNet's numpy spelling of bfloat1
 # ----------------------------------------------------------------------------
 
 def _size_help():
-    return "; ".join("%s=%d" % kv for kv in ZOO_DEFAULT_SIZE.items())
+    return "; ".join(f"{k}={v:d}" for k, v in ZOO_DEFAULT_SIZE.items())
 
 
 def make_parser():
@@ -846,10 +837,10 @@ def make_parser():
                    help="store uint16 array KEY (bit patterns) as bfloat16 (repeatable)")
     s.set_defaults(func=cmd_save_params)
 
-    l = sub.add_parser("load-params", help="MXNet .params -> npz (mx.nd.load)")
-    l.add_argument("params", metavar="PARAMS")
-    l.add_argument("out_npz", metavar="OUT_NPZ")
-    l.set_defaults(func=cmd_load_params)
+    load = sub.add_parser("load-params", help="MXNet .params -> npz (mx.nd.load)")
+    load.add_argument("params", metavar="PARAMS")
+    load.add_argument("out_npz", metavar="OUT_NPZ")
+    load.set_defaults(func=cmd_load_params)
 
     d = sub.add_parser("dtypes", help="write dtype/format coverage .params + .npz files")
     d.add_argument("outdir", metavar="OUTDIR")
@@ -865,7 +856,7 @@ def main(argv=None):
     except UsageError as exc:
         parser.error(str(exc))
     except (mx.base.MXNetError, RuntimeError, ValueError, AssertionError, OSError) as exc:
-        _log("%s: error: %s: %s" % (args.command, type(exc).__name__, str(exc).strip()))
+        _log(f"{args.command}: error: {type(exc).__name__}: {str(exc).strip()}")
         return 1
 
 
