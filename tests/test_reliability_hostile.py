@@ -38,7 +38,7 @@ from modelsurgeon.core.binding import (
 from modelsurgeon.core.engine import architecture as arch
 from modelsurgeon.core.engine.symbol import Graph
 from modelsurgeon.core.errors import CheckpointError, ModelSurgeonError
-from modelsurgeon.core.formats import h5, h5safe
+from modelsurgeon.core.formats import h5, h5safe, isolate
 
 PEERS = Path(__file__).resolve().parent / "fixtures" / "peers"
 BIG_ATTRIBUTE = np.zeros((h5safe.ATTR_LIMIT // 4) + 1024, np.float32)
@@ -597,7 +597,7 @@ def test_an_interrupt_while_validating_kills_the_child(monkeypatch):
         def poll(self, *args):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(h5safe.select, "poll", Interrupted)
+    monkeypatch.setattr(isolate.select, "poll", Interrupted)
     with pytest.raises(KeyboardInterrupt):
         open_checkpoint(str(SAMPLES / "cnn.h5"))
     assert len(children) == 1 and _gone(children[0])

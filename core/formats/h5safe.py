@@ -27,7 +27,6 @@ import errno
 import json
 import math
 import os
-import select
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,7 +35,7 @@ import h5py
 import numpy as np
 
 from ..errors import CheckpointError
-from . import h5journal
+from . import h5journal, isolate
 from .extents import Extent
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -139,46 +138,13 @@ def validate_in_child(path: str, survey: Survey | None = None) -> Any:
         return None  # missing or unreadable: h5py.File reports it
     if identity in _validated:
         return None
-    read_fd, write_fd = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
+    stall = (f"the HDF5 library made no progress reading this file's metadata for {VALIDATE_IDLE_TIMEOUT:g} s "
+             "(a corrupt file can make it loop forever): refused as corrupt")
+    collected = isolate.fork_and_collect(path, lambda write_fd: _child_main(path, write_fd, survey),
+                                         VALIDATE_IDLE_TIMEOUT, stall, fallback=_DONE)
+    if collected is None:
         return None  # cannot fork (process limit): open without the safety net rather than fail
-    if pid == 0:  # the child: never returns
-        verdict = _DONE
-        try:
-            os.close(read_fd)
-            verdict = _child_main(path, write_fd, survey)
-        finally:
-            with contextlib.suppress(OSError):
-                os.write(write_fd, verdict)
-            os._exit(0)
-    os.close(write_fd)
-    received, status = bytearray(), None
-    try:
-        poller = select.poll()  # not select(): it fails for descriptors past 1024
-        poller.register(read_fd, select.POLLIN | select.POLLHUP)
-        while True:
-            if not poller.poll(VALIDATE_IDLE_TIMEOUT * 1000):
-                raise CheckpointError(path, f"the HDF5 library made no progress reading this file's metadata "
-                                            f"for {VALIDATE_IDLE_TIMEOUT:g} s (a corrupt file can make it loop "
-                                            "forever): refused as corrupt")
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break  # end of file: the child has exited
-            received += chunk
-        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: the kernel reaped it already
-            _, status = os.waitpid(pid, 0)
-        pid = 0
-    finally:
-        os.close(read_fd)
-        if pid:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+    received, status = collected
     last = bytes(received[-1:])
     if last == _NO_MEMORY:
         raise CheckpointError(path, f"reading this file's metadata needs more than {VALIDATE_MEMORY >> 20} MiB "
@@ -201,7 +167,7 @@ def validate_in_child(path: str, survey: Survey | None = None) -> Any:
     return _survey_result(received, identity, path)
 
 
-def _survey_result(received: bytearray, identity: tuple[Any, ...], path: str) -> Any:
+def _survey_result(received: bytes, identity: tuple[Any, ...], path: str) -> Any:
     """The survey the child sent (``R``, its length in 8 bytes, its JSON, before the verdict), if
     it sent one and the file is still the one it surveyed."""
     start = received.find(_SURVEY)

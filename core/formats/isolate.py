@@ -48,47 +48,12 @@ def run_in_child(path: str, work: Callable[[], str | None], *, library: str, tim
     """
     if not AVAILABLE:
         return None
-    read_fd, write_fd = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
+    stall = f"{library} made no progress reading this file for {timeout:g} s: refused as corrupt or hostile"
+    collected = fork_and_collect(path, lambda write_fd: _child(work, extra_memory), timeout, stall,
+                                 fallback=_ERROR + b"the child ended unexpectedly")
+    if collected is None:
         return None  # cannot fork (process limit): the caller parses without the safety net
-    if pid == 0:  # the child: never returns
-        reply = _ERROR + b"the child ended unexpectedly"
-        try:
-            os.close(read_fd)
-            reply = _child(work, extra_memory)
-        finally:
-            with contextlib.suppress(OSError):
-                view = memoryview(reply)
-                while view:
-                    view = view[os.write(write_fd, view):]
-            os._exit(0)
-    os.close(write_fd)
-    received, status = bytearray(), None
-    try:
-        poller = select.poll()  # not select(): it fails for descriptors past 1024
-        poller.register(read_fd, select.POLLIN | select.POLLHUP)
-        while True:
-            if not poller.poll(int(timeout * 1000)):
-                raise CheckpointError(path, f"{library} made no progress reading this file for {timeout:g} s: "
-                                            "refused as corrupt or hostile")
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            received += chunk
-        with contextlib.suppress(ChildProcessError):
-            _, status = os.waitpid(pid, 0)
-        pid = 0
-    finally:
-        os.close(read_fd)
-        if pid:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+    received, status = collected
     kind, body = bytes(received[:1]), bytes(received[1:]).decode("utf-8", "replace")
     if kind == _OK:
         return body or None
@@ -105,6 +70,57 @@ def run_in_child(path: str, work: Callable[[], str | None], *, library: str, tim
             name = f"signal {os.WTERMSIG(status)}"
     raise CheckpointError(path, f"{library} crashed ({name}) reading this file: it is corrupt or hostile "
                                 "(read in a separate process, so nothing else was harmed)")
+
+
+def fork_and_collect(path: str, child: Callable[[int], bytes], idle_timeout: float, stall: str, *,
+                     fallback: bytes = b"") -> tuple[bytes, int | None] | None:
+    """Fork; the child runs ``child(write_fd)`` (it may write to the pipe as it goes) and writes the
+    bytes it returns (``fallback`` if it raises), then exits. The parent reads everything the child
+    writes, and returns (those bytes, the child's wait status), or None when it cannot fork. A child
+    silent for ``idle_timeout`` seconds is killed and ``stall`` raised as a CheckpointError; a child
+    left behind by any error is killed and reaped.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:  # the child: never returns
+        reply = fallback
+        try:
+            os.close(read_fd)
+            reply = child(write_fd)
+        finally:
+            with contextlib.suppress(OSError):
+                view = memoryview(reply)
+                while view:
+                    view = view[os.write(write_fd, view):]
+            os._exit(0)
+    os.close(write_fd)
+    received, status = bytearray(), None
+    try:
+        poller = select.poll()  # not select(): it fails for descriptors past 1024
+        poller.register(read_fd, select.POLLIN | select.POLLHUP)
+        while True:
+            if not poller.poll(int(idle_timeout * 1000)):
+                raise CheckpointError(path, stall)
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break  # end of file: the child has exited
+            received += chunk
+        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: the kernel reaped it already
+            _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        os.close(read_fd)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+    return bytes(received), status
 
 
 def _child(work: Callable[[], str | None], extra_memory: int) -> bytes:
