@@ -22,6 +22,7 @@ import numpy as np
 from ..dtypes import MX_FLAG_OF_DTYPE
 from ..errors import ModelSurgeonError, ShapeError, UnsupportedOpError
 from . import ops
+from .ops import parallel
 
 #: MXNet's dtype flags, as written in ``__dtype__`` attributes and ``.params`` files.
 #: The MXNet version our graphs claim to follow (1.9.1), as MXNet encodes it.
@@ -378,48 +379,66 @@ class Graph:
         On float32 arrays, a Convolution whose only consumer is an inference BatchNorm (and that
         one's only consumer a ReLU) runs as one folded convolution, exactly as eager Sequential
         passes do (core/engine/nn/fusion.py), so a model and its exported graph give the same bits.
+        BLAS runs on one thread for the whole pass (the kernels run their own tasks on the cores).
         """
-        last_use = {}
-        for index, node in enumerate(self.nodes):
-            for source, _, _ in node.inputs:
-                last_use[source] = index
-        keep = {head[0] for head in self.heads}
         plain = all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in feeds.values())
-        fused = self._fusions() if plain else {}
-        convs = {conv: norm for norm, (conv, _) in fused.items()}
-        relus = {relu for _, relu in fused.values() if relu is not None}
+        plan = self._schedule(plain, frozenset(feeds))
         values: dict[int, Any] = {}
         multi: set[int] = set()  # nodes whose kernel returned a list of outputs
-        labels = set(self.label_variables()) - set(feeds)
 
         def output(source: int, out: int) -> Any:  # the out-th output of a node
             return values[source][out] if source in multi else values[source]
 
-        for index, node in enumerate(self.nodes):
-            if node.is_variable:
-                if node.name in labels:
-                    values[index] = None  # a training label: inference does not read it
-                elif node.name not in feeds:
-                    raise ModelSurgeonError(f"no value for graph variable '{node.name}'")
+        with parallel.single_blas():
+            for index, node in enumerate(self.nodes):
+                if node.is_variable:
+                    if node.name in plan.labels:
+                        values[index] = None  # a training label: inference does not read it
+                    elif node.name not in feeds:
+                        raise ModelSurgeonError(f"no value for graph variable '{node.name}'")
+                    else:
+                        values[index] = feeds[node.name]
                 else:
-                    values[index] = feeds[node.name]
-            else:
-                args = [output(source, out) for source, out, _ in node.inputs]
-                if index in convs:  # runs folded into the BatchNorm that consumes it
-                    values[index] = args
-                elif index in fused:
-                    conv_index, relu = fused[index]
-                    values[index] = self._run_fused(conv_index, args[0], node, args[1:], relu is not None)
-                elif index in relus:
-                    values[index] = args[0]  # ran in place with the fused convolution
-                else:
-                    values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
-                    if isinstance(values[index], list):
-                        multi.add(index)
-            for source, _, _ in node.inputs:
-                if last_use.get(source) == index and source not in keep:
+                    args = [output(source, out) for source, out, _ in node.inputs]
+                    if index in plan.convs:  # runs folded into the BatchNorm that consumes it
+                        values[index] = args
+                    elif index in plan.fused:
+                        conv_index, relu = plan.fused[index]
+                        values[index] = self._run_fused(conv_index, args[0], node, args[1:], relu is not None)
+                    elif index in plan.relus:
+                        values[index] = args[0]  # ran in place with the fused convolution
+                    else:
+                        values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
+                        if isinstance(values[index], list):
+                            multi.add(index)
+                for source in plan.free[index]:
                     values.pop(source, None)
         return [output(head[0], head[1]) for head in self.heads]
+
+    def _schedule(self, plain: bool, fed: frozenset[str]) -> _Schedule:
+        """What :meth:`execute` needs beyond the values, worked out once per graph and kind of feed.
+
+        Keyed by the node list's identity and length and the heads: a graph's nodes and their
+        inputs are not rewired after it is built (surgeries change attributes, which every pass
+        parses again, or build a new graph)."""
+        key = (id(self.nodes), len(self.nodes), tuple(self.heads), plain, fed)
+        cache: dict[Any, _Schedule] = self.__dict__.setdefault("_schedules", {})
+        if key not in cache:
+            last_use: dict[int, int] = {}
+            for index, node in enumerate(self.nodes):
+                for source, _, _ in node.inputs:
+                    last_use[source] = index
+            keep = {head[0] for head in self.heads}
+            free: list[list[int]] = [[] for _ in self.nodes]
+            for source, index in last_use.items():
+                if source not in keep:
+                    free[index].append(source)
+            fused = self._fusions() if plain else {}
+            cache.clear()  # one kind of feed at a time is the rule; keep the cache from growing
+            cache[key] = _Schedule(fused, {conv for conv, _ in fused.values()},
+                                   {relu for _, relu in fused.values() if relu is not None},
+                                   set(self.label_variables()) - fed, free)
+        return cache[key]
 
     def _fusions(self) -> dict[int, tuple[int, int | None]]:
         """BatchNorm node -> (its Convolution, the ReLU after it or None), for every foldable pair."""
@@ -460,6 +479,19 @@ class Graph:
         except (ValueError, TypeError, IndexError) as exc:
             raise ShapeError(f"operators {conv.name} and {norm.name} cannot run on input of shape "
                              f"{getattr(data, 'shape', None)}: {exc}") from None
+
+
+@dataclass
+class _Schedule:
+    """A graph's execution plan: folded pairs (BatchNorm -> (Convolution, ReLU or None)), the
+    convolutions and ReLUs they absorb, training labels left unfed, and the values each node's
+    step frees (their last reader)."""
+
+    fused: dict[int, tuple[int, int | None]]
+    convs: set[int]
+    relus: set[int]
+    labels: set[str]
+    free: list[list[int]]
 
 
 def _spec_name(node: Node) -> str | None:

@@ -3,8 +3,9 @@
 Convolution lowers to BLAS matrix products over im2col blocks built from a strided view, a few
 images (or a band of output rows) at a time so each block is still in cache when BLAS reads it; a
 1x1 stride-1 convolution multiplies the weight with the pixels in place (no copy); a depthwise
-convolution is a short loop over kernel taps. Layers are cut into independent tasks that run on
-the free cores with single-threaded BLAS (``parallel.py``); bias, folded BatchNorm shift and ReLU
+convolution is one batched product of each channel's taps with its own im2col rows. Layers are cut
+into as many independent tasks as their work pays for, which run on the free cores with
+single-threaded BLAS (``parallel.py``); bias, folded BatchNorm shift and ReLU
 are applied by each task to its own block while it is in cache. (Winograd F(2x2, 3x3) was measured
 and left out: its transforms, as numpy passes, cost more than the products they save; see
 bench/README.md.) For inference, a convolution followed by BatchNorm
@@ -23,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ShapeError, UnsupportedOpError
 from . import parallel
-from .common import CUDNN, like_input, pad_spatial, pair
+from .common import CUDNN, like_input, pair
 from .registry import REQUIRED, OpSpec, register
 
 
@@ -59,10 +60,11 @@ def _convolve(data, weight, bias, relu, *, kernel, num_filter, stride=(), dilate
     wo = _conv_output_size(w, kw, sw, pw, dw)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Convolution: input {data.shape} is too small for kernel {kernel}")
+    if scale is not None and weight.size <= n * num_filter * ho * wo:
+        weight, scale = weight * scale.reshape(-1, 1, 1, 1), None  # scaling the weight is the cheaper pass
     epilogue = _Epilogue(bias, relu, num_group, scale)
     if cg == 1 and fg == 1 and num_group > 1:
-        out = _depthwise(pad_spatial(data, [(ph, ph), (pw, pw)]), weight, ho, wo, (sh, sw), (dh, dw))
-        epilogue(out.reshape(n, num_group, 1, ho * wo), 0)
+        out = _depthwise(data, weight, (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo), epilogue)
     elif kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
         out = _pointwise(data, weight, num_group, epilogue)
     else:
@@ -74,34 +76,54 @@ class _Epilogue:
     """Scale and bias per filter (and ReLU) applied to a block of output rows while it is still in cache."""
 
     def __init__(self, bias, relu, groups, scale=None):
-        self.bias = None if bias is None else bias.reshape(groups, -1, 1)
-        self.scale = None if scale is None else scale.reshape(groups, -1, 1)
+        self.bias = None if bias is None else bias.reshape(groups, -1)
+        self.scale = None if scale is None else scale.reshape(groups, -1)
         self.relu = relu
 
-    def __call__(self, block, f0):
-        """``block``: (..., groups, filters f0.. of each group, columns) of the output, updated in place."""
+    def groups(self, g0, g1):
+        """The same epilogue for groups [g0, g1) only."""
+        part = _Epilogue(None, self.relu, 1)
+        part.bias = None if self.bias is None else self.bias[g0:g1]
+        part.scale = None if self.scale is None else self.scale[g0:g1]
+        return part
+
+    def __call__(self, block, f0, out=None, trailing=1):
+        """``block``: (..., groups, filters f0.. of each group, ``trailing`` axes of pixels) of the output;
+        the result goes to ``out`` (of the same shape; ``block`` itself when None)."""
+        out = block if out is None else out
+        count, ones = block.shape[-1 - trailing], (1,) * trailing
+        source = block
         if self.scale is not None:
-            block *= self.scale[:, f0:f0 + block.shape[-2]]
+            np.multiply(source, self.scale[:, f0:f0 + count].reshape(-1, count, *ones), out=out)
+            source = out
         if self.bias is not None:
-            block += self.bias[:, f0:f0 + block.shape[-2]]
+            np.add(source, self.bias[:, f0:f0 + count].reshape(-1, count, *ones), out=out)
+            source = out
         if self.relu:
-            np.maximum(block, 0, out=block)
+            np.maximum(source, 0, out=out)
+            source = out
+        if source is not out:
+            np.copyto(out, source)
 
 
 #: Bytes of im2col matrix built at a time: small enough to stay in cache while BLAS reads it.
 IM2COL_BLOCK = 4 << 20
 #: Fewest output columns (pixels) of one task's matrix product: narrower products waste BLAS's time.
 MIN_COLUMNS = 96
-#: Fewest tasks a single image's layer is cut into by bands of rows (else by filters, when it has enough).
-MIN_TASKS = 4
-#: Tasks a layer of a single image is cut into at most (enough for the threads to balance their load).
+#: Tasks a layer is cut into at most (enough for the threads to balance their load).
 MAX_TASKS = 8
 #: Fewest filters of one task when a small layer is cut by filters.
 MIN_FILTERS = 64
+#: A stride-1 layer takes its im2col matrix wide when the products' unused columns (filters x unused
+#: columns per row) stay within this many times the output row: copying runs of whole padded rows
+#: saves more than those columns cost.
+WIDE_WASTE = 16
 
 
 def _pointwise(data, weight, groups, epilogue):
-    """1x1 stride-1 convolution: a product of the weight with each image's pixels, no copy at all."""
+    """1x1 stride-1 convolution: a product of the weight with each image's pixels, no copy at all.
+
+    Tasks take whole images when the batch gives enough of them, else bands of one image's pixels."""
     n, c, h, w = data.shape
     num_filter = weight.shape[0]
     cg, fg, pixels = c // groups, num_filter // groups, h * w
@@ -109,27 +131,25 @@ def _pointwise(data, weight, groups, epilogue):
     dtype = np.result_type(data, weight)
     out = np.empty((n, groups, fg, pixels), dtype)
     cols = data.reshape(n, groups, cg, pixels)
-    band = _band(pixels, 1, n)
-    tasks = []
-    for i in range(n):
-        for p0 in range(0, pixels, band):
-            def task(i=i, p0=p0):
-                target = out[i, :, :, p0:p0 + band]
-                np.matmul(kernels, cols[i, :, :, p0:p0 + band], out=target)
-                epilogue(target, 0)
-            tasks.append(task)
-    parallel.run(tasks)
+    wanted = parallel.pieces(n * num_filter * cg * pixels, MAX_TASKS)
+    if n >= wanted:
+        images = -(-n // wanted)
+
+        def by_images(i0):
+            target = out[i0:i0 + images]
+            np.matmul(kernels, cols[i0:i0 + images], out=target)
+            epilogue(target, 0)
+        parallel.run([lambda i0=i0: by_images(i0) for i0 in range(0, n, images)])
+        return out.reshape(n, num_filter, h, w)
+    bands = max(1, min(-(-wanted // n), pixels // MIN_COLUMNS))
+    band = -(-pixels // bands)
+
+    def by_pixels(i, p0):
+        target = out[i, :, :, p0:p0 + band]
+        np.matmul(kernels, cols[i, :, :, p0:p0 + band], out=target)
+        epilogue(target, 0)
+    parallel.run([lambda i=i, p0=p0: by_pixels(i, p0) for i in range(n) for p0 in range(0, pixels, band)])
     return out.reshape(n, num_filter, h, w)
-
-
-def _band(columns, unit, images):
-    """Output units (rows, or pixels when ``unit`` is 1) per task for one image: whole images when
-    the batch alone gives enough tasks, else bands of at least MIN_COLUMNS pixels, at most MAX_TASKS."""
-    units = -(-columns // unit)
-    if images >= MIN_TASKS:
-        return units
-    bands = min(MAX_TASKS, max(1, columns // MIN_COLUMNS))
-    return -(-units // bands)
 
 
 def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epilogue):
@@ -139,7 +159,8 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
     image, in its thread's own buffer (sized to stay in cache) and multiplies it with the weight
     straight into the NCHW output; padding is copied into a small zero-bordered buffer holding
     only the input rows the task reads. A single image too small to cut into bands of rows is cut
-    by filters instead, over one shared matrix. The cut depends on the shapes only.
+    by filters instead, over one shared matrix. The layer's work sets how many tasks it is worth
+    (``parallel.pieces``); the cut depends on the shapes only.
     """
     (kh, kw), (ho, wo) = kernel, out_size
     n, c = data.shape[:2]
@@ -151,10 +172,13 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
     kernels = weight.reshape(groups, fg, depth)
     row_bytes = c * kh * kw * wo * dtype.itemsize
     build = _Im2col(data, groups, kernel, stride, dilate, pad, wo, dtype)
-    if n == 1 and ho * wo < MIN_TASKS * MIN_COLUMNS and fg >= 2 * MIN_FILTERS:
+    width = build.width
+    wide = build.can_widen and fg * (width - wo) <= WIDE_WASTE * wo
+    wanted = parallel.pieces(n * num_filter * depth * ho * wo, MAX_TASKS)
+    if n == 1 and wanted > 1 and ho * wo < wanted * MIN_COLUMNS and fg >= 2 * MIN_FILTERS:
         matrix = build(0, 1, 0, ho, "shared")
         target = out.reshape(groups, fg, ho * wo)
-        chunk = max(MIN_FILTERS, -(-fg // MAX_TASKS))
+        chunk = max(MIN_FILTERS, -(-fg // wanted))
 
         def by_filters(f0):
             block = target[:, f0:f0 + chunk]
@@ -162,16 +186,22 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
             epilogue(block, f0)
         parallel.run([lambda f0=f0: by_filters(f0) for f0 in range(0, fg, chunk)])
         return out
-    images = max(1, min(n, IM2COL_BLOCK // max(1, row_bytes * ho)))
-    if images > 1:
-        images = min(images, max(1, n // MAX_TASKS))
-    if images > 1:
+    images = max(1, min(-(-n // wanted), IM2COL_BLOCK // max(1, row_bytes * ho)))
+    if images > 1 or n >= wanted:
         band = ho
     else:
-        band = min(max(1, IM2COL_BLOCK // row_bytes), _band(ho * wo, wo, n))
+        bands = max(1, min(-(-wanted // n), ho * wo // MIN_COLUMNS))
+        band = min(max(1, IM2COL_BLOCK // row_bytes), -(-ho // bands))
 
     def task(i0, m, r0, r):
-        matrix = build(i0, m, r0, r, "cols")
+        matrix = build(i0, m, r0, r, "cols", wide)
+        if wide:
+            product = parallel.scratch("product", num_filter * m * r * width, dtype)
+            product = product.reshape(groups, fg, m * r * width)
+            np.matmul(kernels, matrix, out=product)
+            target = out[i0:i0 + m, :, r0:r0 + r].reshape(m, groups, fg, r, wo).transpose(1, 2, 0, 3, 4)
+            epilogue(product.reshape(groups, fg, m, r, width)[..., :wo], 0, out=target, trailing=3)
+            return
         if m == 1:
             block = out[i0, :, r0:r0 + r].reshape(groups, fg, r * wo)
             np.matmul(kernels, matrix, out=block)
@@ -189,13 +219,21 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
 
 
 class _Im2col:
-    """Builds the im2col matrix of images [i0, i0+m), output rows [r0, r0+r) in a thread's buffer."""
+    """Builds the im2col matrix of images [i0, i0+m), output rows [r0, r0+r) in a thread's buffer.
+
+    Stride-1 layers can take the matrix *wide*: each output row as wide as the padded input row, so
+    that every row of the matrix is one contiguous run of the (padded) input, copied in one piece
+    rather than in runs of one output row. The product then has ``width - wo`` unused columns per
+    row, which the epilogue skips when it stores the block.
+    """
 
     def __init__(self, data, groups, kernel, stride, dilate, pad, wo, dtype):
         self.data, self.groups, self.kernel, self.stride = data, groups, kernel, stride
         self.dilate, self.pad, self.wo, self.dtype = dilate, pad, wo, dtype
+        self.width = data.shape[3] + 2 * pad[1]
+        self.can_widen = tuple(stride) == (1, 1) and (bool(pad[0] or pad[1]) or data.flags.c_contiguous)
 
-    def __call__(self, i0, m, r0, r, name):
+    def __call__(self, i0, m, r0, r, name, wide=False):
         (kh, kw), (sh, sw), (dh, dw), (ph, pw) = self.kernel, self.stride, self.dilate, self.pad
         data, groups, wo = self.data, self.groups, self.wo
         _, c, h, w = data.shape
@@ -213,6 +251,17 @@ class _Im2col:
         else:
             x = data[i0:i0 + m, :, y0:y1]
         sn, sc, sy, sx = x.strides
+        if wide:
+            # row-major runs: output pixel p (of r rows x width) reads input p + i*dh*width + j*dw; the
+            # last row's unused tail would read past the rows loaded, so it is zeroed instead
+            width, span = self.width, (r - 1) * self.width + wo
+            window = as_strided(x, shape=(groups, cg, kh, kw, m, span),
+                                strides=(sc * cg, sc, sy * dh, sx * dw, sn, sx), writeable=False)
+            block = parallel.scratch(name, groups * cg * kh * kw * m * r * width, self.dtype)
+            block = block.reshape(groups, cg, kh, kw, m, r * width)
+            np.copyto(block[..., :span], window)
+            block[..., span:] = 0
+            return block.reshape(groups, cg * kh * kw, m * r * width)
         # windows ordered (group, cg, kh, kw, image, row, column): one copy makes the matrix
         window = as_strided(x, shape=(groups, cg, kh, kw, m, r, wo),
                             strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw), writeable=False)
@@ -222,14 +271,33 @@ class _Im2col:
         return block.reshape(groups, cg * kh * kw, m * r * wo)
 
 
-def _depthwise(x, weight, ho, wo, stride, dilate):
-    (sh, sw), (dh, dw) = stride, dilate
-    kh, kw = weight.shape[2:]
-    out = np.zeros((x.shape[0], x.shape[1], ho, wo), dtype=np.result_type(x, weight))
-    for i in range(kh):
-        for j in range(kw):
-            tap = x[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
-            out += tap * weight[:, 0, i, j].reshape(1, -1, 1, 1)
+def _depthwise(data, weight, kernel, stride, dilate, pad, out_size, epilogue):
+    """Depthwise convolution: each channel's kh*kw taps times its im2col rows, one batched product.
+
+    Tasks take blocks of channels (of all images, or of one image when the batch's matrix would not
+    stay in cache); the layer's work sets how many (``parallel.pieces``)."""
+    (kh, kw), (ho, wo) = kernel, out_size
+    n, c = data.shape[:2]
+    dtype = np.result_type(data, weight)
+    out = np.empty((n, c, ho, wo), dtype)
+    taps = weight.reshape(c, 1, kh * kw)
+    wide = _Im2col(data, c, kernel, stride, dilate, pad, wo, dtype).can_widen
+    width = data.shape[3] + 2 * pad[1] if wide else wo
+    channel_bytes = kh * kw * ho * width * dtype.itemsize  # one channel's im2col rows for one image
+    images = n if n * channel_bytes <= IM2COL_BLOCK else 1
+    wanted = parallel.pieces(n * c * kh * kw * ho * wo, MAX_TASKS)
+    block = max(1, min(-(-c // max(1, -(-wanted * images // n))), IM2COL_BLOCK // (channel_bytes * images)))
+
+    def task(i0, c0):
+        cb = min(block, c - c0)
+        build = _Im2col(data[i0:i0 + images, c0:c0 + cb], cb, kernel, stride, dilate, pad, wo, dtype)
+        matrix = build(0, images, 0, ho, "cols", wide)
+        product = parallel.scratch("product", cb * images * ho * width, dtype).reshape(cb, 1, images * ho * width)
+        np.matmul(taps[c0:c0 + cb], matrix, out=product)
+        target = out[i0:i0 + images, c0:c0 + cb].reshape(images, cb, 1, ho, wo).transpose(1, 2, 0, 3, 4)
+        epilogue.groups(c0, c0 + cb)(product.reshape(cb, 1, images, ho, width)[..., :wo], 0, out=target, trailing=3)
+
+    parallel.run([lambda i0=i0, c0=c0: task(i0, c0) for i0 in range(0, n, images) for c0 in range(0, c, block)])
     return out
 
 
@@ -237,10 +305,11 @@ def convolution_batch_norm(data, weight, bias, gamma, beta, moving_mean, moving_
                            eps: float, fix_gamma: bool, relu: bool = False) -> np.ndarray:
     """``Convolution`` then inference ``BatchNorm`` (then ``relu``) in one pass over the output.
 
-    The normalisation folds into the convolution's epilogue: each task multiplies its fresh block
-    of output by scale = gamma / sqrt(var + eps) and adds (bias - mean) * scale + beta, then the
-    ReLU, while the block is in cache. (Folding the scale into the weights instead would touch
-    every weight on every call: 11M of them for resnet18, ~7% of a batch-1 pass.)
+    The normalisation folds into the convolution: the output is multiplied by scale = gamma /
+    sqrt(var + eps) and (bias - mean) * scale + beta is added, then the ReLU, by each task on its
+    fresh block while it is in cache. The scale goes into the weight instead when the weight is the
+    smaller of the two (depthwise and early layers): folding it into every weight on every call
+    would touch 11M of them for resnet18, ~7% of a batch-1 pass.
     """
     # scale and shift in float64, rounded once (per filter: cheap)
     compute = np.dtype(np.float64)

@@ -9,7 +9,12 @@ they run, and hand the tasks out one at a time: a thread that owns a free core s
 of them, so a busy core slows the pass by its share, not by a synchronisation at every product.
 
 How a layer is cut depends on its shapes only, never on the number of threads or on timing, so
-results are bit-identical from one call to the next and on any machine with the same BLAS.
+results are bit-identical from one call to the next and on any machine with the same BLAS. A layer
+is cut into as many tasks as its work pays for (:func:`pieces`): handing tasks to other threads
+costs tens of microseconds, more than a small layer's whole product, so a small layer is one task
+and runs in the calling thread. A forward pass holds :func:`single_blas` around all its layers, so
+BLAS is switched to one thread once per pass rather than once per layer, and every product runs
+on one BLAS thread whether its task ran in the calling thread or in the pool.
 
 ``MODELSURGEON_THREADS`` sets the number of threads (1: everything in the calling thread, BLAS
 left as it is); by default it is the number of cores this process may run on
@@ -19,6 +24,7 @@ kernels run in the calling thread.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -38,11 +44,13 @@ def thread_count() -> int:
     given = os.environ.get("MODELSURGEON_THREADS", "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores)
+    if _STATE.get("cores_pid") != os.getpid():  # asked once per process: every layer asks
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+        _STATE.update(cores=max(1, cores), cores_pid=os.getpid())
+    return _STATE["cores"]
 
 
 def _blas() -> list[Any] | None:
@@ -62,6 +70,16 @@ def _pool(size: int) -> ThreadPoolExecutor:
         _STATE.update(pid=os.getpid(), size=size,
                       pool=ThreadPoolExecutor(size, thread_name_prefix="modelsurgeon-kernel"))
     return _STATE["pool"]
+
+
+#: Multiply-adds a task must have at least before a layer is cut into several: handing a task to
+#: another thread costs ~50 microseconds here, what one core needs for ~2M multiply-adds.
+MIN_TASK_WORK = 2 << 20
+
+
+def pieces(work: int, most: int) -> int:
+    """How many tasks ``work`` multiply-adds are worth: at least 1, at most ``most`` (shapes only)."""
+    return max(1, min(most, work // MIN_TASK_WORK))
 
 
 class _SingleBlas:
@@ -87,16 +105,29 @@ class _SingleBlas:
                 _STATE["saved"] = []
 
 
+def single_blas() -> _SingleBlas | contextlib.nullcontext[None]:
+    """A context in which BLAS runs on one thread (nothing changes when the kernels use one thread)."""
+    if thread_count() <= 1 or not _blas():
+        return contextlib.nullcontext()
+    return _SingleBlas()
+
+
 def run(tasks: Sequence[Callable[[], None]]) -> None:
     """Run independent ``tasks`` (they write disjoint outputs), each exactly once, and wait for all.
 
     The calling thread works too; tasks are handed out one at a time in order, so the threads that
-    get the most CPU do the most. The first exception raised by a task is raised here.
+    get the most CPU do the most. A single task runs in the calling thread, with BLAS on one thread
+    as in the pool. The first exception raised by a task is raised here.
     """
     threads = min(thread_count(), len(tasks))
-    if threads <= 1 or not _blas() or getattr(_LOCAL, "inside", False):
+    if thread_count() <= 1 or not _blas() or getattr(_LOCAL, "inside", False):
         for task in tasks:
             task()
+        return
+    if threads <= 1:
+        with _SingleBlas():
+            for task in tasks:
+                task()
         return
     counter = itertools.count()
     failed: list[BaseException] = []
@@ -149,9 +180,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim != 2 or b.ndim != 2 or thread_count() == 1:
         return a @ b
     columns = b.shape[1]
-    chunks = min(8, max(1, columns // MATMUL_MIN_COLUMNS))
+    chunks = min(pieces(a.shape[0] * a.shape[1] * columns, 8), max(1, columns // MATMUL_MIN_COLUMNS))
     if chunks == 1:
-        return a @ b
+        with single_blas():
+            return a @ b
     out = np.empty((a.shape[0], columns), np.result_type(a, b))
     step = -(-columns // chunks)
 
