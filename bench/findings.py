@@ -51,8 +51,10 @@ WHY: dict[str, str] = {
         "profile first (cProfile with time.process_time of bench/workers/forward_ours.py, MODELSURGEON_THREADS=1 "
         "OPENBLAS_NUM_THREADS=1). Convolutions are ~75% single-threaded OpenBLAS sgemm at 50-75 GFLOP/s a core "
         "and ~12% im2col copies, which oneDNN's direct JIT convolutions avoid; Winograd F(2x2,3x3) as numpy "
-        "passes was slower (its transforms are memory-bound). Beside a busy core the tasks' thread on that core "
-        "gets only part of it, so the pass runs at ~1.5 cores' worth against MXNet's OpenMP threads"
+        "passes was slower (its transforms are memory-bound). We reach MXNet's wall time by using both cores; "
+        "MXNet 1.9.1 runs these models on one OpenMP thread here, so beside a busy core it does not slow down "
+        "while our thread on that core gets only part of it. Check the other-load column first: under load "
+        "the batch-1 rows swing by 1.5x"
     ),
     "6a": (
         "writing shards: each shard is its own file with its own creation and metadata; shards are "

@@ -7,7 +7,10 @@ stays within 2x of MXNet's. The cases are the ones ``tests/test_gluoncv_zoo.py``
 ``.params``, warm up twice, and the median of 7 timed passes on the case's own input is kept; the
 MXNet side runs hybridized with static allocation in one subprocess. Only ratios are reported.
 
-    python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--mxnet-python PATH]
+    python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--size N] [--mxnet-python PATH]
+
+``--size N`` feeds both engines a random 1x3xNxN input instead of the case's own (the cases are kept
+small so the tests run fast; a model is usually run at its training size, 224 for ImageNet).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ import json, statistics, sys, time, warnings
 import numpy as np
 import mxnet as mx
 warnings.filterwarnings("ignore")
-runs, warmups = int(sys.argv[1]), int(sys.argv[2])
+runs, warmups, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 results = {}
-for case in sys.argv[3:]:
+for case in sys.argv[4:]:
     x = np.load(case + "/input.npy")
+    if size:
+        x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
     net = mx.gluon.SymbolBlock.imports(case + "/model-symbol.json", ["data"], case + "/model-0000.params")
     net.hybridize(static_alloc=True, static_shape=True)
     feed = [mx.nd.array(x)]
@@ -49,9 +54,11 @@ print(json.dumps(results))
 """
 
 
-def ours(case: Path) -> float:
+def ours(case: Path, size: int) -> float:
     from modelsurgeon.core.engine.symbol_block import SymbolBlock
     x = np.load(case / "input.npy")
+    if size:
+        x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
     net = SymbolBlock.imports(str(case / "model-symbol.json"), ["data"], str(case / "model-0000.params"))
     for _ in range(WARMUPS):
         net(x)
@@ -67,6 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=CASES)
     parser.add_argument("--only", help="comma-separated case names")
+    parser.add_argument("--size", type=int, default=0, help="a random 1x3xNxN input instead of the case's own")
     parser.add_argument("--mxnet-python", default=str(ROOT / ".venv-mxnet" / "bin" / "python"))
     args = parser.parse_args()
     catalogue = json.loads((args.cases / "catalogue.json").read_text())
@@ -74,13 +82,14 @@ def main() -> int:
     cases = [args.cases / name for name, entry in sorted(catalogue.items())
              if (wanted is None or name in wanted) and (args.cases / name / "output0.npy").exists()
              and not entry.get("inputs") and entry.get("input_shape", [0])[0] == 1]
-    done = subprocess.run([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS), *map(str, cases)],
+    done = subprocess.run([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS), str(args.size),
+                           *map(str, cases)],
                           capture_output=True, text=True, check=True)
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
     rows = []
     for case in cases:
         try:
-            mine = ours(case)
+            mine = ours(case, args.size)
         except Exception as exc:
             rows.append((case.name, None, f"does not run: {exc}"[:60]))
             continue
