@@ -227,3 +227,45 @@ def test_dense_products_cut_by_columns_match_numpy(shape, threads):
     expected = a.astype(np.float64) @ b.T.astype(np.float64)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.sqrt(k))
     assert np.array_equal(got, parallel.matmul(a, b.T))
+
+
+def test_a_band_of_rows_that_lies_wholly_in_the_padding(monkeypatch):
+    """A 1-row kernel with 2 rows of padding: one-row bands at the top and bottom read only zeros."""
+    monkeypatch.setattr(conv, "IM2COL_BLOCK", 1)  # one output row per band
+    gen = _rng("padding band")
+    x = gen.standard_normal((2, 3, 6, 5)).astype(np.float32)
+    w = gen.standard_normal((4, 3, 1, 3)).astype(np.float32)
+    attrs = {"kernel": (1, 3), "stride": (1, 1), "pad": (2, 1), "num_filter": 4, "no_bias": True}
+    got = ops.invoke("Convolution", [x, w], attrs)
+    np.testing.assert_allclose(got, _reference(x, w, None, (1, 1), (2, 1), (1, 1), 1), rtol=1e-4, atol=1e-4)
+    assert not got[:, :, :2].any() and not got[:, :, -2:].any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_layers_match_the_reference(seed, monkeypatch):
+    """Random shapes, strides, dilations, padding, groups, depthwise layers, float64, non-contiguous
+    inputs, each under a random cut (task size, im2col block, threads)."""
+    gen = _rng("random layers", seed)
+    for _ in range(50):
+        n, groups, depthwise = int(gen.integers(1, 5)), int(gen.choice([1, 1, 2, 3])), gen.random() < 0.4
+        c = int(gen.integers(1, 4)) * groups
+        if depthwise:
+            groups = c = int(gen.integers(2, 9))
+        k = groups * (1 if depthwise else int(gen.integers(1, 5)))
+        kernel, stride = tuple(int(v) for v in gen.integers(1, 5, 2)), tuple(int(v) for v in gen.integers(1, 3, 2))
+        dilate, pad = tuple(int(v) for v in gen.integers(1, 3, 2)), tuple(int(v) for v in gen.integers(0, 3, 2))
+        hw = [int(gen.integers(max(1, (kernel[i] - 1) * dilate[i] + 1 - 2 * pad[i]), 20)) for i in range(2)]
+        dtype = gen.choice([np.float32, np.float64])
+        x = gen.standard_normal((n, c, hw[0] + 1, hw[1])).astype(dtype)
+        x = x[:, :, 1:] if gen.random() < 0.5 else np.ascontiguousarray(x[:, :, 1:])
+        w = gen.standard_normal((k, c // groups, *kernel)).astype(dtype)
+        b = gen.standard_normal(k).astype(dtype)
+        monkeypatch.setattr(parallel, "MIN_TASK_WORK", int(gen.choice([1, 64, 2 << 20])))
+        monkeypatch.setattr(conv, "IM2COL_BLOCK", int(gen.choice([4 << 20, 2000, 200])))
+        monkeypatch.setenv("MODELSURGEON_THREADS", str(gen.choice([1, 2, 3])))
+        attrs = {"kernel": kernel, "stride": stride, "pad": pad, "dilate": dilate, "num_group": groups,
+                 "num_filter": k}
+        got = ops.invoke("Convolution", [x, w, b], attrs)
+        assert got.dtype == dtype, attrs
+        np.testing.assert_allclose(got, _reference(x, w, b, stride, pad, dilate, groups), rtol=1e-4, atol=1e-4,
+                                   err_msg=str((attrs, x.shape)))

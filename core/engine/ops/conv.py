@@ -243,6 +243,7 @@ class _Im2col:
             rows = y1 - y0
             x = parallel.scratch("padded", m * c * rows * (w + 2 * pw), data.dtype).reshape(m, c, rows, w + 2 * pw)
             lo, hi = max(y0, 0), min(y1, h)
+            lo, hi = min(lo, y1), max(hi, lo)  # a band of a 1-row kernel may lie wholly in the padding
             x[:, :, :lo - y0] = 0
             x[:, :, hi - y0:] = 0
             x[:, :, lo - y0:hi - y0, :pw] = 0
