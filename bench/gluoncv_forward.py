@@ -5,7 +5,8 @@ stays within 2x of MXNet's. The cases are the ones ``tests/test_gluoncv_zoo.py``
 ``tools/gluoncv_zoo/make_cases.py`` (random weights, small inputs, exported by real MXNet), cached in
 ``tests/artifacts/gluoncv_zoo/``. For each case both engines load the same ``-symbol.json`` and
 ``.params``, warm up twice, and the median of 7 timed passes on the case's own input is kept; the
-MXNet side runs hybridized with static allocation in one subprocess. Only ratios are reported.
+MXNet side runs hybridized with static allocation in one subprocess, which times each case just
+before ours does (the machine's speed drifts over minutes). Only ratios are reported.
 
     python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--size N] [--mxnet-python PATH]
 
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "artifacts" / "gluoncv_zoo"
 TARGET = 2.0
 RUNS, WARMUPS = 7, 2
+#: Seconds between the MXNet side's answer and our first pass.
+SETTLE = 0.5
 
 MXNET_SIDE = r"""
 import json, statistics, sys, time, warnings
@@ -36,8 +39,8 @@ import numpy as np
 import mxnet as mx
 warnings.filterwarnings("ignore")
 runs, warmups, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-results = {}
-for case in sys.argv[4:]:
+for line in sys.stdin:  # one case folder a line; the answer is one JSON line
+    case = line.strip()
     x = np.load(case + "/input.npy")
     if size:
         x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
@@ -49,8 +52,7 @@ for case in sys.argv[4:]:
     times = []
     for _ in range(runs):
         start = time.perf_counter(); out = net(*feed); mx.nd.waitall(); times.append(time.perf_counter() - start)
-    results[case] = statistics.median(times)
-print(json.dumps(results))
+    print(json.dumps(statistics.median(times)), flush=True)
 """
 
 
@@ -82,18 +84,24 @@ def main() -> int:
     cases = [args.cases / name for name, entry in sorted(catalogue.items())
              if (wanted is None or name in wanted) and (args.cases / name / "output0.npy").exists()
              and not entry.get("inputs") and entry.get("input_shape", [0])[0] == 1]
-    done = subprocess.run([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS), str(args.size),
-                           *map(str, cases)],
-                          capture_output=True, text=True, check=True)
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    mxnet = subprocess.Popen([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS), str(args.size)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert mxnet.stdin is not None and mxnet.stdout is not None
     rows = []
-    for case in cases:
+    for case in cases:  # the two engines alternate case by case, so both see the machine in the same state
+        mxnet.stdin.write(f"{case}\n")
+        mxnet.stdin.flush()
+        theirs = json.loads(mxnet.stdout.readline())
+        time.sleep(SETTLE)  # MXNet's OpenMP threads spin for a while after its last pass
         try:
             mine = ours(case, args.size)
         except Exception as exc:
             rows.append((case.name, None, f"does not run: {exc}"[:60]))
             continue
-        rows.append((case.name, mine / theirs[str(case)], ""))
+        rows.append((case.name, mine / theirs, ""))
+    mxnet.stdin.close()
+    if mxnet.wait():
+        raise SystemExit(f"the MXNet side failed (exit {mxnet.returncode})")
     print(f"| model (batch 1) | ours / MXNet | within {TARGET:g}x |")
     print("|---|---|---|")
     for name, ratio, note in rows:
