@@ -8,10 +8,14 @@ stays within 2x of MXNet's. The cases are the ones ``tests/test_gluoncv_zoo.py``
 MXNet side runs hybridized with static allocation in one subprocess, which times each case just
 before ours does (the machine's speed drifts over minutes). Only ratios are reported.
 
-    python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--size N] [--mxnet-python PATH]
+    python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--size N | --natural]
+                                    [--mxnet-python PATH]
 
-``--size N`` feeds both engines a random 1x3xNxN input instead of the case's own (the cases are kept
-small so the tests run fast; a model is usually run at its training size, 224 for ImageNet).
+The cases' inputs are kept small so that the tests run fast. ``--size N`` feeds both engines a random
+1x3xNxN input instead; ``--natural`` the size each model is used at (:func:`natural_size`: 224x224 for
+ImageNet classifiers, 299 for Inception and Xception, 32 for CIFAR, 256x192 for pose, 300/416/512 for
+the detectors, 480x480 for segmentation, 192x640 for Monodepth2). A model whose graph is tied to its
+case's input size (a dense layer after a flatten: AlexNet, VGG) keeps that size, and the row says so.
 """
 
 from __future__ import annotations
@@ -38,17 +42,22 @@ import json, statistics, sys, time, warnings
 import numpy as np
 import mxnet as mx
 warnings.filterwarnings("ignore")
-runs, warmups, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-for line in sys.stdin:  # one case folder a line; the answer is one JSON line
-    case = line.strip()
+runs, warmups = int(sys.argv[1]), int(sys.argv[2])
+for line in sys.stdin:  # {"case": folder, "shape": [h, w] or null}; the answer is one JSON line
+    ask = json.loads(line)
+    case = ask["case"]
     x = np.load(case + "/input.npy")
-    if size:
-        x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
+    if ask["shape"]:
+        x = np.random.default_rng(0).standard_normal((1, 3, *ask["shape"]), dtype=np.float32)
     net = mx.gluon.SymbolBlock.imports(case + "/model-symbol.json", ["data"], case + "/model-0000.params")
     net.hybridize(static_alloc=True, static_shape=True)
     feed = [mx.nd.array(x)]
-    for _ in range(warmups):
-        mx.nd.waitall(); out = net(*feed); mx.nd.waitall()
+    try:
+        for _ in range(warmups):
+            mx.nd.waitall(); out = net(*feed); mx.nd.waitall()
+    except Exception as exc:
+        print(json.dumps(None), flush=True)
+        continue
     times = []
     for _ in range(runs):
         start = time.perf_counter(); out = net(*feed); mx.nd.waitall(); times.append(time.perf_counter() - start)
@@ -56,11 +65,11 @@ for line in sys.stdin:  # one case folder a line; the answer is one JSON line
 """
 
 
-def ours(case: Path, size: int) -> float:
+def ours(case: Path, shape: tuple[int, int] | None) -> float:
     from modelsurgeon.core.engine.symbol_block import SymbolBlock
     x = np.load(case / "input.npy")
-    if size:
-        x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
+    if shape:
+        x = np.random.default_rng(0).standard_normal((1, 3, *shape), dtype=np.float32)
     net = SymbolBlock.imports(str(case / "model-symbol.json"), ["data"], str(case / "model-0000.params"))
     for _ in range(WARMUPS):
         net(x)
@@ -72,11 +81,28 @@ def ours(case: Path, size: int) -> float:
     return statistics.median(times)
 
 
+def natural_size(name: str, family: str) -> tuple[int, int]:
+    """The input size a GluonCV model is used at (height, width)."""
+    if family == "classification":
+        return (32, 32) if name.startswith("cifar_") else (299, 299) if name in ("inceptionv3", "xception") \
+            else (224, 224)
+    if family == "pose":
+        return (256, 192)
+    if family == "depth":
+        return (192, 640)
+    if family == "detection":
+        side = 300 if name.startswith("ssd_300") else 416 if name.startswith("yolo3") else 512
+        return (side, side)
+    return (480, 480)  # segmentation: the ADE20K/VOC crop size (Cityscapes models too, to keep the run short)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=CASES)
     parser.add_argument("--only", help="comma-separated case names")
-    parser.add_argument("--size", type=int, default=0, help="a random 1x3xNxN input instead of the case's own")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--size", type=int, default=0, help="a random 1x3xNxN input instead of the case's own")
+    sizes.add_argument("--natural", action="store_true", help="each model at the size it is used at")
     parser.add_argument("--mxnet-python", default=str(ROOT / ".venv-mxnet" / "bin" / "python"))
     args = parser.parse_args()
     catalogue = json.loads((args.cases / "catalogue.json").read_text())
@@ -84,29 +110,44 @@ def main() -> int:
     cases = [args.cases / name for name, entry in sorted(catalogue.items())
              if (wanted is None or name in wanted) and (args.cases / name / "output0.npy").exists()
              and not entry.get("inputs") and entry.get("input_shape", [0])[0] == 1]
-    mxnet = subprocess.Popen([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS), str(args.size)],
+    mxnet = subprocess.Popen([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert mxnet.stdin is not None and mxnet.stdout is not None
+
+    def mxnet_time(case: Path, shape: tuple[int, int] | None) -> float | None:
+        assert mxnet.stdin is not None and mxnet.stdout is not None
+        mxnet.stdin.write(json.dumps({"case": str(case), "shape": shape}) + "\n")
+        mxnet.stdin.flush()
+        return json.loads(mxnet.stdout.readline())
+
     rows = []
     for case in cases:  # the two engines alternate case by case, so both see the machine in the same state
-        mxnet.stdin.write(f"{case}\n")
-        mxnet.stdin.flush()
-        theirs = json.loads(mxnet.stdout.readline())
+        shape = (args.size, args.size) if args.size else \
+            natural_size(case.name, catalogue[case.name]["family"]) if args.natural else None
+        theirs, note = mxnet_time(case, shape), ""
+        if theirs is None:  # the graph is tied to its case's input size
+            shape, note = None, f"at the case's {'x'.join(map(str, catalogue[case.name]['input_shape'][2:]))}"
+            theirs = mxnet_time(case, shape)
+        elif shape:
+            note = "x".join(map(str, shape))
         time.sleep(SETTLE)  # MXNet's OpenMP threads spin for a while after its last pass
         try:
-            mine = ours(case, args.size)
+            mine = ours(case, shape)
         except Exception as exc:
             rows.append((case.name, None, f"does not run: {exc}"[:60]))
             continue
-        rows.append((case.name, mine / theirs, ""))
+        rows.append((case.name, mine / theirs, note))
     mxnet.stdin.close()
     if mxnet.wait():
         raise SystemExit(f"the MXNet side failed (exit {mxnet.returncode})")
-    print(f"| model (batch 1) | ours / MXNet | within {TARGET:g}x |")
-    print("|---|---|---|")
+    print(f"| model (batch 1) | input | ours / MXNet | within {TARGET:g}x |")
+    print("|---|---|---|---|")
     for name, ratio, note in rows:
-        print(f"| {name} | {'-' if ratio is None else f'{ratio:.2f}x'} | "
-              f"{note or ('yes' if ratio <= TARGET else 'NO')} |")
+        if ratio is None:
+            print(f"| {name} | | - | {note} |")
+        else:
+            given = note or "the case's"
+            print(f"| {name} | {given} | {ratio:.2f}x | {'yes' if ratio <= TARGET else 'NO'} |")
     timed = [r for _, r, _ in rows if r is not None]
     print(f"\n{sum(r <= TARGET for r in timed)} of {len(timed)} within {TARGET:g}x; "
           f"median {statistics.median(timed):.2f}x, worst {max(timed):.2f}x")
