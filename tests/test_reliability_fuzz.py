@@ -257,7 +257,10 @@ def test_corpus_inputs_end_as_documented(path):
     if path.suffix == ".json" and not path.name.endswith("-symbol.json"):
         outcome = isolated(architecture_text, path.read_bytes())
     else:
-        outcome = isolated(function, str(path), validate_timeout=1.0)
+        # the HDF5 validator's no-progress watchdog: short where the stall is the documented outcome (it
+        # always fires), generous elsewhere so that a busy machine cannot turn a slow walk into a refusal
+        stall = "no progress" in expected
+        outcome = isolated(function, str(path), validate_timeout=1.0 if stall else 15.0)
     assert outcome.acceptable, outcome
     if expected == "ok":
         assert outcome.kind == "ok", outcome

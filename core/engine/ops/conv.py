@@ -282,8 +282,9 @@ def _depthwise(data, weight, kernel, stride, dilate, pad, out_size, epilogue):
     dtype = np.result_type(data, weight)
     out = np.empty((n, c, ho, wo), dtype)
     taps = weight.reshape(c, 1, kh * kw)
-    wide = _Im2col(data, c, kernel, stride, dilate, pad, wo, dtype).can_widen
-    width = data.shape[3] + 2 * pad[1] if wide else wo
+    whole = _Im2col(data, c, kernel, stride, dilate, pad, wo, dtype)
+    wide = whole.can_widen
+    width = whole.width if wide else wo
     channel_bytes = kh * kw * ho * width * dtype.itemsize  # one channel's im2col rows for one image
     images = n if n * channel_bytes <= IM2COL_BLOCK else 1
     wanted = parallel.pieces(n * c * kh * kw * ho * wo, MAX_TASKS)

@@ -119,8 +119,9 @@ def run(tasks: Sequence[Callable[[], None]]) -> None:
     get the most CPU do the most. A single task runs in the calling thread, with BLAS on one thread
     as in the pool. The first exception raised by a task is raised here.
     """
-    threads = min(thread_count(), len(tasks))
-    if thread_count() <= 1 or not _blas() or getattr(_LOCAL, "inside", False):
+    cores = thread_count()
+    threads = min(cores, len(tasks))
+    if cores <= 1 or not _blas() or getattr(_LOCAL, "inside", False):
         for task in tasks:
             task()
         return
