@@ -269,3 +269,40 @@ def test_random_layers_match_the_reference(seed, monkeypatch):
         assert got.dtype == dtype, attrs
         np.testing.assert_allclose(got, _reference(x, w, b, stride, pad, dilate, groups), rtol=1e-4, atol=1e-4,
                                    err_msg=str((attrs, x.shape)))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("size", [0, 1, 17, 4096, ops.common.ZEROS_LIMIT + 3])
+def test_relu_gives_the_bits_of_numpys_maximum_with_zero(dtype, size):
+    """The zero-array form keeps NaN, -0.0 and infinities exactly as ``np.maximum(x, 0)`` does, on
+    contiguous and strided arrays, into a fresh array or in place."""
+    gen = _rng("relu", size, np.dtype(dtype).str)
+    x = (gen.standard_normal(size * 2) * 100).astype(dtype)
+    if np.dtype(dtype).kind == "f" and size >= 17:
+        x[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -np.nan]
+    for view in (x, x[::2], x.reshape(-1, 2)[:, :1]):
+        expected = np.maximum(view, 0)
+        got = ops.common.relu(view)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert got.tobytes() == expected.tobytes()
+        inplace = view.copy()
+        ops.common.relu(inplace, out=inplace)
+        assert inplace.tobytes() == expected.tobytes()
+
+
+def test_a_padded_layer_called_again_reads_only_its_new_input(monkeypatch):
+    """The zero-bordered buffer a layer keeps between calls: a second input of the same geometry (and
+    one of another geometry in between, and a read-only one) gives exactly what a fresh call gives."""
+    monkeypatch.setenv("MODELSURGEON_THREADS", "1")
+    gen = _rng("bordered")
+    w = gen.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    attrs = {"kernel": (3, 3), "pad": (1, 2), "num_filter": 4, "no_bias": True}
+    first, other, second = (gen.standard_normal(shape).astype(np.float32)
+                            for shape in [(1, 3, 9, 7), (1, 3, 5, 7), (1, 3, 9, 7)])
+    second.flags.writeable = False
+    for x in (first, other, second):
+        got = ops.invoke("Convolution", [x, w], attrs)
+        expected = _reference(x, w, None, (1, 1), (1, 2), (1, 1), 1)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(ops.invoke("Convolution", [second, w], attrs), got)
+    assert np.array_equal(ops.invoke("Convolution", [np.zeros_like(second), w], attrs), np.zeros_like(got))

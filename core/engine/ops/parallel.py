@@ -17,9 +17,9 @@ BLAS is switched to one thread once per pass rather than once per layer, and eve
 on one BLAS thread whether its task ran in the calling thread or in the pool.
 
 ``MODELSURGEON_THREADS`` sets the number of threads (1: everything in the calling thread, BLAS
-left as it is); by default it is the number of cores this process may run on
-(``os.sched_getaffinity``). Without ``threadpoolctl`` (which finds the BLAS numpy loaded) the
-kernels run in the calling thread.
+left as it is; a pass holding :func:`single_blas` reads it once); by default it is the number of
+cores this process may run on (``os.sched_getaffinity``). Without ``threadpoolctl`` (which finds
+the BLAS numpy loaded) the kernels run in the calling thread.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class _SingleBlas:
     def __enter__(self) -> None:
         with _LOCK:
             if _STATE["depth"] == 0:
+                _STATE["threads"] = thread_count()  # read once per region: every layer asks
                 libs = _blas() or []
                 _STATE["saved"] = [(lib, lib.get_num_threads()) for lib in libs]
                 for lib, threads in _STATE["saved"]:
@@ -119,7 +120,7 @@ def run(tasks: Sequence[Callable[[], None]]) -> None:
     get the most CPU do the most. A single task runs in the calling thread, with BLAS on one thread
     as in the pool. The first exception raised by a task is raised here.
     """
-    cores = thread_count()
+    cores = _STATE["threads"] if _STATE["depth"] else thread_count()
     threads = min(cores, len(tasks))
     if cores <= 1 or not _blas() or getattr(_LOCAL, "inside", False):
         for task in tasks:
@@ -166,6 +167,28 @@ def scratch(name: str, size: int, dtype: np.dtype) -> np.ndarray:
         buffer = np.empty(size, dtype)
         buffers[key] = buffer
     return buffer[:size]
+
+
+#: Bytes of :func:`bordered` buffers one thread keeps before it lets them all go.
+BORDERED_BYTES = 64 << 20
+
+
+def bordered(key: tuple[Any, ...], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A buffer of this thread for ``key`` that starts as zeros and keeps what its caller leaves in it.
+
+    Convolutions copy their input into the interior of a zero-bordered buffer; one that writes the
+    same interior on every call (``key`` names that geometry) finds the border still zero and skips
+    zeroing it (five numpy calls a layer)."""
+    buffers: dict[tuple[Any, ...], np.ndarray] = _LOCAL.__dict__.setdefault("bordered", {})
+    full = (key, shape, np.dtype(dtype).str)
+    buffer = buffers.get(full)
+    if buffer is None:
+        held = sum(b.nbytes for b in buffers.values())
+        buffer = np.zeros(shape, dtype)
+        if held + buffer.nbytes > BORDERED_BYTES:
+            buffers.clear()
+        buffers[full] = buffer
+    return buffer
 
 
 #: Fewest output columns of one task of :func:`matmul`.
