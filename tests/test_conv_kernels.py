@@ -306,3 +306,26 @@ def test_a_padded_layer_called_again_reads_only_its_new_input(monkeypatch):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     assert np.array_equal(ops.invoke("Convolution", [second, w], attrs), got)
     assert np.array_equal(ops.invoke("Convolution", [np.zeros_like(second), w], attrs), np.zeros_like(got))
+
+
+@pytest.mark.parametrize(("hw", "kernel", "dilate", "pad", "stride", "smaller"), [
+    ((8, 8), (3, 3), (12, 12), (12, 12), (1, 1), (1, 1)),    # DeepLab's ASPP on an 8x8 map: the centre tap
+    ((8, 5), (3, 3), (8, 1), (8, 1), (1, 1), (1, 3)),        # rows only
+    ((3, 9), (5, 3), (2, 1), (4, 1), (1, 2), (3, 3)),        # outer rows read padding, inner ones do not
+    ((1, 1), (2, 2), (3, 3), (3, 3), (2, 2), None),          # dead taps on one side only: kernel kept
+    ((4, 4), (3, 3), (1, 1), (1, 1), (1, 1), None),          # every tap reads data
+])
+def test_taps_that_read_only_padding_are_left_out(hw, kernel, dilate, pad, stride, smaller, monkeypatch):
+    monkeypatch.setenv("MODELSURGEON_THREADS", "1")
+    gen = _rng("dead taps", hw, kernel, dilate, pad)
+    x = gen.standard_normal((2, 4, *hw)).astype(np.float32)
+    w = gen.standard_normal((6, 4, *kernel)).astype(np.float32)
+    b = gen.standard_normal(6).astype(np.float32)
+    seen = []
+    real = conv._conv_gemm, conv._pointwise
+    monkeypatch.setattr(conv, "_conv_gemm", lambda d, wt, *a: seen.append(wt.shape[2:]) or real[0](d, wt, *a))
+    monkeypatch.setattr(conv, "_pointwise", lambda d, wt, *a: seen.append(wt.shape[2:]) or real[1](d, wt, *a))
+    attrs = {"kernel": kernel, "stride": stride, "pad": pad, "dilate": dilate, "num_filter": 6}
+    got = ops.invoke("Convolution", [x, w, b], attrs)
+    np.testing.assert_allclose(got, _reference(x, w, b, stride, pad, dilate, 1), rtol=1e-4, atol=1e-4)
+    assert seen == [smaller or kernel]

@@ -60,6 +60,11 @@ def _convolve(data, weight, bias, relu, *, kernel, num_filter, stride=(), dilate
     wo = _conv_output_size(w, kw, sw, pw, dw)
     if ho <= 0 or wo <= 0:
         raise ShapeError(f"Convolution: input {data.shape} is too small for kernel {kernel}")
+    if (ho - 1) * sh < ph or (kh - 1) * dh - ph >= h or (wo - 1) * sw < pw or (kw - 1) * dw - pw >= w:
+        # the first or last taps read only padding: a smaller kernel gives the same sums
+        rows, cols = _live_taps(h, ho, kh, sh, ph, dh), _live_taps(w, wo, kw, sw, pw, dw)
+        (i0, kh, ph), (j0, kw, pw) = rows or (0, kh, ph), cols or (0, kw, pw)
+        weight = weight[:, :, i0:i0 + kh, j0:j0 + kw]
     if scale is not None and weight.size <= n * num_filter * ho * wo:
         weight, scale = weight * scale.reshape(-1, 1, 1, 1), None  # scaling the weight is the cheaper pass
     epilogue = _Epilogue(bias, relu, num_group, scale)
@@ -70,6 +75,26 @@ def _convolve(data, weight, bias, relu, *, kernel, num_filter, stride=(), dilate
     else:
         out = _conv_gemm(data, weight, num_group, (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ho, wo), epilogue)
     return like_input(out, data)
+
+
+def _live_taps(size: int, out: int, kernel: int, stride: int, pad: int, dilate: int) -> tuple[int, int, int] | None:
+    """(first tap, taps, padding) of one kernel axis without the taps that read only padding.
+
+    A dilated kernel on a small input (DeepLab's ASPP: rate 12 to 36 on an 8x8 map) reads
+    mostly zeros: tap ``i`` reads positions ``o * stride - pad + i * dilate`` for the ``out`` outputs
+    ``o``. Dropping the taps whose positions all fall outside ``[0, size)`` leaves the same sums
+    (their weights times zeros; only a non-finite weight there would have made them NaN), as long as
+    the remaining taps, with a symmetric padding, give the same output positions (the kernels take
+    one padding per axis). None when no tap can go.
+    """
+    live = [i for i in range(kernel) if -pad + i * dilate < size and (out - 1) * stride - pad + i * dilate >= 0]
+    if not live or len(live) == kernel:
+        return None
+    first, taps = live[0], len(live)
+    padding = pad - first * dilate
+    if padding < 0 or _conv_output_size(size, taps, stride, padding, dilate) != out:
+        return None
+    return first, taps, padding
 
 
 class _Epilogue:
