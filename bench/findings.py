@@ -54,7 +54,9 @@ WHY: dict[str, str] = {
         "passes was slower (its transforms are memory-bound). We reach MXNet's wall time by using both cores; "
         "MXNet 1.9.1 runs these models on one OpenMP thread here, so beside a busy core it does not slow down "
         "while our thread on that core gets only part of it. Check the other-load column first: under load "
-        "the batch-1 rows swing by 1.5x"
+        "the batch-1 rows swing by 1.5x. Check the machine too: on AVX-512 hosts MXNet's oneDNN is 25-30% "
+        "faster than on AVX2 ones while numpy's OpenBLAS is not (all eight rows met on an AVX2 EPYC, four "
+        "missed on an AVX-512 one with the same code)"
     ),
     "6a": (
         "writing shards: each shard is its own file with its own creation and metadata; shards are "
