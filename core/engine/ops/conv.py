@@ -24,7 +24,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ShapeError, UnsupportedOpError
 from . import parallel
-from .common import CUDNN, like_input, pair, relu
+from .common import CUDNN, like_input, pair
+from .common import relu as apply_relu
 from .registry import REQUIRED, OpSpec, register
 
 
@@ -112,23 +113,15 @@ class _Epilogue:
         part.scale = None if self.scale is None else self.scale[g0:g1]
         return part
 
-    def __call__(self, block, f0, out=None, trailing=1):
-        """``block``: (..., groups, filters f0.. of each group, ``trailing`` axes of pixels) of the output;
-        the result goes to ``out`` (of the same shape; ``block`` itself when None)."""
-        out = block if out is None else out
-        count, ones = block.shape[-1 - trailing], (1,) * trailing
-        source = block
+    def __call__(self, block, f0):
+        """Applied in place to ``block``: (..., groups, filters f0.. of each group, pixels)."""
+        count = block.shape[-2]
         if self.scale is not None:
-            np.multiply(source, self.scale[:, f0:f0 + count].reshape(-1, count, *ones), out=out)
-            source = out
+            np.multiply(block, self.scale[:, f0:f0 + count].reshape(-1, count, 1), out=block)
         if self.bias is not None:
-            np.add(source, self.bias[:, f0:f0 + count].reshape(-1, count, *ones), out=out)
-            source = out
+            np.add(block, self.bias[:, f0:f0 + count].reshape(-1, count, 1), out=block)
         if self.relu:
-            relu(source, out=out)
-            source = out
-        if source is not out:
-            np.copyto(out, source)
+            apply_relu(block, out=block)
 
 
 #: Bytes of im2col matrix built at a time: small enough to stay in cache while BLAS reads it.
@@ -250,7 +243,7 @@ class _Im2col:
     Stride-1 layers can take the matrix *wide*: each output row as wide as the padded input row, so
     that every row of the matrix is one contiguous run of the (padded) input, copied in one piece
     rather than in runs of one output row. The product then has ``width - wo`` unused columns per
-    row, which the epilogue skips when it stores the block.
+    row, which one narrowing copy leaves behind after the epilogue.
     """
 
     def __init__(self, data, groups, kernel, stride, dilate, pad, wo, dtype):
