@@ -290,10 +290,14 @@ def test_relu_gives_the_bits_of_numpys_maximum_with_zero(dtype, size):
         assert inplace.tobytes() == expected.tobytes()
 
 
-def test_a_padded_layer_called_again_reads_only_its_new_input(monkeypatch):
-    """The zero-bordered buffer a layer keeps between calls: a second input of the same geometry (and
-    one of another geometry in between, and a read-only one) gives exactly what a fresh call gives."""
+@pytest.mark.parametrize("kept", [True, False], ids=["kept matrix", "scratch matrix"])
+def test_a_padded_layer_called_again_reads_only_its_new_input(kept, monkeypatch):
+    """The buffers a layer keeps between calls (the zero-bordered input, and a small layer's im2col
+    matrix with its views): a second input of the same geometry (and one of another geometry in
+    between, and a read-only one) gives exactly what a fresh call gives."""
     monkeypatch.setenv("MODELSURGEON_THREADS", "1")
+    if not kept:
+        monkeypatch.setattr(conv, "KEPT_IM2COL", 0)
     gen = _rng("bordered")
     w = gen.standard_normal((4, 3, 3, 3)).astype(np.float32)
     attrs = {"kernel": (3, 3), "pad": (1, 2), "num_filter": 4, "no_bias": True}
@@ -329,3 +333,31 @@ def test_taps_that_read_only_padding_are_left_out(hw, kernel, dilate, pad, strid
     got = ops.invoke("Convolution", [x, w, b], attrs)
     np.testing.assert_allclose(got, _reference(x, w, b, stride, pad, dilate, 1), rtol=1e-4, atol=1e-4)
     assert seen == [smaller or kernel]
+
+
+def test_batch_norm_folding_follows_parameters_changed_in_place():
+    """The folded scale and shift are remembered by the statistics' bytes: changing a parameter's
+    array in place between two passes gives the new result, for the folded convolution and BatchNorm."""
+    gen = _rng("affine memo")
+    x = gen.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    w = gen.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    gamma, beta, mean = (gen.standard_normal(4).astype(np.float32) for _ in range(3))
+    var = gen.random(4).astype(np.float32) + 0.5
+    conv_attrs = {"kernel": (3, 3), "pad": (1, 1), "num_filter": 4, "stride": (1, 1), "dilate": (1, 1),
+                  "num_group": 1, "layout": None}
+    norm_attrs = {"fix_gamma": "False", "eps": "1e-5"}
+
+    def expected(data):
+        return (data - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) * gamma[:, None, None] \
+            + beta[:, None, None]
+
+    for _ in range(2):
+        folded = ops.convolution_batch_norm(x, w, None, gamma, beta, mean, var, conv=conv_attrs, eps=1e-5,
+                                            fix_gamma=False)
+        plain = _reference(x, w, None, (1, 1), (1, 1), (1, 1), 1)
+        np.testing.assert_allclose(folded, expected(plain), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(ops.invoke("BatchNorm", [x, gamma[:3], beta[:3], mean[:3], var[:3]], norm_attrs),
+                                   ((x - mean[:3, None, None]) / np.sqrt(var[:3, None, None] + 1e-5)
+                                    * gamma[:3, None, None] + beta[:3, None, None]), rtol=1e-5, atol=1e-5)
+        var *= 3.0  # in place: the same arrays, new statistics
+        gamma[0] = -gamma[0]

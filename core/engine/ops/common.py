@@ -1,8 +1,10 @@
-"""Shared helpers of the kernel modules: spatial tuples, padding, output dtypes and the ReLU."""
+"""Shared helpers of the kernel modules: spatial tuples, padding, output dtypes, the ReLU and the
+folded BatchNorm."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,3 +71,42 @@ def relu(x, out=None):
         zeros.flags.writeable = False
         _ZEROS[x.dtype.str] = zeros  # a reader of the old buffer keeps its own reference
     return np.maximum(x, zeros[:x.size].reshape(x.shape), out=out)
+
+
+#: Bytes of keys and results :func:`batch_norm_affine` remembers before it forgets them all.
+AFFINE_MEMO_BYTES = 16 << 20
+_AFFINE: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+_AFFINE_HELD = [0]
+
+
+def batch_norm_affine(gamma, beta, mean, var, *, eps: float, fix_gamma: bool, compute: np.dtype,
+                      dtype: np.dtype, bias=None) -> tuple[np.ndarray, np.ndarray]:
+    """Inference BatchNorm as ``x * scale + shift`` per channel (after a convolution's ``bias``, if given):
+    scale = gamma / sqrt(var + eps) (gamma taken as 1 under ``fix_gamma``) and shift = beta - mean *
+    scale (+ bias * scale), worked out in ``compute`` precision and rounded once to ``dtype``. Read-only arrays.
+
+    A forward pass folds every BatchNorm again (eight numpy calls, more than a small layer's copies),
+    so results are remembered, keyed by the statistics' bytes: a changed parameter is a new key."""
+    arrays = [var, mean, beta] + ([] if fix_gamma else [gamma]) + ([] if bias is None else [bias])
+    key = (float(eps), fix_gamma, bias is None, np.dtype(compute).str, np.dtype(dtype).str,
+           *((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
+    known = _AFFINE.get(key)
+    if known is not None:
+        return known
+    compute = np.dtype(compute)
+    scale = 1.0 / np.sqrt(var.astype(compute) + compute.type(eps))
+    if not fix_gamma:
+        scale = scale * gamma.astype(compute)
+    shift = beta.astype(compute) - mean.astype(compute) * scale
+    if bias is not None:
+        shift = shift + bias.astype(compute) * scale
+    result = scale.astype(dtype), shift.astype(dtype)
+    for array in result:
+        array.flags.writeable = False
+    size = sum(a.nbytes for a in arrays) + 2 * result[0].nbytes
+    if _AFFINE_HELD[0] + size > AFFINE_MEMO_BYTES:
+        _AFFINE.clear()
+        _AFFINE_HELD[0] = 0
+    _AFFINE[key] = result
+    _AFFINE_HELD[0] += size
+    return result

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ShapeError, UnsupportedOpError
 from . import parallel
-from .common import CUDNN, like_input, pair, relu
+from .common import CUDNN, batch_norm_affine, like_input, pair, relu
 from .registry import NUM_ARGS, REQUIRED, OpSpec, at_least, between, get, one_of, register
 
 
@@ -134,12 +134,10 @@ def batch_norm(data, gamma, beta, moving_mean, moving_var, *, eps=1e-3, momentum
     shape = [1] * data.ndim
     shape[axis] = data.shape[axis]
     compute = np.promote_types(data.dtype, np.float32)
-    scale = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
-    if not fix_gamma:
-        scale = scale * gamma.astype(compute)
-    shift = beta.astype(compute) - moving_mean.astype(compute) * scale
-    out = data * scale.astype(data.dtype).reshape(shape)
-    out += shift.astype(data.dtype).reshape(shape)
+    scale, shift = batch_norm_affine(gamma, beta, moving_mean, moving_var, eps=eps, fix_gamma=fix_gamma,
+                                     compute=compute, dtype=data.dtype)
+    out = data * scale.reshape(shape)
+    out += shift.reshape(shape)
     if output_mean_var:  # at inference MXNet outputs the moving mean and 1/sqrt(moving var + eps)
         invstd = 1.0 / np.sqrt(moving_var.astype(compute) + compute.type(eps))
         return [out, moving_mean.astype(data.dtype), invstd.astype(data.dtype)]

@@ -30,7 +30,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -120,6 +120,9 @@ def run(tasks: Sequence[Callable[[], None]]) -> None:
     get the most CPU do the most. A single task runs in the calling thread, with BLAS on one thread
     as in the pool. The first exception raised by a task is raised here.
     """
+    if len(tasks) == 1 and _STATE["depth"]:  # a small layer inside a pass: BLAS is on one thread already
+        tasks[0]()
+        return
     cores = _STATE["threads"] if _STATE["depth"] else thread_count()
     threads = min(cores, len(tasks))
     if cores <= 1 or not _blas() or getattr(_LOCAL, "inside", False):
@@ -169,8 +172,27 @@ def scratch(name: str, size: int, dtype: np.dtype) -> np.ndarray:
     return buffer[:size]
 
 
-#: Bytes of :func:`bordered` buffers one thread keeps before it lets them all go.
-BORDERED_BYTES = 64 << 20
+#: Bytes of :func:`kept` objects one thread holds before it lets them all go.
+KEPT_BYTES = 64 << 20
+
+T = TypeVar("T")
+
+
+def kept(key: tuple[Any, ...], make: Callable[[], tuple[T, int]]) -> T:
+    """An object of this thread for ``key``: made once by ``make`` (which returns it and the bytes it
+    holds) and returned as it was left on every later call with the same key.
+
+    Kernels keep buffers of one geometry this way (a convolution's zero-bordered input and its im2col
+    matrix with its views): making them costs more Python calls than a small layer's copies. When a
+    thread would hold more than :data:`KEPT_BYTES`, it drops everything it kept first."""
+    store: dict[tuple[Any, ...], tuple[Any, int]] = _LOCAL.__dict__.setdefault("kept", {})
+    entry = store.get(key)
+    if entry is None:
+        entry = make()
+        if sum(size for _, size in store.values()) + entry[1] > KEPT_BYTES:
+            store.clear()
+        store[key] = entry
+    return entry[0]
 
 
 def bordered(key: tuple[Any, ...], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -179,16 +201,10 @@ def bordered(key: tuple[Any, ...], shape: tuple[int, ...], dtype: np.dtype) -> n
     Convolutions copy their input into the interior of a zero-bordered buffer; one that writes the
     same interior on every call (``key`` names that geometry) finds the border still zero and skips
     zeroing it (five numpy calls a layer)."""
-    buffers: dict[tuple[Any, ...], np.ndarray] = _LOCAL.__dict__.setdefault("bordered", {})
-    full = (key, shape, np.dtype(dtype).str)
-    buffer = buffers.get(full)
-    if buffer is None:
-        held = sum(b.nbytes for b in buffers.values())
+    def zeros() -> tuple[np.ndarray, int]:
         buffer = np.zeros(shape, dtype)
-        if held + buffer.nbytes > BORDERED_BYTES:
-            buffers.clear()
-        buffers[full] = buffer
-    return buffer
+        return buffer, buffer.nbytes
+    return kept(("bordered", key, shape, np.dtype(dtype).str), zeros)
 
 
 #: Fewest output columns of one task of :func:`matmul`.
