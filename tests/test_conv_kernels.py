@@ -57,6 +57,8 @@ CASES = {
     "depthwise_b16": (16, 6, 6, (11, 10), (3, 3), (1, 1), (1, 1), (1, 1), 6),
     "depthwise_strided_b1": (1, 10, 10, (15, 14), (3, 3), (2, 2), (1, 1), (1, 1), 10),
     "depthwise_dilated_unpadded_b3": (3, 4, 4, (12, 13), (3, 3), (1, 1), (0, 0), (2, 2), 4),
+    "depthwise_taps_b1": (1, 6, 6, (33, 31), (3, 3), (1, 1), (1, 1), (1, 1), 6),
+    "depthwise_taps_strided_dilated_b2": (2, 5, 5, (64, 70), (3, 5), (2, 3), (2, 1), (2, 2), 5),
     "odd_b3": (3, 5, 11, (17, 6), (5, 3), (3, 1), (2, 1), (1, 2), 1),
 }
 
@@ -105,7 +107,8 @@ def test_threads_give_the_serial_result(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["bands_of_rows_b1", "filter_groups_b1", "several_images_per_task_b16",
-                                  "grouped_b1", "pointwise_grouped_b16", "depthwise_b16"])
+                                  "grouped_b1", "pointwise_grouped_b16", "depthwise_b16",
+                                  "depthwise_taps_strided_dilated_b2"])
 @pytest.mark.parametrize("fix_gamma", [False, True])
 def test_folded_batch_norm_and_relu_match_the_layers_one_by_one(name, fix_gamma, threads):
     x, w, b, attrs = _case(name)
@@ -244,7 +247,7 @@ def test_a_band_of_rows_that_lies_wholly_in_the_padding(monkeypatch):
 @pytest.mark.parametrize("seed", range(4))
 def test_random_layers_match_the_reference(seed, monkeypatch):
     """Random shapes, strides, dilations, padding, groups, depthwise layers, float64, non-contiguous
-    inputs, each under a random cut (task size, im2col block, threads)."""
+    inputs, each under a random cut (task size, im2col block, threads) and depthwise kernel."""
     gen = _rng("random layers", seed)
     for _ in range(50):
         n, groups, depthwise = int(gen.integers(1, 5)), int(gen.choice([1, 1, 2, 3])), gen.random() < 0.4
@@ -262,6 +265,7 @@ def test_random_layers_match_the_reference(seed, monkeypatch):
         b = gen.standard_normal(k).astype(dtype)
         monkeypatch.setattr(parallel, "MIN_TASK_WORK", int(gen.choice([1, 64, 2 << 20])))
         monkeypatch.setattr(conv, "IM2COL_BLOCK", int(gen.choice([4 << 20, 2000, 200])))
+        monkeypatch.setattr(conv, "TAP_PIXELS", int(gen.choice([512, 1])))
         monkeypatch.setenv("MODELSURGEON_THREADS", str(gen.choice([1, 2, 3])))
         attrs = {"kernel": kernel, "stride": stride, "pad": pad, "dilate": dilate, "num_group": groups,
                  "num_filter": k}
