@@ -407,6 +407,8 @@ class Graph:
                         values[index] = self._run_fused(conv_index, args[0], node, args[1:], relu is not None)
                     elif index in plan.relus:
                         values[index] = args[0]  # ran in place with the fused convolution
+                    elif index in plan.in_place and _owned_float(args[0]):
+                        values[index] = ops.common.relu(args[0], out=args[0])
                     else:
                         values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
                         if isinstance(values[index], list):
@@ -437,6 +439,7 @@ class Graph:
             cache.clear()  # one kind of feed at a time is the rule; keep the cache from growing
             cache[key] = _Schedule(fused, {conv for conv, _ in fused.values()},
                                    {relu for _, relu in fused.values() if relu is not None},
+                                   self._in_place_relus(fused) if plain else set(),
                                    set(self.label_variables()) - fed, free)
         return cache[key]
 
@@ -464,6 +467,25 @@ class Graph:
             found[index] = (conv_index, relu)
         return found
 
+    def _in_place_relus(self, fused: dict[int, tuple[int, int | None]]) -> set[int]:
+        """ReLU nodes that may overwrite their input: it is the fresh output of an operator that
+        makes a new array (a sum, a BatchNorm, a layer), and the ReLU is its only reader."""
+        uses: dict[int, list[int]] = {}
+        for index, node in enumerate(self.nodes):
+            for source, _, _ in node.inputs:
+                uses.setdefault(source, []).append(index)
+        heads = {head[0] for head in self.heads}
+        absorbed = {relu for _, relu in fused.values()}
+        found = set()
+        for index, node in enumerate(self.nodes):
+            if node.is_variable or index in absorbed or not _is_relu(node):
+                continue
+            source = node.inputs[0][0]
+            if _spec_name(self.nodes[source]) in _FRESH_OUTPUT and uses.get(source) == [index] \
+                    and source not in heads and node.inputs[0][1] == 0:
+                found.add(index)
+        return found
+
     def _run_fused(self, conv_index: int, conv_args: list[Any], norm: Node, norm_args: list[Any],
                    relu: bool) -> Any:
         conv = self.nodes[conv_index]
@@ -484,14 +506,25 @@ class Graph:
 @dataclass
 class _Schedule:
     """A graph's execution plan: folded pairs (BatchNorm -> (Convolution, ReLU or None)), the
-    convolutions and ReLUs they absorb, training labels left unfed, and the values each node's
-    step frees (their last reader)."""
+    convolutions and ReLUs they absorb, the ReLUs that run in place on their input, training labels
+    left unfed, and the values each node's step frees (their last reader)."""
 
     fused: dict[int, tuple[int, int | None]]
     convs: set[int]
     relus: set[int]
+    in_place: set[int]
     labels: set[str]
     free: list[list[int]]
+
+
+#: Operators whose (single) output is always an array of their own, never a view of an input.
+_FRESH_OUTPUT = frozenset({"elemwise_add", "broadcast_add", "_npi_add", "add_n", "BatchNorm", "Convolution",
+                           "FullyConnected"})
+
+
+def _owned_float(value: Any) -> bool:
+    """A writable floating array (what an operator of :data:`_FRESH_OUTPUT` returns on float32 feeds)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.flags.writeable
 
 
 def _spec_name(node: Node) -> str | None:
