@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from modelsurgeon import core
-from modelsurgeon.core.engine import nn
+from modelsurgeon.core.engine import nn, ops
 
 HYPOTHESIS = settings(max_examples=60, derandomize=True, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
@@ -347,6 +347,20 @@ def test_global_pools(shape, rng):
         for c in range(shape[1]):
             np.testing.assert_allclose(avg[b, c, 0, 0], np.float64(x[b, c]).sum() / (shape[2] * shape[3]), rtol=1e-5)
             assert mx[b, c, 0, 0] == max(x[b, c].ravel())
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("strided", [False, True])
+def test_global_average_pooling_has_the_bits_of_numpys_mean(dtype, strided, rng):
+    """The global average takes a shorter path than np.mean on contiguous float32/float64 maps; the
+    same sum in the same order and the same division, so the same bits (float16 sums in float32)."""
+    for shape in [(1, 64, 8, 8), (2, 7, 13, 5), (3, 300, 7, 7)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        if strided:
+            x = np.ascontiguousarray(np.swapaxes(x, 2, 3)).swapaxes(2, 3)
+        got = ops.invoke("Pooling", [x], {"global_pool": "True", "kernel": "(1, 1)", "pool_type": "avg"})
+        expected = np.mean(x, axis=(2, 3), keepdims=True)
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
 
 
 # -- simple layers ------------------------------------------------------------------------------

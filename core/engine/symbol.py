@@ -389,7 +389,7 @@ class Graph:
         def output(source: int, out: int) -> Any:  # the out-th output of a node
             return values[source][out] if source in multi else values[source]
 
-        with parallel.single_blas():
+        with parallel.single_blas(), np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, no warnings
             for index, node in enumerate(self.nodes):
                 if node.is_variable:
                     if node.name in plan.labels:
@@ -410,7 +410,7 @@ class Graph:
                     elif index in plan.in_place and _owned_float(args[0]):
                         values[index] = ops.common.relu(args[0], out=args[0])
                     else:
-                        values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name)
+                        values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name, quiet=True)
                         if isinstance(values[index], list):
                             multi.add(index)
                 for source in plan.free[index]:
@@ -493,11 +493,9 @@ class Graph:
         no_bias = attrs.pop("no_bias")
         data, weight, bias = conv_args[0], conv_args[1], None if no_bias else conv_args[2]
         norm_attrs = ops.get(norm.op).parse(norm.attrs)
-        try:
-            with np.errstate(all="ignore"):
-                return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs,
-                                                  eps=norm_attrs["eps"], fix_gamma=norm_attrs["fix_gamma"],
-                                                  relu=relu)
+        try:  # inside execute()'s silenced numerics
+            return ops.convolution_batch_norm(data, weight, bias, *norm_args, conv=attrs,
+                                              eps=norm_attrs["eps"], fix_gamma=norm_attrs["fix_gamma"], relu=relu)
         except (ValueError, TypeError, IndexError) as exc:
             raise ShapeError(f"operators {conv.name} and {norm.name} cannot run on input of shape "
                              f"{getattr(data, 'shape', None)}: {exc}") from None

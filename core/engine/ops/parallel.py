@@ -217,10 +217,14 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Dense layers use it so that no BLAS call of a forward pass runs on BLAS's own threads, whose
     spinning after each call would take a core from the next layer's tasks.
     """
-    if a.ndim != 2 or b.ndim != 2 or thread_count() == 1:
+    if a.ndim != 2 or b.ndim != 2:
         return a @ b
     columns = b.shape[1]
     chunks = min(pieces(a.shape[0] * a.shape[1] * columns, 8), max(1, columns // MATMUL_MIN_COLUMNS))
+    if chunks == 1 and _STATE["depth"]:  # inside a pass: BLAS is on one thread already
+        return a @ b
+    if thread_count() == 1:
+        return a @ b
     if chunks == 1:
         with single_blas():
             return a @ b

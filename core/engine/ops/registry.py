@@ -345,11 +345,12 @@ def supported() -> list[str]:
 
 
 def invoke(name: str, inputs: Sequence[Any], attrs: dict[str, Any] | None = None,
-           hint: str | None = None) -> Any:
+           hint: str | None = None, *, quiet: bool = False) -> Any:
     """Run operator ``name`` on numpy inputs, or record it when any input is a traced Symbol.
 
     Numeric edge cases behave as in MXNet (``log(-1)`` is nan, ``1/0`` is inf) without numpy
-    warnings; errors name the node (``hint``) when there is one.
+    warnings (``quiet``: the caller has silenced them already, as a graph pass does once for all its
+    operators); errors name the node (``hint``) when there is one.
     """
     spec = get(name, hint or "")
     given = dict(attrs or {})
@@ -358,6 +359,8 @@ def invoke(name: str, inputs: Sequence[Any], attrs: dict[str, Any] | None = None
     if traced is not None:  # a Symbol being traced: the graph records the call instead of running it
         return traced.record_op(spec, list(inputs), parsed, given, hint)
     try:
+        if quiet:
+            return spec.kernel(*inputs, **parsed)
         with np.errstate(all="ignore"):
             return spec.kernel(*inputs, **parsed)
     except ModelSurgeonError as exc:
