@@ -443,30 +443,37 @@ def test_real_mxnet_runs_our_exports(mxnet_run, tmp_path, small_zoo_model, small
                                    atol=1e-5, err_msg=name)
 
 
-def test_a_relu_overwrites_only_a_sum_no_one_else_reads():
-    """A ReLU runs in place on a fresh sum it alone reads; a sum that another node (or the caller, as
-    a head) also reads keeps its negative values, and the feeds are never written."""
+def test_relus_and_sums_overwrite_only_fresh_values_no_one_else_reads():
+    """A ReLU or a sum writes into a fresh value that it alone reads (a sum's output, or the first
+    such input of a sum, when it has the sum's shape); never a value another node or the caller (as
+    a head) reads, never a feed, never an input that a broadcast would grow."""
     def node(op, name, *inputs, **attrs):
         return {"op": op, "name": name, "attrs": attrs, "inputs": [[i, 0, 0] for i in inputs]}
     graph = Graph.from_json({"nodes": [
-        node("null", "a"), node("null", "b"),
-        node("elemwise_add", "sum0", 0, 1), node("Activation", "relu0", 2, act_type="relu"),  # alone
-        node("elemwise_add", "sum1", 3, 1), node("Activation", "relu1", 4, act_type="relu"),  # sum1 is a head
-        node("elemwise_add", "sum2", 5, 1), node("relu", "relu2", 6), node("elemwise_mul", "twice", 6, 6),
-    ], "heads": [[4, 0, 0], [7, 0, 0], [8, 0, 0]]})
+        node("null", "a"), node("null", "b"), node("null", "row"),
+        node("elemwise_add", "sum0", 0, 1), node("Activation", "relu0", 3, act_type="relu"),  # alone
+        node("elemwise_add", "sum1", 4, 1), node("Activation", "relu1", 5, act_type="relu"),  # sum1 is a head
+        node("elemwise_add", "sum2", 6, 1), node("relu", "relu2", 7), node("elemwise_mul", "twice", 7, 7),
+        node("broadcast_add", "grow", 2, 8),    # row (a feed) broadcast against relu2: neither written
+        node("broadcast_add", "shift", 2, 10),  # writes grow, not the row it broadcasts
+    ], "heads": [[5, 0, 0], [8, 0, 0], [9, 0, 0], [11, 0, 0]]})
     gen = np.random.default_rng(3)
     a, b = (gen.standard_normal((2, 5)).astype(np.float32) for _ in range(2))
-    fed = a.copy(), b.copy()
-    sum1, relu2, twice = graph.execute({"a": a, "b": b})
+    row = gen.standard_normal(5).astype(np.float32)
+    fed = a.copy(), b.copy(), row.copy()
+    sum1, relu2, twice, shift = graph.execute({"a": a, "b": b, "row": row})
     plan = next(iter(graph._schedules.values()))
-    assert [graph.nodes[i].name for i in sorted(plan.in_place)] == ["relu0"]
+    assert {graph.nodes[i].name: position for i, position in plan.in_place.items()} == \
+        {"relu0": 0, "shift": 1}
     expected_sum1 = np.maximum(a + b, 0) + b
     np.testing.assert_array_equal(sum1, expected_sum1)
     assert (sum1 < 0).any()  # kept as the caller reads it
     sum2 = np.maximum(expected_sum1, 0) + b
     np.testing.assert_array_equal(relu2, np.maximum(sum2, 0))
     np.testing.assert_array_equal(twice, sum2 * sum2)
-    assert np.array_equal(a, fed[0]) and np.array_equal(b, fed[1])
+    np.testing.assert_array_equal(shift, row + (row + np.maximum(sum2, 0)))
+    for array, copy in zip((a, b, row), fed):
+        assert np.array_equal(array, copy)
 
 
 # -- Graph.from_json validation ------------------------------------------------------------------

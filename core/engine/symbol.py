@@ -407,8 +407,12 @@ class Graph:
                         values[index] = self._run_fused(conv_index, args[0], node, args[1:], relu is not None)
                     elif index in plan.relus:
                         values[index] = args[0]  # ran in place with the fused convolution
-                    elif index in plan.in_place and _owned_float(args[0]):
-                        values[index] = ops.common.relu(args[0], out=args[0])
+                    elif index in plan.in_place and _overwritable(args, plan.in_place[index]):
+                        target = args[plan.in_place[index]]
+                        if len(args) == 1:
+                            values[index] = ops.common.relu(target, out=target)
+                        else:
+                            values[index] = np.add(args[0], args[1], out=target)
                     else:
                         values[index] = ops.invoke(node.op, args, node.attrs, hint=node.name, quiet=True)
                         if isinstance(values[index], list):
@@ -439,7 +443,7 @@ class Graph:
             cache.clear()  # one kind of feed at a time is the rule; keep the cache from growing
             cache[key] = _Schedule(fused, {conv for conv, _ in fused.values()},
                                    {relu for _, relu in fused.values() if relu is not None},
-                                   self._in_place_relus(fused) if plain else set(),
+                                   self._in_place(fused) if plain else {},
                                    set(self.label_variables()) - fed, free)
         return cache[key]
 
@@ -467,23 +471,35 @@ class Graph:
             found[index] = (conv_index, relu)
         return found
 
-    def _in_place_relus(self, fused: dict[int, tuple[int, int | None]]) -> set[int]:
-        """ReLU nodes that may overwrite their input: it is the fresh output of an operator that
-        makes a new array (a sum, a BatchNorm, a layer), and the ReLU is its only reader."""
+    def _in_place(self, fused: dict[int, tuple[int, int | None]]) -> dict[int, int]:
+        """ReLUs and sums of two arrays that may write into one of their inputs: node -> which input.
+
+        That input must be the fresh output of an operator that makes a new array (a sum, a
+        BatchNorm, a layer) that no other node reads: a ReLU after a sum or a BatchNorm, a residual
+        sum after the convolution of its branch. (At run time the sum also checks that the input has
+        the output's shape and dtype: a broadcast or a promotion makes a new array as before.)"""
         uses: dict[int, list[int]] = {}
         for index, node in enumerate(self.nodes):
             for source, _, _ in node.inputs:
                 uses.setdefault(source, []).append(index)
         heads = {head[0] for head in self.heads}
         absorbed = {relu for _, relu in fused.values()}
-        found = set()
+
+        def own(index: int, entry: tuple[int, int, int]) -> bool:  # only this node reads that fresh value
+            source = entry[0]
+            return _spec_name(self.nodes[source]) in _FRESH_OUTPUT and uses.get(source) == [index] \
+                and source not in heads and entry[1] == 0
+
+        found: dict[int, int] = {}
         for index, node in enumerate(self.nodes):
-            if node.is_variable or index in absorbed or not _is_relu(node):
+            if node.is_variable or index in absorbed:
                 continue
-            source = node.inputs[0][0]
-            if _spec_name(self.nodes[source]) in _FRESH_OUTPUT and uses.get(source) == [index] \
-                    and source not in heads and node.inputs[0][1] == 0:
-                found.add(index)
+            if _is_relu(node) and own(index, node.inputs[0]):
+                found[index] = 0
+            elif _spec_name(node) in _SUMS and len(node.inputs) == 2 and node.inputs[0][0] != node.inputs[1][0]:
+                writable = [position for position, entry in enumerate(node.inputs) if own(index, entry)]
+                if writable:
+                    found[index] = writable[0]
         return found
 
     def _run_fused(self, conv_index: int, conv_args: list[Any], norm: Node, norm_args: list[Any],
@@ -504,13 +520,13 @@ class Graph:
 @dataclass
 class _Schedule:
     """A graph's execution plan: folded pairs (BatchNorm -> (Convolution, ReLU or None)), the
-    convolutions and ReLUs they absorb, the ReLUs that run in place on their input, training labels
-    left unfed, and the values each node's step frees (their last reader)."""
+    convolutions and ReLUs they absorb, the ReLUs and sums that write into one of their inputs,
+    training labels left unfed, and the values each node's step frees (their last reader)."""
 
     fused: dict[int, tuple[int, int | None]]
     convs: set[int]
     relus: set[int]
-    in_place: set[int]
+    in_place: dict[int, int]
     labels: set[str]
     free: list[list[int]]
 
@@ -520,9 +536,25 @@ _FRESH_OUTPUT = frozenset({"elemwise_add", "broadcast_add", "_npi_add", "add_n",
                            "FullyConnected"})
 
 
-def _owned_float(value: Any) -> bool:
-    """A writable floating array (what an operator of :data:`_FRESH_OUTPUT` returns on float32 feeds)."""
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.flags.writeable
+#: Sums of two arrays that :meth:`Graph._in_place` may run into one of their inputs.
+_SUMS = frozenset({"elemwise_add", "broadcast_add", "_npi_add"})
+
+
+def _overwritable(args: list[Any], position: int) -> bool:
+    """Whether ``args[position]`` (a fresh value only this node reads) can take the node's result: a
+    writable floating array, of the sum's shape and dtype when the node is a sum."""
+    target = args[position]
+    if not (isinstance(target, np.ndarray) and target.dtype.kind == "f" and target.flags.writeable):
+        return False
+    if len(args) == 1:
+        return True
+    other = args[1 - position]
+    if not (isinstance(other, np.ndarray) and other.dtype == target.dtype and other.ndim <= target.ndim):
+        return False
+    try:
+        return np.broadcast_shapes(other.shape, target.shape) == target.shape
+    except ValueError:  # the operator reports it
+        return False
 
 
 def _spec_name(node: Node) -> str | None:
