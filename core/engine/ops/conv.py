@@ -3,7 +3,8 @@
 Convolution lowers to BLAS matrix products over im2col blocks built from a strided view, a few
 images (or a band of output rows) at a time so each block is still in cache when BLAS reads it; a
 1x1 stride-1 convolution multiplies the weight with the pixels in place (no copy); a depthwise
-convolution is one batched product of each channel's taps with its own im2col rows. Layers are cut
+convolution is one batched product of each channel's taps with its own im2col rows, or, on large
+maps whose sums stay in cache, a sum over its taps of shifted views of the input. Layers are cut
 into as many independent tasks as their work pays for, which run on the free cores with
 single-threaded BLAS (``parallel.py``); bias, folded BatchNorm shift and ReLU
 are applied by each task to its own block while it is in cache. (Winograd F(2x2, 3x3) was measured
