@@ -294,23 +294,24 @@ def test_relu_gives_the_bits_of_numpys_maximum_with_zero(dtype, size):
         assert inplace.tobytes() == expected.tobytes()
 
 
-@pytest.mark.parametrize("kept", [True, False], ids=["kept matrix", "scratch matrix"])
-def test_a_padded_layer_called_again_reads_only_its_new_input(kept, monkeypatch):
-    """The buffers a layer keeps between calls (the zero-bordered input, and a small layer's im2col
-    matrix with its views): a second input of the same geometry (and one of another geometry in
-    between, and a read-only one) gives exactly what a fresh call gives."""
+@pytest.mark.parametrize("depthwise", [False, True], ids=["im2col", "depthwise tap sums"])
+def test_a_padded_layer_called_again_reads_only_its_new_input(depthwise, monkeypatch):
+    """The zero-bordered buffers a layer keeps between calls (its padded input; a depthwise layer's
+    phase images): a second input of the same geometry (and one of another geometry in between, and
+    a read-only one) gives exactly what a fresh call gives."""
     monkeypatch.setenv("MODELSURGEON_THREADS", "1")
-    if not kept:
-        monkeypatch.setattr(conv, "KEPT_IM2COL", 0)
+    monkeypatch.setattr(conv, "TAP_PIXELS", 1)
     gen = _rng("bordered")
-    w = gen.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    attrs = {"kernel": (3, 3), "pad": (1, 2), "num_filter": 4, "no_bias": True}
+    filters, groups = (3, 3) if depthwise else (4, 1)
+    w = gen.standard_normal((filters, 3 // groups, 3, 3)).astype(np.float32)
+    attrs = {"kernel": (3, 3), "pad": (1, 2), "num_filter": filters, "no_bias": True, "num_group": groups,
+             "stride": (2, 1) if depthwise else (1, 1)}
     first, other, second = (gen.standard_normal(shape).astype(np.float32)
                             for shape in [(1, 3, 9, 7), (1, 3, 5, 7), (1, 3, 9, 7)])
     second.flags.writeable = False
     for x in (first, other, second):
         got = ops.invoke("Convolution", [x, w], attrs)
-        expected = _reference(x, w, None, (1, 1), (1, 2), (1, 1), 1)
+        expected = _reference(x, w, None, attrs["stride"], (1, 2), (1, 1), attrs["num_group"])
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     assert np.array_equal(ops.invoke("Convolution", [second, w], attrs), got)
     assert np.array_equal(ops.invoke("Convolution", [np.zeros_like(second), w], attrs), np.zeros_like(got))

@@ -128,8 +128,6 @@ class _Epilogue:
 
 #: Bytes of im2col matrix built at a time: small enough to stay in cache while BLAS reads it.
 IM2COL_BLOCK = 4 << 20
-#: Largest im2col matrix a thread keeps for its geometry, with its padded input (``parallel.kept``).
-KEPT_IM2COL = 2 << 20
 #: Fewest output columns (pixels) of one task's matrix product: narrower products waste BLAS's time.
 MIN_COLUMNS = 96
 #: Tasks a layer is cut into at most (enough for the threads to balance their load).
@@ -257,71 +255,37 @@ class _Im2col:
         self.can_widen = tuple(stride) == (1, 1) and (bool(pad[0] or pad[1]) or data.flags.c_contiguous)
 
     def __call__(self, i0, m, r0, r, name, wide=False):
-        (kh, kw), sh, dh, (ph, pw) = self.kernel, self.stride[0], self.dilate[0], self.pad
+        (kh, kw), (sh, sw), (dh, dw), (ph, pw) = self.kernel, self.stride, self.dilate, self.pad
         data, groups, wo = self.data, self.groups, self.wo
         _, c, h, w = data.shape
+        cg = c // groups
         y0, y1 = r0 * sh - ph, (r0 + r - 1) * sh + (kh - 1) * dh + 1 - ph  # input rows read (padded coords)
-        if not (ph or pw):
-            return self._fill(data[i0:i0 + m, :, y0:y1], m, r, name, wide)
-        lo, hi = max(y0, 0), min(y1, h)
-        lo, hi = min(lo, y1), max(hi, lo)  # a band of a 1-row kernel may lie wholly in the padding
-        shape = (m, c, y1 - y0, w + 2 * pw)
-        cols = c * kh * kw * m * r * (self.width if wide else wo) * self.dtype.itemsize
-        if cols <= KEPT_IM2COL:
-            # a small layer keeps its padded input, its matrix and the views between them: only the
-            # two copies remain per call
-            key = ("im2col", shape, data.dtype.str, self.dtype.str, lo - y0, hi - y0, groups, tuple(self.kernel),
-                   tuple(self.stride), tuple(self.dilate), pw, r, wo, wide)
-            interior, window, target, matrix = parallel.kept(key, lambda: self._plan(shape, lo - y0, hi - y0, r,
-                                                                                      wide))
-            np.copyto(interior, data[i0:i0 + m, :, lo:hi])
-            np.copyto(target, window)
-            return matrix
-        # only the interior is written, the same one for every call with this geometry: the buffer's
-        # zero border stays
-        x = parallel.bordered(("padded", lo - y0, hi - y0, pw), shape, data.dtype)
-        x[:, :, lo - y0:hi - y0, pw:pw + w] = data[i0:i0 + m, :, lo:hi]
-        return self._fill(x, m, r, name, wide)
-
-    def _views(self, x, m, r, block, wide):
-        """The windows of ``x`` ordered as the im2col matrix, the part of ``block`` they fill, the matrix."""
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilate
-        groups, cg = self.groups, x.shape[1] // self.groups
+        if ph or pw:
+            lo, hi = max(y0, 0), min(y1, h)
+            lo, hi = min(lo, y1), max(hi, lo)  # a band of a 1-row kernel may lie wholly in the padding
+            # only the interior is written, the same one for every call with this geometry: the
+            # buffer's zero border stays
+            x = parallel.bordered(("padded", lo - y0, hi - y0, pw), (m, c, y1 - y0, w + 2 * pw), data.dtype)
+            x[:, :, lo - y0:hi - y0, pw:pw + w] = data[i0:i0 + m, :, lo:hi]
+        else:
+            x = data[i0:i0 + m, :, y0:y1]
         sn, sc, sy, sx = x.strides
         if wide:
             # row-major runs: output pixel p (of r rows x width) reads input p + i*dh*width + j*dw; the
-            # last row's unused tail would read past the rows loaded, so it stays zero instead
-            width, span = self.width, (r - 1) * self.width + self.wo
+            # last row's unused tail would read past the rows loaded, so it is zeroed instead
+            width, span = self.width, (r - 1) * self.width + wo
             window = _windows(x, (groups, cg, kh, kw, m, span), (sc * cg, sc, sy * dh, sx * dw, sn, sx))
+            block = parallel.scratch(name, groups * cg * kh * kw * m * r * width, self.dtype)
             block = block.reshape(groups, cg, kh, kw, m, r * width)
-            return window, block[..., :span], block.reshape(groups, cg * kh * kw, m * r * width)
+            np.copyto(block[..., :span], window)
+            block[..., span:] = 0
+            return block.reshape(groups, cg * kh * kw, m * r * width)
         # windows ordered (group, cg, kh, kw, image, row, column): one copy makes the matrix
-        wo = self.wo
         window = _windows(x, (groups, cg, kh, kw, m, r, wo), (sc * cg, sc, sy * dh, sx * dw, sn, sy * sh, sx * sw))
+        block = parallel.scratch(name, groups * cg * kh * kw * m * r * wo, self.dtype)
         block = block.reshape(groups, cg, kh, kw, m, r, wo)
-        return window, block, block.reshape(groups, cg * kh * kw, m * r * wo)
-
-    def _fill(self, x, m, r, name, wide):
-        """The matrix of the windows of ``x`` (already padded), built in this thread's scratch buffer."""
-        (kh, kw), c = self.kernel, x.shape[1]
-        size = c * kh * kw * m * r * (self.width if wide else self.wo)
-        block = parallel.scratch(name, size, self.dtype)
-        window, target, matrix = self._views(x, m, r, block, wide)
-        np.copyto(target, window)
-        if wide:
-            block.reshape(-1, r * self.width)[:, target.shape[-1]:] = 0
-        return matrix
-
-    def _plan(self, shape, lo, hi, r, wide):
-        """A zero-bordered input buffer of ``shape`` and a zeroed matrix, kept with the views between them:
-        (interior of the input, its windows, the part of the matrix they fill, the matrix)."""
-        pw = self.pad[1]
-        x = np.zeros(shape, self.data.dtype)
-        (kh, kw), m, c = self.kernel, shape[0], shape[1]
-        block = np.zeros(c * kh * kw * m * r * (self.width if wide else self.wo), self.dtype)
-        window, target, matrix = self._views(x, m, r, block, wide)
-        interior = x[:, :, lo:hi, pw:pw + shape[3] - 2 * pw]
-        return (interior, window, target, matrix), x.nbytes + block.nbytes
+        np.copyto(block, window)
+        return block.reshape(groups, cg * kh * kw, m * r * wo)
 
 
 def _windows(x, shape, strides):
