@@ -182,9 +182,10 @@ def kept(key: tuple[Any, ...], make: Callable[[], tuple[T, int]]) -> T:
     """An object of this thread for ``key``: made once by ``make`` (which returns it and the bytes it
     holds) and returned as it was left on every later call with the same key.
 
-    Kernels keep buffers of one geometry this way (a convolution's zero-bordered input and its im2col
-    matrix with its views): making them costs more Python calls than a small layer's copies. When a
-    thread would hold more than :data:`KEPT_BYTES`, it drops everything it kept first."""
+    Kernels keep buffers of one geometry this way (a convolution's zero-bordered input, a depthwise
+    layer's zero-bordered phase images and sums, with the views into them): zeroing and slicing them
+    afresh would cost passes and Python calls on every call. When a thread would hold more than
+    :data:`KEPT_BYTES`, it drops everything it kept first."""
     store: dict[tuple[Any, ...], tuple[Any, int]] = _LOCAL.__dict__.setdefault("kept", {})
     entry = store.get(key)
     if entry is None:
