@@ -447,12 +447,17 @@ class Graph:
                                    set(self.label_variables()) - fed, free)
         return cache[key]
 
-    def _fusions(self) -> dict[int, tuple[int, int | None]]:
-        """BatchNorm node -> (its Convolution, the ReLU after it or None), for every foldable pair."""
+    def _readers(self) -> dict[int, list[int]]:
+        """Node -> the nodes that read any of its outputs, in graph order (once per input they take)."""
         uses: dict[int, list[int]] = {}
         for index, node in enumerate(self.nodes):
             for source, _, _ in node.inputs:
                 uses.setdefault(source, []).append(index)
+        return uses
+
+    def _fusions(self) -> dict[int, tuple[int, int | None]]:
+        """BatchNorm node -> (its Convolution, the ReLU after it or None), for every foldable pair."""
+        uses = self._readers()
         heads = {head[0] for head in self.heads}
         found: dict[int, tuple[int, int | None]] = {}
         for index, node in enumerate(self.nodes):
@@ -478,10 +483,7 @@ class Graph:
         BatchNorm, a layer) that no other node reads: a ReLU after a sum or a BatchNorm, a residual
         sum after the convolution of its branch. (At run time the sum also checks that the input has
         the output's shape and dtype: a broadcast or a promotion makes a new array as before.)"""
-        uses: dict[int, list[int]] = {}
-        for index, node in enumerate(self.nodes):
-            for source, _, _ in node.inputs:
-                uses.setdefault(source, []).append(index)
+        uses = self._readers()
         heads = {head[0] for head in self.heads}
         absorbed = {relu for _, relu in fused.values()}
 

@@ -352,10 +352,10 @@ def _depthwise_taps(data, weight, kernel, stride, dilate, pad, out_size, epilogu
     input by that tap's weight per channel, and the products add up in an output kept in cache.
 
     On large maps this beats the im2col product, whose matrix (kh*kw copies of the input) falls out of
-    cache between layers: MobileNet's 3x3 layer of 8 channels at 112x112 takes ~300 µs instead of ~550
-    in a forward pass. A stride-s layer reads s*s *phases* of its padded input (every s-th row and
-    column from each offset), so every tap is again a run of whole rows of one phase. Tasks take blocks
-    of channels; sums run in the output dtype (float32 or wider), tap by tap in row-major order.
+    cache between layers (MobileNet 0.25's 8 channels at 112x112: bench/README.md). A stride-s layer
+    reads s*s *phases* of its padded input (every s-th row and column from each offset), so every tap
+    is again a run of whole rows of one phase. Tasks take blocks of channels; sums run in the output
+    dtype (float32 or wider), tap by tap in row-major order.
     """
     (kh, kw), (ho, wo) = kernel, out_size
     n, c = data.shape[:2]
