@@ -8,6 +8,8 @@ strides, dilations, padding and batches of 1 and 16.
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
 
 import numpy as np
@@ -182,6 +184,14 @@ def test_a_model_gives_the_same_bits_on_every_call(name, batch, threads):
     assert np.array_equal(first, second) and np.array_equal(second, third)
 
 
+def _task(action):
+    """A task that runs ``action`` and writes nothing of note (one element of its own)."""
+    def compute(dest):
+        action()
+        dest[...] = 0
+    return parallel.Task(np.empty(1), compute)
+
+
 def test_a_failing_task_raises_in_the_caller(monkeypatch):
     monkeypatch.setenv("MODELSURGEON_THREADS", "3")
     done = []
@@ -190,9 +200,76 @@ def test_a_failing_task_raises_in_the_caller(monkeypatch):
         raise ValueError("task failed")
 
     with pytest.raises(ValueError, match="task failed"):
-        parallel.run([lambda: done.append(1), bad, lambda: done.append(2)])
-    parallel.run([lambda i=i: done.append(i) for i in range(10)])
+        parallel.run([_task(lambda: done.append(1)), _task(bad), _task(lambda: done.append(2))])
+    parallel.run([_task(lambda i=i: done.append(i)) for i in range(10)])
     assert sorted(done[-10:]) == list(range(10))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_task_computed_in_a_private_buffer_gives_the_bits_it_writes_in_place(name, monkeypatch):
+    """A helper computes its task into its own buffer and copies it in; the caller writes in place."""
+    x, w, b, attrs = _case(name)
+    monkeypatch.setattr(parallel, "MIN_TASK_WORK", 1)
+    monkeypatch.setenv("MODELSURGEON_THREADS", "1")
+    gen = _rng(name, "norm")
+    k = attrs["num_filter"]
+    norm = [gen.uniform(0.5, 2, k), gen.standard_normal(k), gen.standard_normal(k), gen.uniform(0.1, 2, k)]
+    norm = [a.astype(np.float32) for a in norm]
+    dense = gen.standard_normal((3, 700)).astype(np.float32), gen.standard_normal((700, 900)).astype(np.float32)
+
+    def layers():
+        return (ops.invoke("Convolution", [x, w, b], attrs),
+                conv.convolution_batch_norm(x, w, b, *norm, conv=dict(attrs), eps=1e-5, fix_gamma=False, relu=True),
+                parallel.matmul(*dense))
+
+    in_place = layers()
+    monkeypatch.setattr(parallel.Task, "write", lambda task: np.copyto(task.target, parallel._private(task)))
+    private = layers()
+    for a, b_ in zip(in_place, private, strict=True):
+        assert np.array_equal(a, b_)
+
+
+def test_a_stalled_helpers_task_is_computed_by_the_caller_and_written_once(monkeypatch):
+    """A helper that loses its core mid-task: the caller computes that task itself; the helper's late
+    values never land, even after the caller has moved on and changed the output."""
+    monkeypatch.setenv("MODELSURGEON_THREADS", "2")
+    out = np.zeros((4, 3))
+    helper_took, release, helper_finished = threading.Event(), threading.Event(), threading.Event()
+    ran_by = []
+
+    def part(i):
+        def compute(dest):
+            ran_by.append((i, threading.current_thread() is threading.main_thread()))
+            if threading.current_thread() is threading.main_thread():
+                helper_took.wait(30)  # the helper takes a task before the caller runs out of them
+            else:
+                helper_took.set()
+                release.wait(30)  # descheduled, as far as the caller can tell
+                helper_finished.set()
+            dest[...] = i + 1
+        return parallel.Task(out[i], compute)
+
+    with parallel.forward_pass():
+        parallel.run([part(i) for i in range(4)])
+        assert (out == np.arange(1, 5).reshape(4, 1)).all()
+        stalled = [i for i, by_caller in ran_by if not by_caller]
+        assert len(stalled) == 1 and (stalled[0], True) in ran_by  # computed again by the caller
+        out[...] = -1  # the next layer overwrites the output in place
+        release.set()
+    assert helper_finished.is_set()  # the pass waited for the helper before it ended
+    assert (out == -1).all()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two cores this process may use")
+def test_a_helper_keeps_off_the_callers_core():
+    caller = parallel._cpu()
+    assert caller in os.sched_getaffinity(0)
+    seen = []
+    helper = threading.Thread(target=lambda: (parallel._avoid(caller), seen.append(os.sched_getaffinity(0))))
+    helper.start()
+    helper.join()
+    assert seen == [os.sched_getaffinity(0) - {caller}]
 
 
 def test_thread_count_follows_the_environment_then_the_cores(monkeypatch):
@@ -213,7 +290,7 @@ def test_blas_threads_are_restored_after_a_parallel_layer(monkeypatch):
     def task():
         seen.extend(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
 
-    parallel.run([task, task])
+    parallel.run([_task(task), _task(task)])
     assert seen and set(seen) == {1}
     after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert after == before

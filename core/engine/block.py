@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ModelSurgeonError
 from . import naming, persistence, symbol
+from .ops import parallel
 from .parameter import Parameter, shape_is_known
 
 
@@ -172,14 +173,16 @@ class Block:
     # -- forward ------------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         trace = symbol.active_trace()
-        if trace is not None:
-            trace.block_names.append(self._name)
+        if trace is None:
+            with parallel.forward_pass():  # the outermost block holds it for all its layers
+                self._prepare(*args)
+                return self.forward(*args)
+        trace.block_names.append(self._name)
         try:
             self._prepare(*args)
             return self.forward(*args)
         finally:
-            if trace is not None:
-                trace.block_names.pop()
+            trace.block_names.pop()
 
     def _prepare(self, *args: Any) -> None:
         own = list(self._reg_params.values())

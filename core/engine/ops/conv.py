@@ -156,19 +156,21 @@ def _pointwise(data, weight, groups, epilogue):
         images = -(-n // wanted)
 
         def by_images(i0):
-            target = out[i0:i0 + images]
-            np.matmul(kernels, cols[i0:i0 + images], out=target)
-            epilogue(target, 0)
-        parallel.run([lambda i0=i0: by_images(i0) for i0 in range(0, n, images)])
+            def compute(dest):
+                np.matmul(kernels, cols[i0:i0 + images], out=dest)
+                epilogue(dest, 0)
+            return parallel.Task(out[i0:i0 + images], compute)
+        parallel.run([by_images(i0) for i0 in range(0, n, images)])
         return out.reshape(n, num_filter, h, w)
     bands = max(1, min(-(-wanted // n), pixels // MIN_COLUMNS))
     band = -(-pixels // bands)
 
     def by_pixels(i, p0):
-        target = out[i, :, :, p0:p0 + band]
-        np.matmul(kernels, cols[i, :, :, p0:p0 + band], out=target)
-        epilogue(target, 0)
-    parallel.run([lambda i=i, p0=p0: by_pixels(i, p0) for i in range(n) for p0 in range(0, pixels, band)])
+        def compute(dest):
+            np.matmul(kernels, cols[i, :, :, p0:p0 + band], out=dest)
+            epilogue(dest, 0)
+        return parallel.Task(out[i, :, :, p0:p0 + band], compute)
+    parallel.run([by_pixels(i, p0) for i in range(n) for p0 in range(0, pixels, band)])
     return out.reshape(n, num_filter, h, w)
 
 
@@ -201,10 +203,11 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
         chunk = max(MIN_FILTERS, -(-fg // wanted))
 
         def by_filters(f0):
-            block = target[:, f0:f0 + chunk]
-            np.matmul(kernels[:, f0:f0 + chunk], matrix, out=block)
-            epilogue(block, f0)
-        parallel.run([lambda f0=f0: by_filters(f0) for f0 in range(0, fg, chunk)])
+            def compute(dest):
+                np.matmul(kernels[:, f0:f0 + chunk], matrix, out=dest)
+                epilogue(dest, f0)
+            return parallel.Task(target[:, f0:f0 + chunk], compute)
+        parallel.run([by_filters(f0) for f0 in range(0, fg, chunk)])
         return out
     images = max(1, min(-(-n // wanted), IM2COL_BLOCK // max(1, row_bytes * ho)))
     if images > 1 or n >= wanted:
@@ -214,28 +217,29 @@ def _conv_gemm(data, weight, groups, kernel, stride, dilate, pad, out_size, epil
         band = min(max(1, IM2COL_BLOCK // row_bytes), -(-ho // bands))
 
     def task(i0, m, r0, r):
-        matrix = build(i0, m, r0, r, "cols", wide)
-        if wide:
-            product = parallel.scratch("product", num_filter * m * r * width, dtype)
-            product = product.reshape(groups, fg, m * r * width)
+        def compute(dest):  # dest: (m, num_filter, r, wo)
+            matrix = build(i0, m, r0, r, "cols", wide)
+            if wide:
+                product = parallel.scratch("product", num_filter * m * r * width, dtype)
+                product = product.reshape(groups, fg, m * r * width)
+                np.matmul(kernels, matrix, out=product)
+                epilogue(product, 0)  # on the unused columns too: contiguous passes beat strided ones
+                target = dest.reshape(m, groups, fg, r, wo).transpose(1, 2, 0, 3, 4)
+                np.copyto(target, product.reshape(groups, fg, m, r, width)[..., :wo])
+                return
+            if m == 1:
+                block = dest[0].reshape(groups, fg, r * wo)
+                np.matmul(kernels, matrix, out=block)
+                epilogue(block, 0)
+                return
+            product = parallel.scratch("product", num_filter * m * r * wo, dtype).reshape(groups, fg, m * r * wo)
             np.matmul(kernels, matrix, out=product)
-            epilogue(product, 0)  # on the unused columns too: contiguous passes beat strided ones
-            target = out[i0:i0 + m, :, r0:r0 + r].reshape(m, groups, fg, r, wo).transpose(1, 2, 0, 3, 4)
-            np.copyto(target, product.reshape(groups, fg, m, r, width)[..., :wo])
-            return
-        if m == 1:
-            block = out[i0, :, r0:r0 + r].reshape(groups, fg, r * wo)
-            np.matmul(kernels, matrix, out=block)
-            epilogue(block, 0)
-            return
-        product = parallel.scratch("product", num_filter * m * r * wo, dtype).reshape(groups, fg, m * r * wo)
-        np.matmul(kernels, matrix, out=product)
-        epilogue(product, 0)
-        out[i0:i0 + m] = product.reshape(num_filter, m, ho, wo).transpose(1, 0, 2, 3)
+            epilogue(product, 0)
+            dest[...] = product.reshape(num_filter, m, r, wo).transpose(1, 0, 2, 3)
+        return parallel.Task(out[i0:i0 + m, :, r0:r0 + r], compute)
 
-    tasks = [lambda i0=i0, r0=r0: task(i0, min(images, n - i0), r0, min(band, ho - r0))
-             for i0 in range(0, n, images) for r0 in range(0, ho, band)]
-    parallel.run(tasks)
+    parallel.run([task(i0, min(images, n - i0), r0, min(band, ho - r0))
+                  for i0 in range(0, n, images) for r0 in range(0, ho, band)])
     return out
 
 
@@ -318,15 +322,19 @@ def _depthwise(data, weight, kernel, stride, dilate, pad, out_size, epilogue):
 
     def task(i0, c0):
         cb = min(block, c - c0)
-        build = _Im2col(data[i0:i0 + images, c0:c0 + cb], cb, kernel, stride, dilate, pad, wo, dtype)
-        matrix = build(0, images, 0, ho, "cols", wide)
-        product = parallel.scratch("product", cb * images * ho * width, dtype).reshape(cb, 1, images * ho * width)
-        np.matmul(taps[c0:c0 + cb], matrix, out=product)
-        epilogue.groups(c0, c0 + cb)(product, 0)
-        target = out[i0:i0 + images, c0:c0 + cb].reshape(images, cb, 1, ho, wo).transpose(1, 2, 0, 3, 4)
-        np.copyto(target, product.reshape(cb, 1, images, ho, width)[..., :wo])
 
-    parallel.run([lambda i0=i0, c0=c0: task(i0, c0) for i0 in range(0, n, images) for c0 in range(0, c, block)])
+        def compute(dest):  # dest: (images, cb, ho, wo)
+            build = _Im2col(data[i0:i0 + images, c0:c0 + cb], cb, kernel, stride, dilate, pad, wo, dtype)
+            matrix = build(0, images, 0, ho, "cols", wide)
+            product = parallel.scratch("product", cb * images * ho * width, dtype)
+            product = product.reshape(cb, 1, images * ho * width)
+            np.matmul(taps[c0:c0 + cb], matrix, out=product)
+            epilogue.groups(c0, c0 + cb)(product, 0)
+            target = dest.reshape(images, cb, 1, ho, wo).transpose(1, 2, 0, 3, 4)
+            np.copyto(target, product.reshape(cb, 1, images, ho, width)[..., :wo])
+        return parallel.Task(out[i0:i0 + images, c0:c0 + cb], compute)
+
+    parallel.run([task(i0, c0) for i0 in range(0, n, images) for c0 in range(0, c, block)])
     return out
 
 
@@ -365,8 +373,7 @@ def _depthwise_taps(data, weight, kernel, stride, dilate, pad, out_size, epilogu
     wanted = parallel.pieces(n * c * kh * kw * ho * wo, MAX_TASKS)
     block = -(-c // wanted)
 
-    def task(c0):
-        cb = min(block, c - c0)
+    def compute(c0, cb, dest):  # dest: (n, cb, ho, wo)
         plan = parallel.kept(("depthwise taps", (n, cb, *data.shape[2:]), data.dtype.str, dtype.str,
                               tuple(kernel), tuple(stride), tuple(dilate), tuple(pad)),
                              lambda: _tap_plan((n, cb, *data.shape[2:]), kernel, stride, dilate, pad, out_size,
@@ -381,9 +388,10 @@ def _depthwise_taps(data, weight, kernel, stride, dilate, pad, out_size, epilogu
             np.multiply(reads[tap], weights[:, tap], out=spare)
             np.add(total, spare, out=total)
         epilogue.groups(c0, c0 + cb)(total.reshape(n, cb, 1, -1), 0)
-        np.copyto(out[:, c0:c0 + cb], total.reshape(n, cb, ho, -1)[..., :wo])
+        np.copyto(dest, total.reshape(n, cb, ho, -1)[..., :wo])
 
-    parallel.run([lambda c0=c0: task(c0) for c0 in range(0, c, block)])
+    parallel.run([parallel.Task(out[:, c0:c0 + block], lambda dest, c0=c0: compute(c0, dest.shape[1], dest))
+                  for c0 in range(0, c, block)])
     return out
 
 
