@@ -48,15 +48,16 @@ WHY: dict[str, str] = {
         "profile bench/workers/read_ours.py (the reader preadv's each tensor into a fresh array)"
     ),
     "5": (
-        "profile first (cProfile with time.process_time of bench/workers/forward_ours.py, MODELSURGEON_THREADS=1 "
-        "OPENBLAS_NUM_THREADS=1). Convolutions are ~75% single-threaded OpenBLAS sgemm at 50-75 GFLOP/s a core "
-        "and ~12% im2col copies, which oneDNN's direct JIT convolutions avoid; Winograd F(2x2,3x3) as numpy "
-        "passes was slower (its transforms are memory-bound). We reach MXNet's wall time by using both cores; "
-        "MXNet 1.9.1 runs these models on one OpenMP thread here, so beside a busy core it does not slow down "
-        "while our thread on that core gets only part of it. Check the other-load column first: under load "
-        "the batch-1 rows swing by 1.5x. Check the machine too: on AVX-512 hosts MXNet's oneDNN is 25-30% "
-        "faster than on AVX2 ones while numpy's OpenBLAS is not (all eight rows met on an AVX2 EPYC, four "
-        "missed on an AVX-512 one with the same code)"
+        "look at the per-turn range first: both sides are timed turn by turn, so a host that slows down hits "
+        "both, but a turn disturbed on one side only shows there. Then profile (py-spy --native, or cProfile "
+        "with time.process_time, of bench/workers/forward_ours.py with MODELSURGEON_THREADS=1 "
+        "OPENBLAS_NUM_THREADS=1): convolutions are ~2/3 OpenBLAS sgemm (its packing included) and ~15% im2col "
+        "copies, which oneDNN's direct JIT convolutions avoid; one core of ours does resnet18's batch-1 pass "
+        "in ~1.6x MXNet's time, so the two-core rows depend on the pool's second thread. Beside a busy core, "
+        "check where the threads run (/proc/PID/task/*/stat, field 39): if the helper sits on its caller's "
+        "core, the two share it and the pass is no faster than on one thread (parallel._avoid). Check the "
+        "machine too: on AVX-512 hosts MXNet's oneDNN is 25-30% faster than on AVX2 ones while numpy's "
+        "OpenBLAS is not"
     ),
     "6a": (
         "writing shards: each shard is its own file with its own creation and metadata; shards are "

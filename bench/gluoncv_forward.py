@@ -4,11 +4,12 @@ Issue 15's guard: over the GluonCV models `run` supports, our numpy engine's for
 stays within 2x of MXNet's. The cases are the ones ``tests/test_gluoncv_zoo.py`` builds with
 ``tools/gluoncv_zoo/make_cases.py`` (random weights, small inputs, exported by real MXNet), cached in
 ``tests/artifacts/gluoncv_zoo/``. For each case both engines load the same ``-symbol.json`` and
-``.params``, warm up twice, and the median of 7 timed passes on the case's own input is kept; the
-MXNet side runs hybridized with static allocation in one subprocess, which times each case just
-before ours does (the machine's speed drifts over minutes). ``--rounds N`` goes over all the cases N
-times (default 3) and compares the medians of each side's N figures, so that one disturbed turn
-cannot decide a row; the table shows both medians and their ratio.
+``.params`` and warm up twice; then they take turns: in each of 5 turns MXNet (hybridized with
+static allocation, in one subprocess) runs two passes in a row and times the second, and ours does
+the same right after, so both sides of a ratio see the machine within a second of each other (its
+speed drifts by up to 1.5x over minutes here). ``--rounds N`` goes over all the cases N times
+(default 3); each side's figure is the median of its N x 5 timed passes, so that one disturbed turn
+cannot decide a row, and the table shows both medians and their ratio.
 
     python bench/gluoncv_forward.py [--cases DIR] [--only NAME,NAME] [--size N | --natural]
                                     [--rounds N] [--mxnet-python PATH]
@@ -29,24 +30,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "artifacts" / "gluoncv_zoo"
 TARGET = 2.0
-RUNS, WARMUPS = 7, 2
-#: Seconds between the MXNet side's answer and our first pass.
-SETTLE = 0.5
+TURNS, WARMUPS = 5, 2
 
 MXNET_SIDE = r"""
-import json, statistics, sys, time, warnings
+import json, sys, time, warnings
 import numpy as np
 import mxnet as mx
 warnings.filterwarnings("ignore")
-runs, warmups = int(sys.argv[1]), int(sys.argv[2])
-for line in sys.stdin:  # {"case": folder, "shape": [h, w] or null}; the answer is one JSON line
+warmups = int(sys.argv[1])
+net = feed = None
+for line in sys.stdin:  # {"case": folder, "shape": [h, w] or null} loads a model, {} times a turn
     ask = json.loads(line)
+    if not ask:
+        for _ in range(2):
+            start = time.perf_counter(); net(*feed); mx.nd.waitall()
+        print(json.dumps(time.perf_counter() - start), flush=True)
+        continue
     case = ask["case"]
     x = np.load(case + "/input.npy")
     if ask["shape"]:
@@ -56,31 +62,31 @@ for line in sys.stdin:  # {"case": folder, "shape": [h, w] or null}; the answer 
     feed = [mx.nd.array(x)]
     try:
         for _ in range(warmups):
-            mx.nd.waitall(); out = net(*feed); mx.nd.waitall()
+            mx.nd.waitall(); net(*feed); mx.nd.waitall()
     except Exception as exc:
-        print(json.dumps(None), flush=True)
+        print(json.dumps(False), flush=True)
         continue
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter(); out = net(*feed); mx.nd.waitall(); times.append(time.perf_counter() - start)
-    print(json.dumps(statistics.median(times)), flush=True)
+    print(json.dumps(True), flush=True)
 """
 
 
-def ours(case: Path, shape: tuple[int, int] | None) -> float:
-    from modelsurgeon.core.engine.symbol_block import SymbolBlock
-    x = np.load(case / "input.npy")
-    if shape:
-        x = np.random.default_rng(0).standard_normal((1, 3, *shape), dtype=np.float32)
-    net = SymbolBlock.imports(str(case / "model-symbol.json"), ["data"], str(case / "model-0000.params"))
-    for _ in range(WARMUPS):
-        net(x)
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        net(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+class Ours:
+    """Our engine on one case: loaded and warmed up; :meth:`turn` times the second of two passes."""
+
+    def __init__(self, case: Path, shape: tuple[int, int] | None) -> None:
+        from modelsurgeon.core.engine.symbol_block import SymbolBlock
+        self.x = np.load(case / "input.npy")
+        if shape:
+            self.x = np.random.default_rng(0).standard_normal((1, 3, *shape), dtype=np.float32)
+        self.net = SymbolBlock.imports(str(case / "model-symbol.json"), ["data"], str(case / "model-0000.params"))
+        for _ in range(WARMUPS):
+            self.net(self.x)
+
+    def turn(self) -> float:
+        for _ in range(2):
+            start = time.perf_counter()
+            self.net(self.x)
+        return time.perf_counter() - start
 
 
 def natural_size(name: str, family: str) -> tuple[int, int]:
@@ -113,13 +119,13 @@ def main() -> int:
     cases = [args.cases / name for name, entry in sorted(catalogue.items())
              if (wanted is None or name in wanted) and (args.cases / name / "output0.npy").exists()
              and not entry.get("inputs") and entry.get("input_shape", [0])[0] == 1]
-    mxnet = subprocess.Popen([args.mxnet_python, "-c", MXNET_SIDE, str(RUNS), str(WARMUPS)],
+    mxnet = subprocess.Popen([args.mxnet_python, "-c", MXNET_SIDE, str(WARMUPS)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert mxnet.stdin is not None and mxnet.stdout is not None
 
-    def mxnet_time(case: Path, shape: tuple[int, int] | None) -> float | None:
+    def ask_mxnet(message: dict) -> Any:
         assert mxnet.stdin is not None and mxnet.stdout is not None
-        mxnet.stdin.write(json.dumps({"case": str(case), "shape": shape}) + "\n")
+        mxnet.stdin.write(json.dumps(message) + "\n")
         mxnet.stdin.flush()
         return json.loads(mxnet.stdout.readline())
 
@@ -127,7 +133,7 @@ def main() -> int:
     figures: dict[str, tuple[list[float], list[float]]] = {case.name: ([], []) for case in cases}
     failed: dict[str, str] = {}
     for _ in range(args.rounds):
-        for case in cases:  # the engines alternate case by case, so both see the machine in the same state
+        for case in cases:  # case by case, and turn by turn within a case
             if case.name in failed:
                 continue
             if case.name not in shapes:
@@ -135,22 +141,22 @@ def main() -> int:
                     natural_size(case.name, catalogue[case.name]["family"]) if args.natural else None
                 shapes[case.name] = (shape, "x".join(map(str, shape)) if shape else "the case's")
             shape = shapes[case.name][0]
-            theirs = mxnet_time(case, shape)
-            if theirs is None and shape is not None:  # the graph is tied to its case's input size
+            loaded = ask_mxnet({"case": str(case), "shape": shape})
+            if not loaded and shape is not None:  # the graph is tied to its case's input size
                 size = "x".join(map(str, catalogue[case.name]["input_shape"][2:]))
                 shapes[case.name] = (None, f"at the case's {size}")
-                shape, theirs = None, mxnet_time(case, None)
-            if theirs is None:
+                shape, loaded = None, ask_mxnet({"case": str(case), "shape": None})
+            if not loaded:
                 failed[case.name] = "MXNet does not run it"
                 continue
-            time.sleep(SETTLE)  # MXNet's OpenMP threads spin for a while after its last pass
             try:
-                mine = ours(case, shape)
+                ours = Ours(case, shape)
+                for _ in range(TURNS):
+                    figures[case.name][1].append(ask_mxnet({}))
+                    figures[case.name][0].append(ours.turn())
             except Exception as exc:
                 failed[case.name] = f"does not run: {exc}"[:60]
                 continue
-            figures[case.name][0].append(mine)
-            figures[case.name][1].append(theirs)
     mxnet.stdin.close()
     if mxnet.wait():
         raise SystemExit(f"the MXNet side failed (exit {mxnet.returncode})")

@@ -6,15 +6,18 @@ the workers in bench/workers/ print their timings as one JSON line.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import harness
 from findings import why
-from harness import HERE, REPO, Context, json_line, log, measured, median, run, warm
+from harness import HERE, REPO, Context, json_line, log, measured, median, run, shell_text, warm
 from report import Row
 
 WORKERS = HERE / "workers"
@@ -82,10 +85,52 @@ def mxnet_read(ctx: Context) -> list[Row]:
 
 # -- 5: forward passes, idle and beside one busy core ------------------------------------------
 
-def _forward(python: str, worker: str, model: str, reps: int, budget: float,
-             env: dict[str, str] | None = None) -> dict:
-    argv = [python, str(WORKERS / worker), model, ",".join(map(str, BATCHES)), str(reps), str(budget)]
-    return json_line(run(argv, capture=True, env=env, cwd=WORKERS).stdout)
+class Worker:
+    """A forward-pass worker process (bench/workers/timing.py), answering one turn at a time."""
+
+    def __init__(self, python: str, worker: str, model: str, env: dict[str, str]) -> None:
+        self.argv = [python, str(WORKERS / worker), model]
+        # a file, not a pipe: a pipe nobody reads could fill up and stall the worker
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self.proc = subprocess.Popen(self.argv, cwd=WORKERS, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors)
+        self.runtime = self._answer()["runtime"]
+
+    def _answer(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.errors.seek(0)
+            raise harness.CommandFailed(f"{shell_text(self.argv)} exited {self.proc.returncode}: "
+                                        f"{self.errors.read().decode('utf-8', 'replace').strip()[-800:]}")
+        return json.loads(line)
+
+    def turn(self, batch: int) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{batch}\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.errors.close()
+
+
+def _turns(workers: dict[str, Worker], batch: int, turns: int) -> dict[str, list[dict]]:
+    """``turns`` rounds in which every worker times one pass in turn (the order alternates)."""
+    got: dict[str, list[dict]] = {name: [] for name in workers}
+    order = list(workers)
+    for turn in range(turns):
+        for name in order if turn % 2 == 0 else order[::-1]:
+            got[name].append(workers[name].turn(batch))
+    return got
 
 
 def _blas_text(runtime: dict) -> str:
@@ -118,61 +163,67 @@ class BusyCore:
 def forward(ctx: Context) -> list[Row]:
     """5: numpy engine vs MXNet 1.9.1, both with their default threads: idle, then beside one busy core.
 
-    For each model the four runs are interleaved (ours, MXNet idle; ours, MXNet with the busy loop),
-    so both sides of a ratio see the same machine. PyTorch, when given, runs beside them idle.
+    Each framework runs in one long-lived worker per model; in each turn every worker times one
+    pass in turn, so both sides of a ratio see the machine within a second of each other (its speed
+    drifts by up to 1.5x over minutes here). PyTorch, when given, takes its turns beside them idle.
     """
     if not ctx.mxnet_python:
         return [_not_run("5", "forward passes", ("<=", IDLE_TARGET), "no MXNet interpreter (--mxnet-python)")]
-    reps = ctx.reps(9, 3)
-    budget = ctx.reps(12, 4)  # seconds of timed passes per model and batch, at most
+    turns = ctx.reps(9, 3)
+    mxnet_python, torch_python = ctx.mxnet_python, ctx.torch_python
     env = dict(os.environ)
     set_vars = {k: env[k] for k in OPENBLAS_VARS if k in env}
     rows: list[Row] = []
     for model in MODELS:
-        def attempt(model: str = model) -> dict[str, dict | None]:
-            got: dict[str, dict | None] = {
-                "ours": _forward(ctx.python, "forward_ours.py", model, reps, budget, env),
-                "mxnet": _forward(ctx.mxnet_python, "forward_mxnet.py", model, reps, budget, env),
-                "torch": (_forward(ctx.torch_python, "forward_torch.py", model, reps, budget, env)
-                          if ctx.torch_python else None),
-                "unset": (_forward(ctx.python, "forward_ours.py", model, reps, budget,
-                                   {k: v for k, v in env.items() if k not in OPENBLAS_VARS}) if set_vars else None),
-            }
-            with BusyCore():
-                got["ours_busy"] = _forward(ctx.python, "forward_ours.py", model, reps, budget, env)
-                got["mxnet_busy"] = _forward(ctx.mxnet_python, "forward_mxnet.py", model, reps, budget, env)
+        def attempt(model: str = model) -> dict[str, Any]:
+            workers = {"ours": Worker(ctx.python, "forward_ours.py", model, env),
+                       "mxnet": Worker(mxnet_python, "forward_mxnet.py", model, env)}
+            if torch_python:
+                workers["torch"] = Worker(torch_python, "forward_torch.py", model, env)
+            if set_vars:
+                workers["unset"] = Worker(ctx.python, "forward_ours.py", model,
+                                          {k: v for k, v in env.items() if k not in OPENBLAS_VARS})
+            try:
+                got: dict[str, Any] = {"runtime": {name: w.runtime for name, w in workers.items()}}
+                for batch in BATCHES:
+                    got[f"idle {batch}"] = _turns(workers, batch, turns)
+                pair = {name: workers[name] for name in ("ours", "mxnet")}
+                with BusyCore():
+                    for batch in BATCHES:
+                        got[f"busy {batch}"] = _turns(pair, batch, turns)
+            finally:
+                for worker in workers.values():
+                    worker.close()
             return got
 
-        log(f"forward passes: {model}, idle and beside a busy core")
+        log(f"forward passes: {model}, idle and beside a busy core, {turns} turns a batch size")
         got, meter = measured(attempt, retries=1, patience=harness.PATIENCE * 3)
-        ours, theirs, torch = got["ours"], got["mxnet"], got["torch"]
-        assert ours is not None and theirs is not None
-        ctx.facts.setdefault("blas", {})["numpy"] = _blas_text(ours["runtime"])
-        ctx.facts["blas"]["mxnet"] = (f"MXNet {theirs['runtime']['mxnet']}, MKL-DNN "
-                                      f"{'on' if theirs['runtime']['mkldnn'] else 'off'}")
-        if torch:
-            ctx.facts["blas"]["torch"] = f"PyTorch {torch['runtime']['torch']}, {torch['runtime']['threads']} threads"
+        runtime = got["runtime"]
+        ctx.facts.setdefault("blas", {})["numpy"] = _blas_text(runtime["ours"])
+        ctx.facts["blas"]["mxnet"] = (f"MXNet {runtime['mxnet']['mxnet']}, MKL-DNN "
+                                      f"{'on' if runtime['mxnet']['mkldnn'] else 'off'}")
+        if "torch" in runtime:
+            ctx.facts["blas"]["torch"] = f"PyTorch {runtime['torch']['torch']}, {runtime['torch']['threads']} threads"
         short = "a" if model == "alexnet" else "r"
-        command = (f"python bench/workers/forward_ours.py {model} 1,16 {reps} {budget}  vs  "
-                   f"{ctx.mxnet_python} bench/workers/forward_mxnet.py {model} 1,16 {reps} {budget}")
+        command = (f"python bench/workers/forward_ours.py {model}  vs  "
+                   f"{ctx.mxnet_python} bench/workers/forward_mxnet.py {model} (turn by turn)")
         for batch in BATCHES:
-            b = str(batch)
+            idle = got[f"idle {batch}"]
             for busy in (False, True):
-                o = (got["ours_busy"] if busy else ours)
-                m = (got["mxnet_busy"] if busy else theirs)
-                assert o is not None and m is not None
-                ot, mt = o["median"][b], m["median"][b]
-                text = f"numpy {_ms(ot)}; MXNet {_ms(mt)}"
-                if not busy:
-                    text += f" (ranges {_range(o['times'][b])} / {_range(m['times'][b])})"
-                    if torch:
-                        p = torch["median"][b]
-                        text += f"; PyTorch {_ms(p)} (numpy/PyTorch {ot / p:.1f}x)"
-                else:
-                    text += (f" (ranges {_range(o['times'][b])} / {_range(m['times'][b])}); idle -> busy: numpy "
-                             f"{ot / ours['median'][b]:.2f}x, MXNet {mt / theirs['median'][b]:.2f}x slower")
-                text += f"; {len(o['times'][b])}/{len(m['times'][b])} timed passes"
-                if not o["runtime"].get("stable", True):
+                passes = got[f"busy {batch}"] if busy else idle
+                o, m = _seconds(passes["ours"]), _seconds(passes["mxnet"])
+                ot, mt = median(o), median(m)
+                per_turn = sorted(a / b for a, b in zip(o, m, strict=True))
+                text = (f"numpy {_ms(ot)}; MXNet {_ms(mt)} (ranges {_range(o)} / {_range(m)}); "
+                        f"per turn {per_turn[0]:.2f}-{per_turn[-1]:.2f}x")
+                if busy:
+                    text += (f"; idle -> busy: numpy {ot / median(_seconds(idle['ours'])):.2f}x, "
+                             f"MXNet {mt / median(_seconds(idle['mxnet'])):.2f}x slower")
+                elif "torch" in passes:
+                    p = median(_seconds(passes["torch"]))
+                    text += f"; PyTorch {_ms(p)} (numpy/PyTorch {ot / p:.1f}x)"
+                text += f"; {len(o)} turns"
+                if not all(answer["same"] for answer in passes["ours"]):
                     text += "; NUMPY OUTPUTS DIFFERED BETWEEN CALLS"
                 target = BUSY_TARGET if busy else IDLE_TARGET
                 rows.append(_miss(Row(
@@ -181,16 +232,19 @@ def forward(ctx: Context) -> list[Row]:
                     ("<=", target), ot / mt, text, meter.text(),
                     ("(a busy loop pinned to one core)  " if busy else "") + command,
                     target_text=f"≤ {target:g}x MXNet's time")))
-            unset = got["unset"]
-            if unset:
-                u = unset["median"][b]
+            if "unset" in idle:
+                u = median(_seconds(idle["unset"]))
                 rows.append(Row(
                     f"5{short}{batch}u", f"same, idle, with {' and '.join(OPENBLAS_VARS)} unset",
-                    ("<=", IDLE_TARGET), u / theirs["median"][b],
-                    f"numpy {_ms(u)} ({_blas_text(unset['runtime'])}); MXNet {_ms(theirs['median'][b])}",
+                    ("<=", IDLE_TARGET), u / median(_seconds(idle["mxnet"])),
+                    f"numpy {_ms(u)} ({_blas_text(runtime['unset'])}); MXNet {_ms(median(_seconds(idle['mxnet'])))}",
                     meter.text(), f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/workers/forward_ours.py "
-                    f"{model} 1,16 {reps} {budget}", target_text=f"≤ {IDLE_TARGET:g}x MXNet's time"))
+                    f"{model}", target_text=f"≤ {IDLE_TARGET:g}x MXNet's time"))
     return rows
+
+
+def _seconds(answers: list[dict]) -> list[float]:
+    return [answer["seconds"] for answer in answers]
 
 
 def _range(times: list[float]) -> str:

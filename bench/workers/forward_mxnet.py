@@ -1,21 +1,26 @@
-"""Worker (MXNet's interpreter): Gluon model-zoo forward passes, hybridized with static_alloc."""
+"""Worker (MXNet's interpreter): Gluon model-zoo forward passes, hybridized with static_alloc; see timing.py."""
+
+import sys
 
 import mxnet as mx
 import numpy as np
-from timing import blas_info, emit, parse_args, time_passes
+from timing import blas_info, serve
 
-model, batches, reps, budget = parse_args()
-net = mx.gluon.model_zoo.vision.get_model(model, classes=1000)
+net = mx.gluon.model_zoo.vision.get_model(sys.argv[1], classes=1000)
 net.initialize(mx.init.Xavier())
 net.hybridize(static_alloc=True, static_shape=True)
-times = {}
-for batch in batches:
+
+
+def make_step(batch):
     x = mx.nd.array(np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32))
 
-    def step(x=x):
-        net(x).wait_to_read()
+    def step():
+        out = net(x)
+        out.wait_to_read()
+        return out
+    return step, (lambda out: {})
 
-    times[batch] = time_passes(step, reps, budget)
+
 features = mx.runtime.Features()
-emit(model, times, {"mxnet": mx.__version__, "mkldnn": features.is_enabled("MKLDNN"),
-                    "openmp": features.is_enabled("OPENMP"), "blas": blas_info()})
+serve({"mxnet": mx.__version__, "mkldnn": features.is_enabled("MKLDNN"), "openmp": features.is_enabled("OPENMP"),
+       "blas": blas_info()}, make_step)

@@ -1,12 +1,15 @@
-"""Worker (a PyTorch interpreter): the same two models written in torch, CPU, eval + inference_mode.
+"""Worker (a PyTorch interpreter): the same two models written in torch, CPU, eval + inference_mode;
+see timing.py.
 
 Written here from the Gluon model zoo's definitions (torchvision is not needed): AlexNet with
 64-192-384-256-256 convolutions and two 4096 dense layers; ResNet-18 v1 with basic blocks.
 """
 
+import sys
+
 import numpy as np
 import torch
-from timing import emit, parse_args, time_passes
+from timing import serve
 from torch import nn
 
 
@@ -46,13 +49,18 @@ def resnet18_v1(classes):
     return nn.Sequential(*layers)
 
 
-model, batches, reps, budget = parse_args()
 torch.manual_seed(0)
-net = {"alexnet": alexnet, "resnet18_v1": resnet18_v1}[model](1000).eval()
-times = {}
-with torch.inference_mode():
-    for batch in batches:
-        x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32))
-        times[batch] = time_passes(lambda x=x: net(x), reps, budget)
-emit(model, times, {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "mkldnn": torch.backends.mkldnn.is_available()})
+net = {"alexnet": alexnet, "resnet18_v1": resnet18_v1}[sys.argv[1]](1000).eval()
+
+
+def make_step(batch):
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32))
+
+    def step():
+        with torch.inference_mode():
+            return net(x)
+    return step, (lambda out: {})
+
+
+serve({"torch": torch.__version__, "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available()},
+      make_step)

@@ -1,29 +1,38 @@
-"""Shared by the forward-pass workers (stdlib only: each framework's interpreter imports it)."""
+"""Shared by the forward-pass workers (stdlib only: each framework's interpreter imports it).
+
+A worker is a long-lived process that answers the driver (bench/mx_bench.py) turn by turn, so that
+the frameworks' passes alternate within seconds of each other and see the machine in the same state:
+
+- when its model is built it prints one JSON line, ``{"ready": true, "runtime": {...}}``;
+- for each line ``BATCH`` on stdin it runs two passes in a row on a batch of that size (two more
+  before the first of each size) and prints ``{"seconds": <the second pass>, ...}``: the first pass
+  of a turn finds its weights and buffers again after the other framework's turn, as any pass after
+  the first does in a real process;
+- it exits at the end of stdin.
+"""
 
 import json
-import statistics
 import sys
 import time
 
 
-def parse_args():
-    model, batches, reps, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    return model, [int(b) for b in batches.split(",")], reps, budget
-
-
-def time_passes(step, reps, budget):
-    """Two warm-up passes, then up to ``reps`` timed passes (at least 3) within about ``budget`` seconds."""
-    step()
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    count = max(3, min(reps, int(budget / max(first, 1e-4))))
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
+def serve(runtime, make_step):
+    """Answer the driver. ``make_step(batch)`` returns ``(step, check)``: ``step()`` runs one pass and
+    returns its output; ``check(output)`` returns extra fields for the answer (computed untimed)."""
+    print(json.dumps({"ready": True, "runtime": runtime}), flush=True)
+    steps = {}
+    for line in sys.stdin:
+        batch = int(line)
+        if batch not in steps:
+            steps[batch] = make_step(batch)
+            for _ in range(2):
+                steps[batch][0]()
+        step, check = steps[batch]
         step()
-        times.append(time.perf_counter() - start)
-    return times
+        start = time.perf_counter()
+        out = step()
+        seconds = time.perf_counter() - start
+        print(json.dumps({"seconds": seconds, **check(out)}), flush=True)
 
 
 def blas_info():
@@ -33,9 +42,3 @@ def blas_info():
         return None
     keep = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
     return [{k: lib.get(k) for k in keep if k in lib} for lib in threadpoolctl.threadpool_info()]
-
-
-def emit(model, times, runtime):
-    print(json.dumps({"model": model, "times": {str(b): t for b, t in times.items()},
-                      "median": {str(b): statistics.median(t) for b, t in times.items()},
-                      "runtime": runtime}))
