@@ -281,6 +281,23 @@ def test_thread_count_follows_the_environment_then_the_cores(monkeypatch):
     assert parallel.thread_count() == len(__import__("os").sched_getaffinity(0))
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_a_helper_that_cannot_be_placed_is_left_to_the_scheduler(monkeypatch):
+    def refused(pid, mask):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refused)
+    monkeypatch.setitem(parallel._STATE, "pinning", None)
+    helper = threading.Thread(target=parallel._avoid, args=(parallel._cpu(),))
+    helper.start()
+    helper.join()
+    assert parallel._STATE["pinning"] is False
+    monkeypatch.setenv("MODELSURGEON_THREADS", "2")
+    done = []
+    parallel.run([_task(lambda i=i: done.append(i)) for i in range(6)])  # the tasks still all run
+    assert sorted(done) == list(range(6))
+
+
 def test_blas_threads_are_restored_after_a_parallel_layer(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     monkeypatch.setenv("MODELSURGEON_THREADS", "2")

@@ -168,13 +168,17 @@ def _avoid(cpu: int) -> None:
     Left to itself, the scheduler wakes a helper on its waker's core whenever the other core is busy
     with another process, and the two threads then share one core: a pass beside a busy core ran no
     faster with two threads than with one. On the other core the helper gets its share of it."""
-    if not hasattr(os, "sched_setaffinity"):
+    if not hasattr(os, "sched_setaffinity") or _STATE.get("pinning") is False:
         return
     if _STATE.get("allowed_pid") != os.getpid():
         _STATE.update(allowed=frozenset(os.sched_getaffinity(0)), allowed_pid=os.getpid())
     mask = _STATE["allowed"] - {cpu} or _STATE["allowed"]
     if getattr(_LOCAL, "mask", None) != mask:
-        os.sched_setaffinity(0, mask)
+        try:
+            os.sched_setaffinity(0, mask)
+        except OSError:  # the cores allowed have changed under us: leave placement to the scheduler
+            _STATE["pinning"] = False
+            return
         _LOCAL.mask = mask
 
 
