@@ -14,6 +14,7 @@ all build on it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -173,16 +174,17 @@ class Block:
     # -- forward ------------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         trace = symbol.active_trace()
-        if trace is None:
-            with parallel.forward_pass():  # the outermost block holds it for all its layers
+        if trace is not None:
+            trace.block_names.append(self._name)
+        # a pass (not a trace) holds one single-BLAS region, taken by the outermost block
+        region = parallel.forward_pass() if trace is None else contextlib.nullcontext()
+        try:
+            with region:
                 self._prepare(*args)
                 return self.forward(*args)
-        trace.block_names.append(self._name)
-        try:
-            self._prepare(*args)
-            return self.forward(*args)
         finally:
-            trace.block_names.pop()
+            if trace is not None:
+                trace.block_names.pop()
 
     def _prepare(self, *args: Any) -> None:
         own = list(self._reg_params.values())

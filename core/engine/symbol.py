@@ -389,7 +389,7 @@ class Graph:
         def output(source: int, out: int) -> Any:  # the out-th output of a node
             return values[source][out] if source in multi else values[source]
 
-        with parallel.single_blas(), np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, no warnings
+        with parallel.forward_pass(), np.errstate(all="ignore"):  # MXNet's numerics: nan and inf, no warnings
             for index, node in enumerate(self.nodes):
                 if node.is_variable:
                     if node.name in plan.labels:

@@ -16,12 +16,12 @@ How a layer is cut depends on its shapes only, never on the number of threads or
 results are bit-identical from one call to the next and on any machine with the same BLAS. A layer
 is cut into as many tasks as its work pays for (:func:`pieces`): handing tasks to other threads
 costs tens of microseconds, more than a small layer's whole product, so a small layer is one task
-and runs in the calling thread. A forward pass holds :func:`single_blas` around all its layers, so
+and runs in the calling thread. A forward pass holds :func:`forward_pass` around all its layers, so
 BLAS is switched to one thread once per pass rather than once per layer, and every product runs
 on one BLAS thread whether its task ran in the calling thread or in the pool.
 
 ``MODELSURGEON_THREADS`` sets the number of threads (1: everything in the calling thread, BLAS
-left as it is; a pass holding :func:`single_blas` reads it once); by default it is the number of
+left as it is; a pass holding :func:`forward_pass` reads it once); by default it is the number of
 cores this process may run on (``os.sched_getaffinity``). Without ``threadpoolctl`` (which finds
 the BLAS numpy loaded) the kernels run in the calling thread.
 """
